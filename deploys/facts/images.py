@@ -1,0 +1,68 @@
+"""Facts about Docker images on a host."""
+
+from __future__ import annotations
+
+from pyinfra.api import FactBase, QuoteString, StringCommand
+
+__all__ = ["DockerImageIds", "DockerRepositoryTags"]
+
+
+class DockerImageIds(FactBase):
+    """Image IDs of image references on the host.
+
+    + refs: image references (``repo:tag`` or ``repo@sha256:...``)
+
+    Returns ``{ref: "sha256:..." or None}``; ``None`` when the host lacks that image.
+    """
+
+    requires_command = "docker"
+
+    @staticmethod
+    def default() -> dict[str, str | None]:
+        return {}
+
+    def command(self, refs: list[str]) -> StringCommand:
+        parts: list = ["for r in"]
+        parts.extend(QuoteString(ref) for ref in refs)
+        parts.append(
+            '; do printf "%s %s\\n" "$r" "$(docker image inspect --format "{{.Id}}" "$r" 2>/dev/null || echo -)"; done',
+        )
+        return StringCommand(*parts)
+
+    def process(self, output: list[str]) -> dict[str, str | None]:
+        result: dict[str, str | None] = {}
+        for line in output:
+            ref, _, image_id = line.strip().partition(" ")
+            if ref:
+                result[ref] = image_id if image_id.startswith("sha256:") else None
+        return result
+
+
+class DockerRepositoryTags(FactBase):
+    """Tags of one repository on the host, newest first.
+
+    + repository: repository name without tag, e.g. ``orderops/order-service``
+
+    Returns ``[{"tag": str, "id": "sha256:...", "created": "<docker CreatedAt text>"}]``
+    sorted by creation time, newest first (``docker images`` order).
+    """
+
+    requires_command = "docker"
+
+    @staticmethod
+    def default() -> list[dict[str, str]]:
+        return []
+
+    def command(self, repository: str) -> StringCommand:
+        return StringCommand(
+            "docker", "images", "--no-trunc", "--format", QuoteString("{{.Tag}} {{.ID}} {{.CreatedAt}}"),
+            QuoteString(repository),
+        )
+
+    def process(self, output: list[str]) -> list[dict[str, str]]:
+        rows = []
+        for line in output:
+            parts = line.strip().split(" ", 2)
+            if len(parts) == 3 and parts[0] != "<none>":
+                rows.append({"tag": parts[0], "id": parts[1], "created": parts[2]})
+        return rows

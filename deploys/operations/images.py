@@ -1,0 +1,148 @@
+"""Getting the stack's images onto a host: the ``registry`` and ``archive`` transports.
+
+* ``registry``: ``docker pull`` each reference the host lacks. References are immutable
+  (version tags or digests), so "present" means "right".
+* ``archive`` (air-gapped hosts): the images present on the controller are ``docker save``d into
+  one archive (layers shared between images are stored once), uploaded and ``docker load``ed;
+  skipped when the host already has every image ID the controller has.
+
+Old versions are pruned by :func:`prune`, which keeps the wanted tag plus the newest ``keep``
+others so a rollback never needs a transfer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import OperationError, QuoteString, StringCommand, operation
+from pyinfra.api.command import FileUploadCommand
+
+from deploys.facts.images import DockerImageIds, DockerRepositoryTags
+
+__all__ = ["present", "prune", "controller_image_ids", "archive_for", "tags_to_prune"]
+
+
+def controller_image_ids(refs: Iterable[str]) -> dict[str, str]:
+    """Image IDs of ``refs`` in the controller's Docker engine (docker SDK, ``DOCKER_HOST`` aware).
+
+    Raises ``OperationError`` naming the first reference the controller does not have.
+    """
+    import docker  # imported lazily: only the archive transport needs a controller engine
+    from docker.errors import DockerException, ImageNotFound
+
+    try:
+        client = docker.from_env()
+    except DockerException as e:
+        raise OperationError(f"archive transport needs a Docker engine on the controller: {e}") from None
+    ids = {}
+    try:
+        for ref in refs:
+            try:
+                ids[ref] = client.images.get(ref).id
+            except ImageNotFound:
+                raise OperationError(
+                    f"image {ref} is not present on the controller (build or pull it first)",
+                ) from None
+    finally:
+        client.close()
+    return ids
+
+
+def archive_for(image_ids: Mapping[str, str], cache_dir: Path) -> Path:
+    """Path of a ``docker save`` archive holding ``image_ids`` (``{ref: id}``), made if missing.
+
+    The file name is derived from the refs and IDs, so an unchanged set is saved only once.
+    Raises ``OperationError`` when ``docker save`` fails.
+    """
+    key = hashlib.sha256("\n".join(f"{r} {i}" for r, i in sorted(image_ids.items())).encode()).hexdigest()[:20]
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"images-{key}.tar"
+    if not path.exists():
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        proc = subprocess.run(
+            ["docker", "save", "-o", str(tmp), *sorted(image_ids)], capture_output=True, text=True, check=False,
+        )
+        if proc.returncode != 0:
+            tmp.unlink(missing_ok=True)
+            raise OperationError(f"docker save failed: {proc.stderr.strip()}")
+        tmp.rename(path)
+    return path
+
+
+@operation()
+def present(
+    refs: list[str],
+    transport: str = "registry",
+    cache_dir: str | None = None,
+    upload_dir: str = "/var/lib/orderops/upload",
+):
+    """
+    Make image references present on the host with the right content.
+
+    + refs: image references (immutable tags or digests)
+    + transport: ``registry`` (``docker pull``) or ``archive`` (save on the controller, upload, load)
+    + cache_dir: controller directory for archives (``archive`` only; default ``.orderops/cache/images``)
+    + upload_dir: host directory (0700, owned by the SSH user) the archive is uploaded to
+
+    **Example:**
+
+    .. code:: python
+
+        images.present(refs=["orderops/order-service:0.1.0"], transport="archive")
+    """
+    if transport not in ("registry", "archive"):
+        raise OperationError(f"unknown image transport {transport!r} (registry|archive)")
+    refs = sorted(set(refs))
+    on_host = host.get_fact(DockerImageIds, refs=refs)
+
+    if transport == "registry":
+        missing = [ref for ref in refs if not on_host.get(ref)]
+        if not missing:
+            host.noop("all images present")
+            return
+        for ref in missing:
+            yield StringCommand("docker", "pull", "--quiet", QuoteString(ref))
+        return
+
+    wanted = controller_image_ids(refs)
+    stale = {ref: image_id for ref, image_id in wanted.items() if on_host.get(ref) != image_id}
+    if not stale:
+        host.noop("all image IDs match the controller's")
+        return
+    archive = archive_for(stale, Path(cache_dir or ".orderops/cache/images"))
+    remote = f"{upload_dir.rstrip('/')}/{archive.name}"
+    yield FileUploadCommand(str(archive), remote, remote_temp_filename=f"{remote}.part")
+    yield StringCommand("docker", "load", "--quiet", "--input", QuoteString(remote), "&&", "rm", "-f", QuoteString(remote))
+
+
+def tags_to_prune(tags: list[dict[str, str]], wanted_tag: str, keep: int) -> list[str]:
+    """Tags to remove: all but ``wanted_tag`` and the newest ``keep`` others.
+
+    + tags: :class:`~deploys.facts.images.DockerRepositoryTags` rows, newest first
+    """
+    others = [row["tag"] for row in tags if row["tag"] != wanted_tag]
+    return others[keep:]
+
+
+@operation()
+def prune(repository: str, wanted_tag: str, keep: int = 2):
+    """
+    Remove old tags of a repository, keeping the wanted one and ``keep`` previous versions.
+
+    + repository: repository without tag, e.g. ``orderops/order-service``
+    + wanted_tag: the tag in use now (never removed)
+    + keep: how many other (newest) tags to keep for rollbacks
+
+    Image layers still used by a container are never removed (``docker rmi`` without ``-f``).
+    """
+    tags = host.get_fact(DockerRepositoryTags, repository=repository)
+    remove = tags_to_prune(tags, wanted_tag, keep)
+    if not remove:
+        host.noop(f"{repository}: nothing to prune")
+        return
+    yield StringCommand("docker", "rmi", *[QuoteString(f"{repository}:{tag}") for tag in remove])

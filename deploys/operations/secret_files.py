@@ -1,0 +1,45 @@
+"""Files whose content is secret: uploaded without diffs, logs or world-readable moments."""
+
+from __future__ import annotations
+
+import hashlib
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import QuoteString, StringCommand, operation
+from pyinfra.api.command import FileUploadCommand
+from pyinfra.facts.files import File, Sha256File
+
+__all__ = ["present"]
+
+
+@operation()
+def present(dest: str, content: str, upload_dir: str, user: str = "root", group: str = "root", mode: str = "0600"):
+    """
+    Write a secret file, comparing SHA-256 sums instead of contents (no diff is ever printed).
+
+    + dest: path on the host
+    + content: the file's text (kept out of every log line)
+    + upload_dir: directory (0700, owned by the SSH user) for the upload's temporary file, so the
+      secret never sits in a shared temporary directory
+    + user, group, mode: ownership and permissions of ``dest`` (mode as an octal string)
+    """
+    wanted = hashlib.sha256(content.encode()).hexdigest()
+    info = host.get_fact(File, path=dest)
+    same_content = bool(info) and host.get_fact(Sha256File, path=dest) == wanted
+    # pyinfra's File fact gives the mode as an int of octal digits: 0600 -> 600.
+    same_meta = bool(info) and info.get("user") == user and info.get("group") == group and \
+        info.get("mode") == int(mode)
+    if same_content and same_meta:
+        host.noop(f"{dest} is up to date")
+        return
+    if not same_content:
+        staged = f"{upload_dir.rstrip('/')}/.{hashlib.sha256(dest.encode()).hexdigest()[:12]}.part"
+        yield StringCommand("umask 077 && install -d -m 0700", QuoteString(upload_dir))
+        yield FileUploadCommand(StringIO(content), staged, remote_temp_filename=staged)
+        yield StringCommand(
+            "install", "-m", mode, "-o", QuoteString(user), "-g", QuoteString(group),
+            QuoteString(staged), QuoteString(dest), "&&", "rm", "-f", QuoteString(staged),
+        )
+    else:
+        yield StringCommand("chown", QuoteString(f"{user}:{group}"), QuoteString(dest), "&&", "chmod", mode, QuoteString(dest))

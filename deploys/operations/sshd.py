@@ -1,0 +1,88 @@
+"""OpenSSH server configuration through a validated drop-in."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import OperationError, QuoteString, StringCommand, operation
+from pyinfra.api.command import FileUploadCommand
+from pyinfra.facts.files import Sha256File
+
+from deploys.facts.sshd import SshdEffectiveConfig
+
+__all__ = ["drop_in", "enforced", "mismatches"]
+
+DROP_IN_DIR = "/etc/ssh/sshd_config.d"
+
+
+@operation()
+def drop_in(name: str, content: str, service: str = "ssh"):
+    """
+    Install an sshd drop-in, validated with ``sshd -t`` before sshd is reloaded.
+
+    + name: file name in ``/etc/ssh/sshd_config.d`` (``00-orderops.conf``: read first, so it wins)
+    + content: the drop-in's text
+    + service: systemd unit to reload (``ssh`` on Debian and Ubuntu)
+
+    On a failed ``sshd -t`` the previous file is restored, sshd is not reloaded and the
+    operation fails with sshd's message.
+    """
+    if "/" in name or not name.endswith(".conf"):
+        raise OperationError(f"drop-in name must be a plain *.conf file name, got {name!r}")
+    dest = f"{DROP_IN_DIR}/{name}"
+    wanted = hashlib.sha256(content.encode()).hexdigest()
+    if host.get_fact(Sha256File, path=dest) == wanted:
+        host.noop(f"{dest} is up to date")
+        return
+    staged = f"{dest}.orderops-new"
+    yield StringCommand("mkdir", "-p", DROP_IN_DIR)
+    yield FileUploadCommand(StringIO(content), staged)
+    yield StringCommand(
+        "chmod 0644", QuoteString(staged), "&&",
+        "{ [ ! -e", QuoteString(dest), "] || cp -p", QuoteString(dest), QuoteString(f"{dest}.orderops-old"), "; } &&",
+        "mv", QuoteString(staged), QuoteString(dest), "&&",
+        "if ! out=$(sshd -t 2>&1); then",
+        "echo \"sshd -t rejected the new configuration: $out\" >&2;",
+        "if [ -e", QuoteString(f"{dest}.orderops-old"), "]; then mv", QuoteString(f"{dest}.orderops-old"), QuoteString(dest),
+        "; else rm -f", QuoteString(dest), "; fi; exit 1; fi;",
+        "rm -f", QuoteString(f"{dest}.orderops-old"), "&&",
+        "systemctl reload", QuoteString(service),
+    )
+
+
+def mismatches(effective: Mapping[str, str], wanted: Mapping[str, str]) -> list[str]:
+    """``keyword: in force X, wanted Y`` for every wanted keyword sshd does not use as wanted.
+
+    Keywords compare case-insensitively; sshd prints ``permitrootlogin without-password`` for
+    ``prohibit-password`` on older versions, which counts as equal.
+    """
+    aliases = {"prohibit-password": "without-password"}
+    out = []
+    for key, value in wanted.items():
+        have = effective.get(key.lower())
+        want = value.lower()
+        if have is None or (have.lower() != want and aliases.get(want) != have.lower()):
+            out.append(f"{key}: in force {have!r}, wanted {value!r}")
+    return out
+
+
+@operation()
+def enforced(settings: Mapping[str, str]):
+    """
+    Fail unless ``sshd -T`` shows every setting in force (another file may win over the drop-in).
+
+    + settings: ``{Keyword: value}`` as written in the drop-in
+    """
+    effective = host.get_fact(SshdEffectiveConfig)
+    if not effective:
+        host.noop("sshd not installed yet; checked on the next run")
+        return
+    problems = mismatches(effective, settings)
+    if problems:
+        raise OperationError("sshd is not using orderops' settings: " + "; ".join(problems))
+    host.noop("sshd uses orderops' settings")
+    return
+    yield  # pragma: no cover

@@ -1,0 +1,46 @@
+"""The main deploy: bare Ubuntu 22.04/24.04 or Debian 12 hosts -> production order hosts.
+
+    pyinfra inventories/prod.py deploys/site.py
+
+Roles run in dependency order; every role is idempotent, so a second run reports no change.
+Every host takes the per-host lock first and releases it last, so two runs (deploys or
+runbooks) never change one host at once.
+
+==================  =======================  ===========================================
+role                hosts                    what
+==================  =======================  ===========================================
+lock                all                      per-host run lock (deploys/operations/lock.py)
+base                all                      packages, time, deploy user, sshd drop-in
+firewall            all                      ufw: deny in, allow 22/80/443
+docker              app                      Docker Engine + Compose v2, log rotation
+images              app                      stack images by registry or archive
+tls                 app                      nginx's certificate
+order_stack         app                      compose project, healthy
+==================  =======================  ===========================================
+"""
+
+from pyinfra import host
+
+from deploys.operations import lock
+from deploys.roles.base import UPLOAD_DIR, base
+from deploys.roles.docker_engine import docker
+from deploys.roles.firewall import firewall
+from deploys.roles.images import images
+from deploys.roles.order_stack import order_stack
+from deploys.roles.tls import tls
+from inventories.schema import settings_for
+
+settings = settings_for(host)  # InventoryError names host and field before anything runs
+
+lock.acquire(name="Take the host lock", ttl=settings.lock_ttl)
+
+base(settings)
+firewall(settings)
+
+if "app" in settings.groups:
+    docker(settings, upload_dir=UPLOAD_DIR)
+    images(settings, upload_dir=UPLOAD_DIR)
+    certificate = tls(settings, directory=f"{settings.stack_dir}/tls")
+    order_stack(settings, upload_dir=UPLOAD_DIR, tls_dir=f"{settings.stack_dir}/tls", certificate_op=certificate)
+
+lock.release(name="Release the host lock")

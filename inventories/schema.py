@@ -1,0 +1,369 @@
+"""The one inventory format: validated host data and secrets.
+
+Every part of orderops (deploys, runbooks, testinfra suites) reads host data through
+:func:`settings_for` or :func:`validate_groups`, so a bad or missing value stops a run with one
+clear message naming the host and the field, before any host is touched.
+
+Host data keys are the fields of :class:`HostSettings` (plus pyinfra's own ``ssh_*`` and
+``_sudo`` keys, which pyinfra validates itself). Secrets live outside git in a JSON file whose
+path is the ``secrets_file`` host data key (mode 0600 required), or in environment variables
+``ORDEROPS_SECRET_<NAME>`` which override the file.
+
+Error hierarchy::
+
+    ValueError
+     └── InventoryError        bad host data or secrets; .host and .field name the culprit
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from collections.abc import Iterable, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "InventoryError",
+    "Secrets",
+    "Images",
+    "HostSettings",
+    "settings_for",
+    "validate_groups",
+    "load_secrets",
+    "SECRET_NAMES",
+]
+
+#: Secret names, in the secrets file and as ``ORDEROPS_SECRET_<NAME upper>`` variables.
+SECRET_NAMES = ("postgres_password", "redis_password", "secret_key", "admin_password")
+
+#: Values refused as secrets outside local inventories (lower-cased comparison).
+_WEAK_SECRETS = {"changethis", "changeme", "password", "secret", "admin", "postgres", "redis"}
+_MIN_SECRET_LEN = 24
+
+#: pyinfra connection keys and private keys that are not orderops settings.
+_PASSTHROUGH_PREFIXES = ("ssh_", "_", "docker_ssh", "winrm_", "local_")
+
+
+class InventoryError(ValueError):
+    """Bad inventory data or secrets.
+
+    + host: inventory host name the problem belongs to (``None`` for group-level problems)
+    + field: dotted field name, e.g. ``images.order_service`` or ``secrets.redis_password``
+    + message: what is wrong, never containing a secret value
+    """
+
+    def __init__(self, host: str | None, field: str, message: str):
+        self.host = host
+        self.field = field
+        self.message = message
+        where = f"host {host!r}: " if host else ""
+        super().__init__(f"inventory error: {where}{field}: {message}")
+
+
+class Secrets(BaseModel):
+    """Secrets of one environment. Values are ``SecretStr`` so they never print.
+
+    Strength rules (length >= 24 characters, not a well-known default) apply to every
+    environment except ``local``; the local harness generates random ones anyway.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    postgres_password: SecretStr
+    redis_password: SecretStr
+    secret_key: SecretStr
+    admin_password: SecretStr
+
+    def check_strength(self) -> None:
+        """Raise ``ValueError`` naming the first weak secret (its name, never its value)."""
+        for name in SECRET_NAMES:
+            value = getattr(self, name).get_secret_value()
+            if len(value) < _MIN_SECRET_LEN:
+                raise ValueError(f"{name}: too short (need at least {_MIN_SECRET_LEN} characters)")
+            if value.lower() in _WEAK_SECRETS:
+                raise ValueError(f"{name}: a well-known default value is not allowed")
+
+    @field_validator("*")
+    @classmethod
+    def _printable(cls, v: SecretStr) -> SecretStr:
+        # Rendered single-quoted into the stack's .env: quotes and control characters break it.
+        if any(c in v.get_secret_value() for c in "'\"\\") or not v.get_secret_value().isprintable():
+            raise ValueError("must be printable and contain no quote or backslash characters")
+        if not v.get_secret_value():
+            raise ValueError("must not be empty")
+        return v
+
+    def values(self) -> list[str]:
+        """All secret values, for masking output (e.g. in reports and test logs)."""
+        return [getattr(self, name).get_secret_value() for name in SECRET_NAMES]
+
+
+_IMAGE_REF = re.compile(
+    r"^(?P<repo>[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
+
+
+def _check_image_ref(ref: str) -> str:
+    match = _IMAGE_REF.match(ref)
+    if not match:
+        raise ValueError(f"not a valid image reference: {ref!r}")
+    if not match.group("tag") and not match.group("digest"):
+        raise ValueError(f"{ref!r} has no tag or digest; use an immutable version tag")
+    if match.group("tag") == "latest" and not match.group("digest"):
+        raise ValueError(f"{ref!r}: 'latest' is mutable; use a version tag or a digest")
+    return ref
+
+
+class Images(BaseModel):
+    """Image references of the order stack, by role: immutable tags or digests, never ``latest``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    order_service: str
+    postgres: str
+    redis: str
+    nginx: str
+
+    @field_validator("*")
+    @classmethod
+    def _immutable(cls, v: str) -> str:
+        return _check_image_ref(v)
+
+    def refs(self) -> dict[str, str]:
+        """``{role: image ref}`` in a stable order."""
+        return self.model_dump()
+
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
+_SIZE = re.compile(r"^[1-9][0-9]*[kmg]$")
+
+
+class HostSettings(BaseModel):
+    """Validated orderops host data of one host.
+
+    Sizes use Docker/nginx notation (``10m``); durations are seconds.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field(description="inventory host name (filled in by settings_for)")
+    groups: tuple[str, ...] = ()
+    environment: Literal["local", "staging", "production"]
+    domain: str
+    secrets_file: Path | None = None
+    secrets: Secrets
+
+    timezone: str = "UTC"
+    deploy_user: str = "deploy"
+
+    # docker role
+    docker_source: Literal["distro", "docker-apt"] = "docker-apt"
+    compose_source: Literal["docker-apt", "distro", "deb-file"] = "docker-apt"
+    compose_deb: Path | None = None
+    docker_log_max_size: str = "10m"
+    docker_log_max_file: int = Field(3, ge=1, le=100)
+
+    # images role
+    image_transport: Literal["registry", "archive"] = "registry"
+    images: Images
+    images_keep: int = Field(2, ge=1, le=20, description="previous order-service versions kept")
+
+    # order stack
+    stack_dir: str = "/opt/orderops"
+    compose_project: str = Field("orderops", pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    service_workers: int = Field(2, ge=1, le=64)
+    health_timeout: int = Field(180, ge=10, le=3600)
+    nginx_client_max_body_size: str = "1m"
+    tls_mode: Literal["self-signed"] = "self-signed"
+    firewall_allow_tcp: tuple[int, ...] = (22, 80, 443)
+    lock_ttl: int = Field(3600, ge=60, description="seconds after which a left-over host lock is stale")
+
+    # how the controller reaches the host's nginx (tests, demo); derived from domain by default
+    https_url: str | None = None
+    http_url: str | None = None
+    testhost_ip: str | None = None
+    testhost_container: str | None = None
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, v: str) -> str:
+        if not _DOMAIN.match(v):
+            raise ValueError(f"not a valid DNS name: {v!r}")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone: {v!r}") from None
+        return v
+
+    @field_validator("docker_log_max_size", "nginx_client_max_body_size")
+    @classmethod
+    def _size(cls, v: str) -> str:
+        if not _SIZE.match(v):
+            raise ValueError(f"expected a size like '10m' (digits + k|m|g), got {v!r}")
+        return v
+
+    @field_validator("stack_dir")
+    @classmethod
+    def _abs(cls, v: str) -> str:
+        p = PurePosixPath(v)
+        if not p.is_absolute() or ".." in p.parts or str(p) == "/":
+            raise ValueError(f"must be an absolute path below /, got {v!r}")
+        return str(p)
+
+    @field_validator("firewall_allow_tcp")
+    @classmethod
+    def _ports(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        for port in v:
+            if not 1 <= port <= 65535:
+                raise ValueError(f"port out of range: {port}")
+        if 22 not in v:
+            raise ValueError("22 must stay allowed, or the deploy locks itself out")
+        return tuple(sorted(set(v)))
+
+    @model_validator(mode="after")
+    def _cross(self) -> HostSettings:
+        if self.compose_source == "deb-file" and self.compose_deb is None:
+            raise ValueError("compose_deb: required when compose_source is 'deb-file'")
+        if self.environment != "local":
+            self.secrets.check_strength()  # ValueError -> reported under 'secrets'
+        return self
+
+    @property
+    def public_https_url(self) -> str:
+        """Where the controller reaches nginx over HTTPS (``https_url`` or ``https://<domain>``)."""
+        return self.https_url or f"https://{self.domain}"
+
+    @property
+    def public_http_url(self) -> str:
+        """Where the controller reaches nginx over HTTP (``http_url`` or ``http://<domain>``)."""
+        return self.http_url or f"http://{self.domain}"
+
+
+def load_secrets(path: Path | None, host: str | None = None, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Read secrets from ``path`` (JSON object, mode 0600) overlaid by ``ORDEROPS_SECRET_*``.
+
+    Returns ``{name: value}`` for the names found. Raises :class:`InventoryError` when the file
+    is missing, unreadable, not 0600, not a JSON object, or has unknown keys.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, str] = {}
+    if path is not None:
+        path = Path(path).expanduser()
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            raise InventoryError(host, "secrets_file", f"file not found: {path}") from None
+        if mode & 0o077:
+            raise InventoryError(host, "secrets_file", f"{path} has mode {mode:04o}; secret files must be 0600")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise InventoryError(host, "secrets_file", f"cannot read {path} as JSON ({type(e).__name__})") from None
+        if not isinstance(data, dict):
+            raise InventoryError(host, "secrets_file", f"{path} must hold a JSON object")
+        for key, value in data.items():
+            if key not in SECRET_NAMES:
+                raise InventoryError(host, f"secrets.{key}", "unknown secret name")
+            if not isinstance(value, str):
+                raise InventoryError(host, f"secrets.{key}", "must be a string")
+            values[key] = value
+    for name in SECRET_NAMES:
+        env_value = env.get(f"ORDEROPS_SECRET_{name.upper()}")
+        if env_value:
+            values[name] = env_value
+    return values
+
+
+def _orderops_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if not k.startswith(_PASSTHROUGH_PREFIXES)}
+
+
+def _first_error(host: str, err: ValidationError) -> InventoryError:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(host data)"
+    msg = first["msg"]
+    if first["type"] == "missing":
+        msg = "required value is missing"
+    elif first["type"] == "extra_forbidden":
+        msg = "unknown key (typo?)"
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    # Weak-secret errors are raised by the model validator: report them under their secret.
+    if loc == "(host data)" and ":" in msg:
+        name, _, rest = msg.partition(":")
+        loc = f"secrets.{name}" if name in SECRET_NAMES else name
+        msg = rest.strip()
+    # Never echo input values for secrets.
+    return InventoryError(host, loc, msg)
+
+
+def build_settings(host: str, data: Mapping[str, Any], groups: Iterable[str] = ()) -> HostSettings:
+    """Validate one host's data (a plain mapping) into :class:`HostSettings`.
+
+    Raises :class:`InventoryError` naming ``host`` and the first bad field.
+    """
+    raw = _orderops_data(data)
+    secrets_file = raw.get("secrets_file")
+    secrets = load_secrets(Path(secrets_file) if secrets_file else None, host)
+    missing = [n for n in SECRET_NAMES if n not in secrets]
+    if missing:
+        raise InventoryError(
+            host, f"secrets.{missing[0]}",
+            "missing (set it in secrets_file or ORDEROPS_SECRET_" + missing[0].upper() + ")",
+        )
+    raw["secrets"] = secrets
+    raw["host"] = host
+    raw["groups"] = tuple(groups)
+    try:
+        return HostSettings.model_validate(raw)
+    except ValidationError as e:
+        raise _first_error(host, e) from None
+
+
+def settings_for(host: Any) -> HostSettings:
+    """Validated settings of a pyinfra ``Host`` (``host.name``, ``host.data``, ``host.groups``).
+
+    Raises :class:`InventoryError`.
+    """
+    groups = [g.name if hasattr(g, "name") else str(g) for g in getattr(host, "groups", [])]
+    return build_settings(host.name, host.data.dict(), groups)
+
+
+def validate_groups(groups: Mapping[str, list[tuple[str, dict[str, Any]]]]) -> dict[str, HostSettings]:
+    """Validate every host of an inventory's groups (``{group: [(name, data), ...]}``).
+
+    Called at the bottom of inventory files, so pyinfra stops before connecting to any host.
+    Returns ``{host name: HostSettings}``. Raises :class:`InventoryError` for the first bad host,
+    a host whose data differs between groups, or an inventory without an ``app`` host.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    member: dict[str, list[str]] = {}
+    for group, hosts in groups.items():
+        for name, data in hosts:
+            if name in merged and merged[name] != data:
+                raise InventoryError(name, "(host data)", f"differs between groups {member[name][0]!r} and {group!r}")
+            merged[name] = data
+            member.setdefault(name, []).append(group)
+    if not groups.get("app"):
+        raise InventoryError(None, "app", "the inventory has no host in group 'app'")
+    return {name: build_settings(name, data, member[name]) for name, data in merged.items()}

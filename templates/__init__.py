@@ -1,0 +1,41 @@
+"""Jinja2 templates shared by deploys, runbooks and tests.
+
+Every template renders with ``StrictUndefined``: a variable missing from the context raises
+``jinja2.UndefinedError`` instead of silently rendering an empty string.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+__all__ = ["TEMPLATE_DIR", "render", "sha256_text"]
+
+#: Folder holding the ``*.j2`` files.
+TEMPLATE_DIR = Path(__file__).resolve().parent
+
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    autoescape=False,
+)
+_ENV.filters["tojson_compact"] = lambda v: __import__("json").dumps(v, separators=(",", ":"))
+
+
+def render(name: str, **context: Any) -> str:
+    """Render template ``name`` (path relative to ``templates/``, e.g. ``nginx/orderops.conf.j2``).
+
+    Returns the rendered text. Raises ``jinja2.TemplateNotFound`` or ``jinja2.UndefinedError``.
+    """
+    return _ENV.get_template(name).render(**context)
+
+
+def sha256_text(text: str) -> str:
+    """Hex SHA-256 of ``text`` encoded as UTF-8 (used to tie config files to compose hashes)."""
+    return hashlib.sha256(text.encode()).hexdigest()

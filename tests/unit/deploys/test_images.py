@@ -1,0 +1,31 @@
+"""Image transport helpers: pruning choice and archive caching."""
+
+from deploys.facts.images import DockerImageIds, DockerRepositoryTags
+from deploys.operations.images import tags_to_prune
+
+ROWS = [
+    {"tag": "0.4.0", "id": "sha256:4", "created": "2026-11-04"},
+    {"tag": "0.3.0", "id": "sha256:3", "created": "2026-11-03"},
+    {"tag": "0.2.0", "id": "sha256:2", "created": "2026-11-02"},
+    {"tag": "0.1.0", "id": "sha256:1", "created": "2026-11-01"},
+]
+
+
+def test_prune_keeps_wanted_and_newest_others():
+    assert tags_to_prune(ROWS, "0.4.0", keep=2) == ["0.1.0"]
+    # after a rollback to 0.2.0, the newer 0.4.0/0.3.0 are the kept ones
+    assert tags_to_prune(ROWS, "0.2.0", keep=2) == ["0.1.0"]
+    assert tags_to_prune(ROWS, "0.4.0", keep=1) == ["0.2.0", "0.1.0"]
+    assert tags_to_prune(ROWS[:1], "0.4.0", keep=2) == []
+
+
+def test_image_id_fact_parsing():
+    out = DockerImageIds().process(["a:1 sha256:abc", "b:2 -", ""])
+    assert out == {"a:1": "sha256:abc", "b:2": None}
+    cmd = DockerImageIds().command(refs=["a:1", "b:2"]).get_raw_value()
+    assert "a:1" in cmd and "docker image inspect" in cmd
+
+
+def test_repository_tags_fact_skips_dangling():
+    out = DockerRepositoryTags().process(["1.0 sha256:a 2026-11-01 10:00:00 +0000 UTC", "<none> sha256:b 2026-10-01 x"])
+    assert out == [{"tag": "1.0", "id": "sha256:a", "created": "2026-11-01 10:00:00 +0000 UTC"}]

@@ -1,0 +1,193 @@
+"""Inventory validation: good data passes, every bad field is named, secrets never leak."""
+
+import json
+import os
+import stat
+
+import pytest
+
+from inventories.schema import SECRET_NAMES, InventoryError, build_settings, load_secrets, validate_groups
+
+STRONG = {name: f"{name}-0123456789abcdefghijklmnop" for name in SECRET_NAMES}
+
+
+@pytest.fixture
+def secrets_file(tmp_path):
+    def make(values=STRONG, mode=0o600):
+        path = tmp_path / "secrets.json"
+        path.write_text(json.dumps(values))
+        os.chmod(path, mode)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def data(secrets_file):
+    return {
+        "ssh_hostname": "192.0.2.10",
+        "ssh_user": "deploy",
+        "_sudo": True,
+        "environment": "production",
+        "domain": "orders.example.com",
+        "secrets_file": str(secrets_file()),
+        "images": {
+            "order_service": "registry.example.com/orderops/order-service:0.1.0",
+            "postgres": "postgres:15.10",
+            "redis": "redis:7.2.6",
+            "nginx": "nginx@sha256:" + "a" * 64,
+        },
+    }
+
+
+def test_valid_data_gives_settings_with_defaults(data):
+    s = build_settings("app-1", data, ["app"])
+    assert s.host == "app-1" and s.groups == ("app",)
+    assert s.stack_dir == "/opt/orderops"
+    assert s.firewall_allow_tcp == (22, 80, 443)
+    assert s.public_https_url == "https://orders.example.com"
+    assert s.secrets.postgres_password.get_secret_value() == STRONG["postgres_password"]
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"domain": "not a domain"}, "domain"),
+        ({"environment": "prodution"}, "environment"),
+        ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"docker_log_max_size": "10 MB"}, "docker_log_max_size"),
+        ({"docker_log_max_file": 0}, "docker_log_max_file"),
+        ({"stack_dir": "relative/dir"}, "stack_dir"),
+        ({"firewall_allow_tcp": [80, 443]}, "firewall_allow_tcp"),
+        ({"firewall_allow_tcp": [22, 70000]}, "firewall_allow_tcp"),
+        ({"image_transport": "carrier-pigeon"}, "image_transport"),
+        ({"compose_source": "deb-file"}, "compose_deb"),
+        ({"imags": {}}, "imags"),
+    ],
+)
+def test_bad_field_is_named(data, override, field):
+    with pytest.raises(InventoryError) as e:
+        build_settings("app-1", {**data, **override})
+    assert e.value.host == "app-1"
+    assert e.value.field == field
+    assert "app-1" in str(e.value) and field in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("nginx", "no tag"),
+        ("nginx:latest", "mutable"),
+        ("Nginx:1.0", "not a valid image reference"),
+    ],
+)
+def test_image_refs_must_be_immutable(data, ref, message):
+    data["images"] = {**data["images"], "nginx": ref}
+    with pytest.raises(InventoryError) as e:
+        build_settings("app-1", data)
+    assert e.value.field == "images.nginx"
+    assert message in e.value.message
+
+
+def test_missing_image_role_is_named(data):
+    del data["images"]["redis"]
+    with pytest.raises(InventoryError) as e:
+        build_settings("app-1", data)
+    assert e.value.field == "images.redis"
+    assert "missing" in e.value.message
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("redis_password", "qzX81", "too short"),
+        ("secret_key", "changethis", "too short"),
+        ("admin_password", "Hunter2!", "too short"),
+    ],
+)
+def test_weak_secrets_refused_outside_local_and_not_echoed(data, secrets_file, name, value, message):
+    data["secrets_file"] = str(secrets_file({**STRONG, name: value}))
+    with pytest.raises(InventoryError) as e:
+        build_settings("app-1", data)
+    assert e.value.field == f"secrets.{name}"
+    assert message in e.value.message
+    assert value not in str(e.value)
+
+
+def test_default_secret_refused_even_when_long(data, secrets_file):
+    data["secrets_file"] = str(secrets_file({**STRONG, "postgres_password": "changeme"}))
+    with pytest.raises(InventoryError):
+        build_settings("app-1", data)
+
+
+def test_weak_secrets_allowed_for_local(data, secrets_file):
+    data["secrets_file"] = str(secrets_file({**STRONG, "redis_password": "short"}))
+    data["environment"] = "local"
+    assert build_settings("app-1", data).environment == "local"
+
+
+def test_secrets_with_quotes_refused_without_echo(data, secrets_file):
+    bad = "abc'def0123456789012345678901"
+    data["secrets_file"] = str(secrets_file({**STRONG, "secret_key": bad}))
+    with pytest.raises(InventoryError) as e:
+        build_settings("app-1", data)
+    assert e.value.field == "secrets.secret_key"
+    assert bad not in str(e.value)
+
+
+def test_secret_file_must_be_0600(data, secrets_file):
+    data["secrets_file"] = str(secrets_file(mode=0o644))
+    with pytest.raises(InventoryError) as e:
+        build_settings("app-1", data)
+    assert e.value.field == "secrets_file" and "0600" in e.value.message
+
+
+def test_missing_secret_file_and_missing_secret(data, secrets_file, tmp_path):
+    with pytest.raises(InventoryError) as e:
+        build_settings("app-1", {**data, "secrets_file": str(tmp_path / "nope.json")})
+    assert e.value.field == "secrets_file"
+    partial = {k: v for k, v in STRONG.items() if k != "admin_password"}
+    with pytest.raises(InventoryError) as e:
+        build_settings("app-1", {**data, "secrets_file": str(secrets_file(partial))})
+    assert e.value.field == "secrets.admin_password"
+
+
+def test_unknown_secret_and_env_override(secrets_file, monkeypatch):
+    with pytest.raises(InventoryError) as e:
+        load_secrets(secrets_file({**STRONG, "pasword": "x" * 30}), "h")
+    assert e.value.field == "secrets.pasword"
+    path = secrets_file()
+    values = load_secrets(path, "h", env={"ORDEROPS_SECRET_REDIS_PASSWORD": "from-env-" + "x" * 20})
+    assert values["redis_password"].startswith("from-env-")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_settings_repr_hides_secrets(data):
+    s = build_settings("app-1", data)
+    text = repr(s) + str(s.model_dump())
+    for value in STRONG.values():
+        assert value not in text
+
+
+def test_validate_groups_requires_app_and_consistent_hosts(data):
+    with pytest.raises(InventoryError) as e:
+        validate_groups({"app": [], "controller": [("c", data)]})
+    assert e.value.field == "app"
+    with pytest.raises(InventoryError) as e:
+        validate_groups({"app": [("h", data)], "controller": [("h", {**data, "domain": "other.example.com"})]})
+    assert e.value.host == "h"
+    result = validate_groups({"app": [("h", data)], "controller": [("h", data)]})
+    assert result["h"].groups == ("app", "controller")
+
+
+def test_prod_example_inventory_validates_with_a_secrets_file(secrets_file, monkeypatch):
+    import runpy
+    from pathlib import Path
+
+    monkeypatch.setenv("ORDEROPS_SECRETS_FILE", str(secrets_file()))
+    root = Path(__file__).resolve().parents[3]
+    ns = runpy.run_path(str(root / "inventories" / "prod.py"))
+    assert [name for name, _ in ns["app"]] == ["app-1.example.com"]
+    monkeypatch.setenv("ORDEROPS_SECRETS_FILE", "/nonexistent/secrets.json")
+    with pytest.raises(InventoryError):
+        runpy.run_path(str(root / "inventories" / "prod.py"))

@@ -1,0 +1,70 @@
+"""Templates render with StrictUndefined into files their consumers accept."""
+
+import json
+
+import jinja2
+import pytest
+import yaml
+
+from deploys.roles.docker_engine import daemon_json
+from deploys.roles.order_stack import compose_text, env_text, nginx_text
+from templates import render
+from tests.unit.conftest import STRONG_SECRETS
+
+
+def test_missing_variable_raises():
+    with pytest.raises(jinja2.UndefinedError):
+        render("nginx/orderops.conf.j2", domain="x.example.com")
+
+
+def test_daemon_json_log_rotation(make_settings):
+    data = json.loads(daemon_json(make_settings(docker_log_max_size="25m", docker_log_max_file=7)))
+    assert data["log-driver"] == "json-file"
+    assert data["log-opts"] == {"max-size": "25m", "max-file": "7"}
+
+
+def test_compose_file_shape(make_settings):
+    s = make_settings()
+    doc = yaml.safe_load(compose_text(s))
+    services = doc["services"]
+    assert set(services) == {"api", "postgres", "redis", "nginx"}
+    assert doc["name"] == "orderops"
+    # only nginx publishes ports
+    assert [name for name, svc in services.items() if "ports" in svc] == ["nginx"]
+    assert services["nginx"]["ports"] == ["80:80", "443:443"]
+    for name, svc in services.items():
+        assert svc["restart"] == "unless-stopped", name
+        assert "healthcheck" in svc, name
+        assert "env_file" not in svc, name  # docker/compose#14001
+    assert services["api"]["depends_on"] == {
+        "postgres": {"condition": "service_healthy"},
+        "redis": {"condition": "service_healthy"},
+    }
+    assert services["nginx"]["depends_on"] == {"api": {"condition": "service_healthy"}}
+    assert "127.0.0.1" in " ".join(services["postgres"]["healthcheck"]["test"])  # TCP probe
+    assert services["api"]["image"] == s.images.order_service
+    assert doc["networks"]["backend"]["internal"] is True
+    assert set(doc["volumes"]) == {"pgdata", "redisdata"}
+
+
+def test_compose_file_holds_no_secret_values(make_settings):
+    text = compose_text(make_settings())
+    for value in STRONG_SECRETS.values():
+        assert value not in text
+    assert "${POSTGRES_PASSWORD:?" in text and "${REDIS_PASSWORD:?" in text
+
+
+def test_env_file_quotes_secrets(make_settings):
+    text = env_text(make_settings())
+    assert f"POSTGRES_PASSWORD='{STRONG_SECRETS['postgres_password']}'" in text
+    assert f"REDIS_PASSWORD='{STRONG_SECRETS['redis_password']}'" in text
+
+
+def test_nginx_vhost(make_settings):
+    text = nginx_text(make_settings(nginx_client_max_body_size="2m"))
+    assert "client_max_body_size 2m;" in text
+    assert "return 301 https://$host$request_uri;" in text
+    assert "proxy_set_header X-Real-IP         $remote_addr;" in text
+    assert "proxy_set_header X-Request-ID      $orderops_request_id;" in text
+    assert "server_name orders.example.com;" in text
+    assert "location = /metrics { return 404; }" in text
