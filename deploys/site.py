@@ -32,6 +32,7 @@ from inventories.schema import settings_for
 
 settings = settings_for(host)  # InventoryError names host and field before anything runs
 
+lock.release_on_failure()
 lock.acquire(name="Take the host lock", ttl=settings.lock_ttl)
 
 base(settings)

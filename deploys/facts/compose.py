@@ -85,11 +85,11 @@ class ComposeProject(FactBase):
             "docker", "compose", "-p", QuoteString(project), "--project-directory", QuoteString(project_dir),
         )
         return StringCommand(
-            "echo", _HASH_MARK, ";",
+            "echo", QuoteString(_HASH_MARK), ";",
             "if [ -f", QuoteString(f"{project_dir}/compose.yaml"), "]; then",
             compose, "config", "--hash", "'*'", "2>/dev/null;",
             "fi;",
-            "echo", _CONTAINER_MARK, ";",
+            "echo", QuoteString(_CONTAINER_MARK), ";",
             "docker", "ps", "-aq", "--filter", QuoteString(f"label=com.docker.compose.project={project}"),
             "| xargs -r docker inspect --format", QuoteString(_INSPECT_FORMAT),
         )

@@ -10,7 +10,9 @@ Taking and releasing the lock is bookkeeping, not a change to the host's configu
 operations run their command directly and report through ``host.noop``, so an otherwise
 converged host still reports zero changes.
 
-Errors: :class:`HostLocked` (an ``OperationError``) when another live run holds the lock.
+When another live run holds the lock, :func:`acquire` fails on that host with the holder's name
+and expiry. :func:`release_on_failure` registers a pyinfra callback that releases this run's lock
+on a host as soon as an operation fails there, so a failed run does not block the next one.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ import socket
 import time
 import uuid
 
-from pyinfra import host
-from pyinfra.api import OperationError, QuoteString, StringCommand, operation
+from pyinfra import host, state
+from pyinfra.api import QuoteString, StringCommand, operation
+from pyinfra.api.state import BaseStateCallback
 
-__all__ = ["HostLocked", "RUN_ID", "acquire", "release", "acquire_script", "release_script"]
+from deploys.operations.errors import fail
+
+__all__ = ["RUN_ID", "acquire", "release", "release_on_failure", "acquire_script", "release_script"]
 
 LOCK_DIR = "/var/lib/orderops"
 LOCK_FILE = f"{LOCK_DIR}/host.lock"
@@ -34,10 +39,6 @@ RUN_ID = os.environ.get("ORDEROPS_RUN_ID") or uuid.uuid4().hex[:12]
 
 #: Exit code of the lock script when another run holds the lock (EX_TEMPFAIL).
 LOCKED_EXIT = 75
-
-
-class HostLocked(OperationError):
-    """Another run holds the host lock; the message names the holder and its expiry."""
 
 
 def holder() -> str:
@@ -98,12 +99,11 @@ def acquire(ttl: int = 3600, run_id: str | None = None):
     ok, lines = _run(acquire_script(run_id or RUN_ID, ttl, holder()))
     text = " ".join(lines).strip()
     if not ok:
-        raise HostLocked(f"host is busy: {text or 'lock script failed'}; wait, or remove {LOCK_FILE} if that run is dead")
+        yield fail(f"host is busy: {text or 'lock script failed'}; wait, or remove {LOCK_FILE} if that run is dead", LOCKED_EXIT)
+        return
     if text.startswith("taken-over"):
         host.log(f"stale lock {text[len('taken-over '):]} taken over")
     host.noop(f"host lock held by run {run_id or RUN_ID}")
-    return
-    yield  # pragma: no cover - makes this function a generator, as pyinfra operations are
 
 
 @operation(is_idempotent=False)
@@ -116,4 +116,23 @@ def release(run_id: str | None = None):
     _run(release_script(run_id or RUN_ID))
     host.noop(f"host lock of run {run_id or RUN_ID} released")
     return
-    yield  # pragma: no cover
+    yield  # pragma: no cover - makes this function a generator, as pyinfra operations are
+
+
+class _ReleaseOnFailure(BaseStateCallback):
+    """pyinfra state callback: release this run's lock on a host whose operation failed."""
+
+    @staticmethod
+    def operation_host_error(state, host, op_hash, retry_count: int = 0, max_retries: int = 0):
+        if retry_count < max_retries:
+            return  # pyinfra will retry the operation
+        try:
+            host.run_shell_command(release_script(RUN_ID), _sudo=True)
+        except Exception as e:  # noqa: BLE001 - never mask the operation's own error
+            host.log(f"could not release the host lock: {e}")
+
+
+def release_on_failure() -> None:
+    """Register (once per run) the callback that releases the lock on hosts whose operation failed."""
+    if not any(isinstance(h, _ReleaseOnFailure) for h in state.callback_handlers):
+        state.add_callback_handler(_ReleaseOnFailure())

@@ -36,7 +36,7 @@ def present(dest: str, content: str, upload_dir: str, user: str = "root", group:
     if not same_content:
         staged = f"{upload_dir.rstrip('/')}/.{hashlib.sha256(dest.encode()).hexdigest()[:12]}.part"
         yield StringCommand("umask 077 && install -d -m 0700", QuoteString(upload_dir))
-        yield FileUploadCommand(StringIO(content), staged, remote_temp_filename=staged)
+        yield FileUploadCommand(StringIO(content), staged, remote_temp_filename=f"{staged}.tmp")
         yield StringCommand(
             "install", "-m", mode, "-o", QuoteString(user), "-g", QuoteString(group),
             QuoteString(staged), QuoteString(dest), "&&", "rm", "-f", QuoteString(staged),

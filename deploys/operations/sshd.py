@@ -12,6 +12,7 @@ from pyinfra.api.command import FileUploadCommand
 from pyinfra.facts.files import Sha256File
 
 from deploys.facts.sshd import SshdEffectiveConfig
+from deploys.operations.errors import fail
 
 __all__ = ["drop_in", "enforced", "mismatches"]
 
@@ -19,20 +20,20 @@ DROP_IN_DIR = "/etc/ssh/sshd_config.d"
 
 
 @operation()
-def drop_in(name: str, content: str, service: str = "ssh"):
+def drop_in(filename: str, content: str, service: str = "ssh"):
     """
     Install an sshd drop-in, validated with ``sshd -t`` before sshd is reloaded.
 
-    + name: file name in ``/etc/ssh/sshd_config.d`` (``00-orderops.conf``: read first, so it wins)
+    + filename: file name in ``/etc/ssh/sshd_config.d`` (``00-orderops.conf``: read first, so it wins)
     + content: the drop-in's text
     + service: systemd unit to reload (``ssh`` on Debian and Ubuntu)
 
     On a failed ``sshd -t`` the previous file is restored, sshd is not reloaded and the
     operation fails with sshd's message.
     """
-    if "/" in name or not name.endswith(".conf"):
-        raise OperationError(f"drop-in name must be a plain *.conf file name, got {name!r}")
-    dest = f"{DROP_IN_DIR}/{name}"
+    if "/" in filename or not filename.endswith(".conf"):
+        raise OperationError(f"drop-in filename must be a plain *.conf file name, got {filename!r}")
+    dest = f"{DROP_IN_DIR}/{filename}"
     wanted = hashlib.sha256(content.encode()).hexdigest()
     if host.get_fact(Sha256File, path=dest) == wanted:
         host.noop(f"{dest} is up to date")
@@ -82,7 +83,6 @@ def enforced(settings: Mapping[str, str]):
         return
     problems = mismatches(effective, settings)
     if problems:
-        raise OperationError("sshd is not using orderops' settings: " + "; ".join(problems))
+        yield fail("sshd is not using orderops' settings (another file wins?): " + "; ".join(problems))
+        return
     host.noop("sshd uses orderops' settings")
-    return
-    yield  # pragma: no cover

@@ -74,7 +74,7 @@ def base(settings: HostSettings) -> None:
         mode="700",
     )
 
-    sshd.drop_in(name="sshd hardening drop-in", content=render("sshd/orderops.conf.j2"), service="ssh")
+    sshd.drop_in(name="sshd hardening drop-in", filename="00-orderops.conf", content=render("sshd/orderops.conf.j2"), service="ssh")
     sshd.enforced(name="sshd uses the hardened settings", settings=SSHD_SETTINGS)
 
 

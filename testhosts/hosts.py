@@ -1,0 +1,354 @@
+"""Start, check and remove the local test hosts.
+
+Each host is a container of the target image running systemd as PID 1, with the Docker-in-Docker
+flag set of test-hosts.md §2 (the deploy installs Docker inside)::
+
+    --cgroupns=private --tmpfs /sys/fs/cgroup          systemd mounts its own hierarchies
+    --cap-add SYS_ADMIN --cap-add NET_ADMIN            mounts/overlay; iptables, ufw
+    --cap-add SYS_PTRACE                               inner `docker exec` (and so healthchecks)
+                                                       into containers whose PID 1 changed uid
+                                                       and is not dumpable, e.g. postgres:
+                                                       without it runc fails with "error
+                                                       executing setns process"
+    --security-opt seccomp=unconfined                  inner runc needs keyctl
+    -v <container>-docker:/var/lib/docker              ext4-backed, so inner overlay2 works
+    --tmpfs /run --tmpfs /run/lock
+
+Never ``--privileged`` (fails on these machines) and never the machine's ``/sys/fs/cgroup``
+read-write (it damages the host's cgroup setup; :mod:`testhosts.fingerprint` checks).
+
+Host i (1-based) publishes ssh on ``127.0.0.1:2200+i``, 80 on ``127.0.0.1:8080+i`` and 443 on
+``127.0.0.1:8440+i`` (``port_offset`` shifts all three, e.g. for a second harness next to the first).
+Containers and volumes carry the label ``orderops.testhost=<state dir>``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+from docker.errors import APIError, NotFound
+from rich.console import Console
+from rich.table import Table
+
+from . import fingerprint
+from .state import (
+    SSH_USER,
+    SUITE,
+    HostEntry,
+    HostsState,
+    StatePaths,
+    load_hosts,
+    save_hosts,
+)
+
+SSH_BASE = 2200
+HTTP_BASE = 8080
+HTTPS_BASE = 8440
+MAX_HOSTS = 50
+LAYOUTS = ("single", "split")
+LABEL = "orderops.testhost"
+READY_TIMEOUT = 180.0
+
+
+class HostsError(RuntimeError):
+    pass
+
+
+# --------------------------------------------------------------------------- pure planning
+
+
+def layout_groups(n: int, layout: str) -> list[list[str]]:
+    """Groups of hosts 1..n. ``single``: all ``app``, host 1 also ``controller``.
+    ``split`` (n >= 2): host 1 only ``controller``, the others ``app``."""
+    if n < 1:
+        raise HostsError(f"need at least one host (got {n})")
+    if n > MAX_HOSTS:
+        raise HostsError(f"at most {MAX_HOSTS} hosts (got {n})")
+    if layout == "single":
+        return [["app", "controller"] if i == 1 else ["app"] for i in range(1, n + 1)]
+    if layout == "split":
+        if n < 2:
+            raise HostsError("layout 'split' needs at least 2 hosts (one controller, one or more app)")
+        return [["controller"] if i == 1 else ["app"] for i in range(1, n + 1)]
+    raise HostsError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    index: int
+    name: str
+    ssh_port: int
+    http_port: int
+    https_port: int
+    groups: tuple[str, ...]
+
+    @property
+    def container(self) -> str:
+        return self.name
+
+    @property
+    def volume(self) -> str:
+        return f"{self.name}-docker"
+
+
+def ports_for(index: int, port_offset: int = 0) -> tuple[int, int, int]:
+    """(ssh, http, https) loopback ports of host ``index`` (1-based)."""
+    i = index + port_offset
+    return SSH_BASE + i, HTTP_BASE + i, HTTPS_BASE + i
+
+
+def plan_hosts(n: int, layout: str = "single", prefix: str = "orderops", port_offset: int = 0) -> list[HostPlan]:
+    groups = layout_groups(n, layout)
+    if port_offset < 0 or port_offset + n > HTTPS_BASE - HTTP_BASE - 1:
+        raise HostsError(f"port offset {port_offset} with {n} hosts makes the port ranges overlap")
+    if not prefix or not prefix.replace("-", "").isalnum():
+        raise HostsError(f"host name prefix {prefix!r} must be alphanumeric (dashes allowed)")
+    plans = []
+    for i, g in enumerate(groups, start=1):
+        ssh, http, https = ports_for(i, port_offset)
+        plans.append(HostPlan(i, f"{prefix}-{i}", ssh, http, https, tuple(g)))
+    return plans
+
+
+def run_kwargs(plan: HostPlan, image: str, label: str) -> dict:
+    """``docker run`` arguments (docker SDK form) of one DinD test host."""
+    return dict(
+        image=image,
+        name=plan.container,
+        hostname=plan.name,
+        detach=True,
+        labels={LABEL: label, f"{LABEL}.name": plan.name, f"{LABEL}.index": str(plan.index)},
+        cgroupns="private",
+        tmpfs={"/sys/fs/cgroup": "", "/run": "", "/run/lock": ""},
+        cap_add=["SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE"],
+        security_opt=["seccomp=unconfined"],
+        volumes={plan.volume: {"bind": "/var/lib/docker", "mode": "rw"}},
+        ports={
+            "22/tcp": ("127.0.0.1", plan.ssh_port),
+            "80/tcp": ("127.0.0.1", plan.http_port),
+            "443/tcp": ("127.0.0.1", plan.https_port),
+        },
+    )
+
+
+def ssh_command(key: Path, port: int, remote: str, user: str = SSH_USER, connect_timeout: int = 3) -> list[str]:
+    return [
+        "ssh", "-i", str(key), "-p", str(port),
+        "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+        "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}",
+        "-o", "IdentitiesOnly=yes",
+        f"{user}@127.0.0.1", remote,
+    ]
+
+
+def render_ssh_config(state: HostsState) -> str:
+    out = ["# written by `python -m testhosts up`; use: ssh -F .orderops/ssh_config orderops-1\n"]
+    for h in state.hosts:
+        out.append(
+            f"Host {h.name}\n  HostName 127.0.0.1\n  Port {h.ssh_port}\n  User {state.ssh_user}\n"
+            f"  IdentityFile {state.ssh_key}\n  IdentitiesOnly yes\n  StrictHostKeyChecking no\n"
+            f"  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n\n"
+        )
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- docker side
+
+
+class Hosts:
+    def __init__(self, paths: StatePaths, console: Console | None = None,
+                 client: docker.DockerClient | None = None) -> None:
+        self.paths = paths
+        self.console = console or Console(stderr=True)
+        self._client = client
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            from .images import docker_client
+
+            self._client = docker_client()
+        return self._client
+
+    # ------------------------------------------------------------------ cgroup fingerprint
+    def _check_baseline(self, when: str) -> fingerprint.Fingerprint:
+        current = fingerprint.take()
+        changes = fingerprint.check_against_baseline(self.paths.fingerprint_json, current)
+        if changes:
+            self.console.print(
+                f"[yellow]warning ({when}): the host's cgroup setup differs from the baseline in "
+                f"{self.paths.fingerprint_json}:[/]\n  " + "\n  ".join(changes)
+                + "\n  (test-hosts.md §9; `python -m testhosts fingerprint --reset` accepts the current state)")
+        return current
+
+    # ------------------------------------------------------------------ removal
+    def _containers(self, names: list[str]) -> list:
+        found = {c.id: c for c in self.client.containers.list(all=True, filters={"label": f"{LABEL}={self.paths.label}"})}
+        for name in names:
+            try:
+                c = self.client.containers.get(name)
+                found[c.id] = c
+            except NotFound:
+                pass
+        return list(found.values())
+
+    def remove(self, names: list[str] | None = None) -> list[str]:
+        """Remove this state dir's containers (plus any named ``names``) and their docker volumes."""
+        removed = []
+        volumes: set[str] = set()
+        for c in self._containers(names or []):
+            for m in c.attrs.get("Mounts", []):
+                if m.get("Type") == "volume" and m.get("Name"):
+                    volumes.add(m["Name"])
+            c.remove(force=True, v=True)
+            removed.append(c.name)
+        for v in self.client.volumes.list(filters={"label": f"{LABEL}={self.paths.label}"}):
+            volumes.add(v.name)
+        for name in names or []:
+            volumes.add(f"{name}-docker")
+        for vname in sorted(volumes):
+            try:
+                self.client.volumes.get(vname).remove(force=True)
+            except NotFound:
+                pass
+            except APIError as exc:
+                self.console.print(f"[yellow]could not remove volume {vname}: {exc}[/]")
+        return sorted(removed)
+
+    # ------------------------------------------------------------------ up
+    def up(self, n: int, layout: str, image: str, compose_deb: Path, prefix: str = "orderops",
+           port_offset: int = 0, timeout: float = READY_TIMEOUT) -> HostsState:
+        plans = plan_hosts(n, layout, prefix, port_offset)
+        before = self._check_baseline("before up")
+        key = self.paths.ssh_key
+        self.paths.hosts_json.unlink(missing_ok=True)
+        removed = self.remove([p.container for p in plans])
+        if removed:
+            self.console.print(f"  removed previous containers: {', '.join(removed)}")
+
+        started = time.monotonic()
+        containers = {}
+        for p in plans:
+            self.client.volumes.create(p.volume, labels={LABEL: self.paths.label})
+            try:
+                containers[p.name] = self.client.containers.run(**run_kwargs(p, image, self.paths.label))
+            except APIError as exc:
+                raise HostsError(f"cannot start {p.container}: {exc.explanation or exc}") from exc
+
+        with self.console.status(f"waiting for {n} host(s): ssh + systemd ..."), \
+                concurrent.futures.ThreadPoolExecutor(max_workers=min(n, 8)) as pool:
+            futures = {pool.submit(self.wait_ready, p, key, timeout): p for p in plans}
+            errors = []
+            for fut in concurrent.futures.as_completed(futures):
+                p = futures[fut]
+                try:
+                    fut.result()
+                except HostsError as exc:
+                    errors.append(str(exc))
+        if errors:
+            raise HostsError("\n".join(errors))
+
+        entries = []
+        for p in plans:
+            c = containers[p.name]
+            c.reload()
+            ip = c.attrs["NetworkSettings"].get("IPAddress") or next(
+                (n_.get("IPAddress") for n_ in c.attrs["NetworkSettings"].get("Networks", {}).values()), "")
+            entries.append(HostEntry(name=p.name, container=p.container, ip=ip, ssh_port=p.ssh_port,
+                                     http_port=p.http_port, https_port=p.https_port, groups=list(p.groups)))
+        state = HostsState(suite=SUITE, ssh_user=SSH_USER, ssh_key=str(key),
+                           compose_deb=str(compose_deb), hosts=entries)
+        save_hosts(self.paths, state)
+        self.paths.ssh_config.write_text(render_ssh_config(state))
+        self.console.print(f"  {n} host(s) ready in {time.monotonic() - started:.1f} s")
+
+        after = fingerprint.take()
+        changes = fingerprint.diff(before, after)
+        if changes:
+            raise HostsError("the host's cgroup setup changed while the test hosts started "
+                             "(test-hosts.md §9):\n" + "\n".join(changes))
+        return state
+
+    def wait_ready(self, plan: HostPlan, key: Path, timeout: float = READY_TIMEOUT) -> str:
+        """Poll ``systemctl is-system-running --wait`` over SSH until it answers; require ``running``."""
+        deadline = time.monotonic() + timeout
+        remote = "systemctl is-system-running --wait; sudo -n true && echo sudo-ok"
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                c = self.client.containers.get(plan.container)
+            except NotFound as exc:
+                raise HostsError(f"{plan.name}: container disappeared") from exc
+            if c.status in ("exited", "dead"):
+                logs = c.logs(tail=30).decode(errors="replace")
+                raise HostsError(f"{plan.name}: container {c.status} while booting; last log lines:\n{logs}")
+            remaining = max(1.0, deadline - time.monotonic())
+            try:
+                proc = subprocess.run(ssh_command(key, plan.ssh_port, remote), capture_output=True,
+                                      text=True, timeout=remaining)
+            except subprocess.TimeoutExpired:
+                break
+            lines = proc.stdout.split()
+            if lines:
+                state = lines[0]
+                if state == "running" and "sudo-ok" in lines:
+                    return state
+                if state == "running":
+                    raise HostsError(f"{plan.name}: systemd running but `sudo -n true` failed: {proc.stderr.strip()}")
+                failed = subprocess.run(
+                    ssh_command(key, plan.ssh_port, "systemctl --failed --no-legend --plain"),
+                    capture_output=True, text=True, timeout=30).stdout.strip()
+                raise HostsError(f"{plan.name}: systemd is {state!r}, not 'running'; failed units:\n{failed}")
+            last = proc.stderr.strip()
+            time.sleep(0.3)
+        raise HostsError(f"{plan.name}: not ready after {timeout:.0f} s (ssh on 127.0.0.1:{plan.ssh_port}: {last})")
+
+    # ------------------------------------------------------------------ down / status
+    def down(self) -> list[str]:
+        names = []
+        if self.paths.hosts_json.exists():
+            try:
+                names = [h.container for h in load_hosts(self.paths).hosts]
+            except Exception:  # noqa: BLE001 - a broken state file must not block cleanup
+                names = []
+        removed = self.remove(names)
+        self.paths.hosts_json.unlink(missing_ok=True)
+        self.paths.ssh_config.unlink(missing_ok=True)
+        self._check_baseline("after down")
+        return removed
+
+    def status_table(self, check: bool = False) -> Table:
+        table = Table(title=f"orderops test hosts ({self.paths.root})")
+        for col in ("host", "container", "ip", "ssh", "http", "https", "groups"):
+            table.add_column(col)
+        if check:
+            table.add_column("systemd")
+        state = load_hosts(self.paths) if self.paths.hosts_json.exists() else None
+        by_name = {c.name: c for c in self._containers([])}
+        rows = state.hosts if state else []
+        for h in rows:
+            c = by_name.pop(h.container, None)
+            status = c.status if c else "[red]missing[/]"
+            row = [h.name, f"{h.container} ({status})", h.ip, f"127.0.0.1:{h.ssh_port}",
+                   f"127.0.0.1:{h.http_port}", f"127.0.0.1:{h.https_port}", ",".join(h.groups)]
+            if check:
+                row.append(self.probe(h.ssh_port) if c and c.status == "running" else "-")
+            table.add_row(*row)
+        for c in by_name.values():  # labelled containers not in hosts.json
+            row = [c.name, f"{c.name} ({c.status}) [yellow]not in hosts.json[/]", "", "", "", "", ""]
+            table.add_row(*(row + (["-"] if check else [])))
+        return table
+
+    def probe(self, port: int) -> str:
+        try:
+            proc = subprocess.run(ssh_command(self.paths.ssh_key, port, "systemctl is-system-running"),
+                                  capture_output=True, text=True, timeout=15)
+        except subprocess.TimeoutExpired:
+            return "[red]timeout[/]"
+        out = proc.stdout.strip() or f"[red]ssh failed: {proc.stderr.strip()[:60]}[/]"
+        return f"[green]{out}[/]" if out == "running" else out

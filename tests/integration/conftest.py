@@ -1,0 +1,68 @@
+"""Integration tier: runs the real deploy against the local test hosts the harness started.
+
+Needs ``python -m testhosts images`` and ``python -m testhosts up`` first (``make test`` does it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+INVENTORY = os.environ.get("ORDEROPS_TEST_INVENTORY", "inventories/local.py")
+
+
+@dataclass
+class PyinfraRun:
+    """One finished ``pyinfra`` run: exit code, combined output, and the Grand total row."""
+
+    returncode: int
+    output: str
+
+    @property
+    def totals(self) -> dict[str, int]:
+        """``{"hosts", "success", "error", "no_change"}`` from pyinfra's results table (``-`` = 0)."""
+        for line in self.output.splitlines()[::-1]:
+            if "Grand total" in line:
+                cells = [c.strip() for c in re.split(r"[│|]", line) if c.strip()]
+                numbers = [0 if c == "-" else int(c) for c in cells[1:5]]
+                return dict(zip(("hosts", "success", "error", "no_change"), numbers))
+        raise AssertionError("no 'Grand total' row in pyinfra output:\n" + self.output[-3000:])
+
+
+def run_pyinfra(*args: str, inventory: str = INVENTORY, deploy: str = "deploys/site.py", env=None) -> PyinfraRun:
+    """Run ``pyinfra -y <inventory> <deploy> <args>`` from the repo root; never raises on failure."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pyinfra", "-y", inventory, deploy, *args],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False,
+    )
+    out = proc.stdout + proc.stderr
+    sys.stdout.write(out[-6000:])  # shown by pytest on failure
+    return PyinfraRun(proc.returncode, out)
+
+
+@pytest.fixture(scope="session")
+def inventory():
+    """``{group: [(name, data)]}`` of the test inventory (loaded like pyinfra does)."""
+    import runpy
+
+    ns = runpy.run_path(str(ROOT / INVENTORY))
+    return {"app": ns["app"], "controller": ns["controller"]}
+
+
+def ssh(data: dict, command: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``command`` on a test host over SSH as its deploy user (use ``sudo`` inside as needed)."""
+    proc = subprocess.run(
+        ["ssh", "-q", "-i", data["ssh_key"], "-p", str(data["ssh_port"]), "-o", "StrictHostKeyChecking=no",
+         "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", f"{data['ssh_user']}@{data['ssh_hostname']}", command],
+        capture_output=True, text=True, check=False, timeout=300,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"ssh {command!r} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return proc
