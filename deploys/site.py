@@ -28,9 +28,12 @@ from deploys.roles.firewall import firewall
 from deploys.roles.images import images
 from deploys.roles.order_stack import order_stack
 from deploys.roles.tls import tls
-from inventories.schema import settings_for
+from inventories.schema import InventoryError, settings_for
 
-settings = settings_for(host)  # InventoryError names host and field before anything runs
+try:
+    settings = settings_for(host)  # names host and field before any operation runs
+except InventoryError as error:
+    raise SystemExit(f"orderops: {error}") from None
 
 lock.release_on_failure()
 lock.acquire(name="Take the host lock", ttl=settings.lock_ttl)

@@ -14,7 +14,7 @@ import os as _os
 from pathlib import Path as _Path
 
 from inventories.schema import InventoryError as _InventoryError
-from inventories.schema import validate_groups as _validate_groups
+from inventories.schema import check_inventory as _check_inventory
 
 _STATE = _Path(_os.environ.get("ORDEROPS_STATE_DIR", _Path(__file__).resolve().parent.parent / ".orderops"))
 
@@ -57,4 +57,4 @@ def _host_data(h):
 app = [(h["name"], _host_data(h)) for h in _hosts_state["hosts"] if "app" in h["groups"]]
 controller = [(h["name"], _host_data(h)) for h in _hosts_state["hosts"] if "controller" in h["groups"]]
 
-_validate_groups({"app": app, "controller": controller})
+_check_inventory({"app": app, "controller": controller})

@@ -10,7 +10,7 @@ each at least 24 characters) or in ``ORDEROPS_SECRET_<NAME>`` environment variab
 
 import os as _os
 
-from inventories.schema import validate_groups as _validate_groups
+from inventories.schema import check_inventory as _check_inventory
 
 _COMMON = {
     "ssh_user": "deploy",
@@ -44,4 +44,4 @@ controller = [
     ("ops-1.example.com", {**_COMMON, "ssh_hostname": "192.0.2.20"}),
 ]
 
-_validate_groups({"app": app, "controller": controller})
+_check_inventory({"app": app, "controller": controller})

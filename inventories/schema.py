@@ -43,6 +43,7 @@ __all__ = [
     "HostSettings",
     "settings_for",
     "validate_groups",
+    "check_inventory",
     "load_secrets",
     "SECRET_NAMES",
 ]
@@ -113,7 +114,8 @@ class Secrets(BaseModel):
 
 
 _IMAGE_REF = re.compile(
-    r"^(?P<repo>[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
+    # [registry[:port]/]path[:tag][@digest]; a "host:port/" prefix only counts before a slash
+    r"^(?P<repo>(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
     r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
 )
 
@@ -367,3 +369,15 @@ def validate_groups(groups: Mapping[str, list[tuple[str, dict[str, Any]]]]) -> d
     if not groups.get("app"):
         raise InventoryError(None, "app", "the inventory has no host in group 'app'")
     return {name: build_settings(name, data, member[name]) for name, data in merged.items()}
+
+
+def check_inventory(groups: Mapping[str, list[tuple[str, dict[str, Any]]]]) -> dict[str, HostSettings]:
+    """:func:`validate_groups` for inventory files: a bad inventory exits with one clear line.
+
+    Raises ``SystemExit("orderops: inventory error: host 'x': field: message")`` instead of
+    :class:`InventoryError`, so pyinfra stops before connecting without printing a traceback.
+    """
+    try:
+        return validate_groups(groups)
+    except InventoryError as e:
+        raise SystemExit(f"orderops: {e}") from None

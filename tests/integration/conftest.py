@@ -6,7 +6,6 @@ Needs ``python -m testhosts images`` and ``python -m testhosts up`` first (``mak
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -30,8 +29,8 @@ class PyinfraRun:
         """``{"hosts", "success", "error", "no_change"}`` from pyinfra's results table (``-`` = 0)."""
         for line in self.output.splitlines()[::-1]:
             if "Grand total" in line:
-                cells = [c.strip() for c in re.split(r"[│|]", line) if c.strip()]
-                numbers = [0 if c == "-" else int(c) for c in cells[1:5]]
+                cells = line.split("Grand total", 1)[1].split()
+                numbers = [0 if c == "-" else int(c) for c in cells[:4]]
                 return dict(zip(("hosts", "success", "error", "no_change"), numbers))
         raise AssertionError("no 'Grand total' row in pyinfra output:\n" + self.output[-3000:])
 

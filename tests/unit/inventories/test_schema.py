@@ -89,6 +89,22 @@ def test_image_refs_must_be_immutable(data, ref, message):
     assert message in e.value.message
 
 
+@pytest.mark.parametrize(
+    "ref",
+    ["postgres:16", "redis:7", "registry.example.com:5000/team/app:1.2.3", "localhost:5000/app:1",
+     "app@sha256:" + "b" * 64, "registry.example.com/app:1.0@sha256:" + "c" * 64],
+)
+def test_valid_image_refs(data, ref):
+    data["images"] = {**data["images"], "postgres": ref}
+    assert build_settings("app-1", data).images.postgres == ref
+
+
+def test_registry_port_is_not_a_tag(data):
+    data["images"] = {**data["images"], "postgres": "localhost:5000/app"}
+    with pytest.raises(InventoryError, match="no tag or digest"):
+        build_settings("app-1", data)
+
+
 def test_missing_image_role_is_named(data):
     del data["images"]["redis"]
     with pytest.raises(InventoryError) as e:
@@ -189,5 +205,5 @@ def test_prod_example_inventory_validates_with_a_secrets_file(secrets_file, monk
     ns = runpy.run_path(str(root / "inventories" / "prod.py"))
     assert [name for name, _ in ns["app"]] == ["app-1.example.com"]
     monkeypatch.setenv("ORDEROPS_SECRETS_FILE", "/nonexistent/secrets.json")
-    with pytest.raises(InventoryError):
+    with pytest.raises(SystemExit, match="orderops: inventory error: host 'app-1.example.com': secrets_file"):
         runpy.run_path(str(root / "inventories" / "prod.py"))
