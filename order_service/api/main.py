@@ -1,0 +1,9 @@
+"""Router assembly: every route of the service, mounted by ``create_app`` under ``/api``."""
+
+from fastapi import APIRouter
+
+from order_service.api.routes import health, orders
+
+api_router = APIRouter()
+api_router.include_router(health.router)
+api_router.include_router(orders.router)

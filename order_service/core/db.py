@@ -1,0 +1,37 @@
+"""SQLAlchemy 2 engine and session factory (psycopg 3 driver).
+
+The engine is created per application (``create_app``) rather than at import
+time, so tests and the migration command can point it at any database.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from order_service.core.config import Settings
+
+
+def make_engine(settings: Settings) -> Engine:
+    """Create the engine for ``settings.SQLALCHEMY_DATABASE_URI``.
+
+    ``pool_pre_ping`` replaces connections that died (database restart) before
+    use; ``connect_timeout`` (``DEPENDENCY_TIMEOUT_SECONDS``) bounds how long a
+    request or readiness check waits for an unreachable server. No connection is
+    made until first use.
+    """
+    return create_engine(
+        settings.SQLALCHEMY_DATABASE_URI,
+        pool_pre_ping=True,
+        pool_size=settings.DB_POOL_SIZE,
+        max_overflow=settings.DB_MAX_OVERFLOW,
+        connect_args={
+            "connect_timeout": settings.DEPENDENCY_TIMEOUT_SECONDS,
+            "application_name": "order_service",
+        },
+    )
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Session factory bound to ``engine``; objects stay readable after commit."""
+    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)

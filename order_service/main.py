@@ -1,0 +1,204 @@
+"""The ASGI application: ``create_app()`` factory and the module attribute ``app``.
+
+``app`` is built on first access (``order_service.main:app``) from the
+environment's :class:`~order_service.core.config.Settings`; tests call
+``create_app(settings)`` directly. Every request gets an id (the incoming
+``X-Request-ID`` when it is well-formed, else a new UUID4) that is echoed in the
+response header and put on every log line written while the request is handled.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from redis import Redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+from sqlalchemy import exc as sa_exc
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from order_service import __version__
+from order_service.api.main import api_router
+from order_service.core.config import Settings, get_settings
+from order_service.core.db import make_engine, make_session_factory
+from order_service.core.logging import configure_logging, request_id_var
+
+logger = logging.getLogger("order_service")
+access_logger = logging.getLogger("order_service.access")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+#: Incoming ids must look like this (nginx's ``$request_id`` and UUIDs do); others are replaced.
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:+=/-]{1,128}$")
+API_PREFIX = "/api"
+
+
+class RequestContextMiddleware:
+    """Pure ASGI middleware: request id, one access log line per request, last-resort 500.
+
+    - Takes ``X-Request-ID`` from the request when it matches
+      :data:`REQUEST_ID_PATTERN`, otherwise generates a UUID4; sets
+      :data:`~order_service.core.logging.request_id_var` for the request and adds
+      the header to the response (including error responses).
+    - Logs ``request`` with method, path, status and duration_ms.
+    - An exception no handler took becomes a JSON 500 ``{"detail": "internal server error"}``
+      (with the traceback logged), never an HTML page or a dropped connection.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_request_id(scope) or str(uuid.uuid4())
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status_code = 500
+        response_started = False
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status_code, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status_code = message["status"]
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        except Exception:
+            logger.exception("unhandled error")
+            if response_started:
+                raise
+            status_code = 500
+            response = JSONResponse(
+                {"detail": "internal server error"},
+                status_code=500,
+                headers={REQUEST_ID_HEADER: request_id},
+            )
+            await response(scope, receive, send)
+        finally:
+            access_logger.info(
+                "request",
+                extra={
+                    "method": scope.get("method"),
+                    "path": scope.get("path"),
+                    "status": status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "client": scope["client"][0] if scope.get("client") else None,
+                },
+            )
+            request_id_var.reset(token)
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            try:
+                candidate = value.decode("ascii")
+            except UnicodeDecodeError:
+                return None
+            return candidate if REQUEST_ID_PATTERN.fullmatch(candidate) else None
+    return None
+
+
+async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 ``{"detail": [{"loc": [...], "msg": ..., "type": ...}, ...]}``; inputs are not echoed."""
+    errors = [
+        {
+            "loc": [part if isinstance(part, int) else str(part) for part in error.get("loc", ())],
+            "msg": str(error.get("msg", "invalid value")),
+            "type": str(error.get("type", "value_error")),
+        }
+        for error in exc.errors()
+    ]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
+async def database_unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
+    """503 ``{"detail": "database unavailable"}`` when PostgreSQL cannot be reached."""
+    logger.warning("database unavailable", extra={"error": type(exc).__name__})
+    return JSONResponse(
+        {"detail": "database unavailable"}, status_code=503, headers={"Retry-After": "5"}
+    )
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    logger.info(
+        "order service starting",
+        extra={"version": __version__, "environment": settings.ENVIRONMENT},
+    )
+    try:
+        yield
+    finally:
+        app.state.engine.dispose()
+        app.state.redis.close()
+        logger.info("order service stopped")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application for ``settings`` (default: :func:`get_settings`, the environment).
+
+    Configures JSON logging at ``LOG_LEVEL``, creates the database engine and
+    the Redis client (both connect lazily: a missing dependency does not stop
+    the app from starting or ``/api/health`` from answering) and mounts the
+    routes under ``/api``.
+    """
+    settings = settings or get_settings()
+    configure_logging(settings.LOG_LEVEL)
+
+    app = FastAPI(
+        title="orderops order service",
+        version=__version__,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=_lifespan,
+    )
+    engine = make_engine(settings)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    app.state.redis = Redis(
+        host=settings.REDIS_HOST,
+        port=settings.REDIS_PORT,
+        password=settings.REDIS_PASSWORD.get_secret_value() if settings.REDIS_PASSWORD else None,
+        socket_connect_timeout=settings.DEPENDENCY_TIMEOUT_SECONDS,
+        socket_timeout=settings.DEPENDENCY_TIMEOUT_SECONDS,
+        health_check_interval=30,
+        # Two quick retries (<= 0.5 s apart), so readiness answers within the timeout budget.
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+    )
+
+    app.add_middleware(RequestContextMiddleware)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(sa_exc.OperationalError, database_unavailable_handler)
+    app.add_exception_handler(sa_exc.TimeoutError, database_unavailable_handler)
+    app.include_router(api_router, prefix=API_PREFIX)
+    return app
+
+
+_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """Build ``app`` on first access, so importing this module has no side effects."""
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = create_app()
+        return _app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

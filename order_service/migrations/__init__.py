@@ -1,0 +1,1 @@
+"""Alembic migrations of the order service (``script_location = order_service:migrations``)."""

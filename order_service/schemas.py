@@ -1,0 +1,149 @@
+"""Request and response models (pydantic v2).
+
+Request models forbid unknown fields (a client sending ``total_minor`` gets a
+422: the server computes totals) and bound every size: string lengths, number of
+lines, quantities and prices. Integers are strict: ``"3"``, ``3.0`` and ``true``
+are refused rather than coerced, as money must be exact. Amounts are integer
+minor units of ``currency``.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+
+from order_service.models import (
+    CUSTOMER_MAX_LENGTH,
+    MAX_LINES_PER_ORDER,
+    MAX_QUANTITY,
+    MAX_UNIT_PRICE_MINOR,
+    SKU_MAX_LENGTH,
+    OrderStatus,
+)
+
+
+def _storable_text(value: str) -> str:
+    """Refuse control characters (NUL cannot be stored) and unpaired surrogates (not UTF-8)."""
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cs"):
+            raise ValueError("must not contain control characters or unpaired surrogates")
+    return value
+
+
+Customer = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=CUSTOMER_MAX_LENGTH),
+    AfterValidator(_storable_text),
+]
+#: ISO 4217 alphabetic code: three upper-case ASCII letters, e.g. ``EUR``.
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Sku = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=SKU_MAX_LENGTH, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"),
+]
+Quantity = Annotated[StrictInt, Field(gt=0, le=MAX_QUANTITY)]
+UnitPriceMinor = Annotated[StrictInt, Field(ge=0, le=MAX_UNIT_PRICE_MINOR)]
+
+
+class OrderLineCreate(BaseModel):
+    """A requested line: ``quantity`` (1..10000) of ``sku`` at ``unit_price_minor`` (0..10^10) each."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sku: Sku
+    quantity: Quantity
+    unit_price_minor: UnitPriceMinor
+
+
+class OrderCreate(BaseModel):
+    """Body of ``POST /api/orders``: customer, currency and 1..100 lines; no totals."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer": "ACME GmbH",
+                    "currency": "EUR",
+                    "lines": [{"sku": "WIDGET-1", "quantity": 3, "unit_price_minor": 1250}],
+                }
+            ]
+        },
+    )
+
+    customer: Customer
+    currency: Currency
+    lines: Annotated[list[OrderLineCreate], Field(min_length=1, max_length=MAX_LINES_PER_ORDER)]
+
+
+class OrderLinePublic(BaseModel):
+    """A stored line, with its ``line_total_minor = quantity * unit_price_minor``."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    sku: str
+    quantity: int
+    unit_price_minor: int
+    line_total_minor: int
+
+
+class OrderPublic(BaseModel):
+    """A stored order; ``total_minor`` is the sum of its line totals, computed by the server."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    customer: str
+    currency: str
+    status: OrderStatus
+    total_minor: int
+    created_at: datetime
+    lines: list[OrderLinePublic]
+
+
+class OrderPage(BaseModel):
+    """One page of ``GET /api/orders``, newest first.
+
+    ``next`` is an opaque cursor: pass it as ``?cursor=`` for the following page;
+    ``null`` on the last page.
+    """
+
+    items: list[OrderPublic]
+    next: str | None
+
+
+class Message(BaseModel):
+    """Error body of 4xx/5xx answers other than validation errors."""
+
+    detail: str
+
+
+class FieldError(BaseModel):
+    """One validation problem: where (``loc``, e.g. ``["body", "lines", 0, "quantity"]``), what and its kind."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorBody(BaseModel):
+    """Body of every 422 answer."""
+
+    detail: list[FieldError]
+
+
+class Health(BaseModel):
+    """Liveness answer."""
+
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """Readiness answer: ``checks`` maps ``database``/``redis`` to ``ok`` or the error kind."""
+
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str]
