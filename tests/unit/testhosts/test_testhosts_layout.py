@@ -50,7 +50,7 @@ def test_run_kwargs_dind_flag_set_never_privileged():
     kw = run_kwargs(plan_hosts(1)[0], "orderops-local/target:bookworm-0123456789ab", "/state")
     assert kw["cgroupns"] == "private"
     assert "/sys/fs/cgroup" in kw["tmpfs"] and "/run" in kw["tmpfs"] and "/run/lock" in kw["tmpfs"]
-    assert sorted(kw["cap_add"]) == ["NET_ADMIN", "SYS_ADMIN"]
+    assert sorted(kw["cap_add"]) == ["NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"]
     assert kw["security_opt"] == ["seccomp=unconfined"]
     assert "privileged" not in kw
     # the machine's cgroup tree is never bound into a host
