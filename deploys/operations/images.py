@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -53,18 +55,31 @@ def controller_image_ids(refs: Iterable[str]) -> dict[str, str]:
     return ids
 
 
+#: Hosts run in parallel (gevent greenlets; pyinfra patches threading): one ``docker save`` at a time.
+_SAVE_LOCK = threading.Lock()
+#: Archives unused for this long are deleted when a new one is made (seconds).
+ARCHIVE_MAX_AGE = 3600
+
+
 def archive_for(image_ids: Mapping[str, str], cache_dir: Path) -> Path:
     """Path of a ``docker save`` archive holding ``image_ids`` (``{ref: id}``), made if missing.
 
-    The file name is derived from the refs and IDs, so an unchanged set is saved only once.
-    Raises ``OperationError`` when ``docker save`` fails.
+    The file name is derived from the refs and IDs, so an unchanged set is saved only once and
+    shared by every host of a run. Archives untouched for :data:`ARCHIVE_MAX_AGE` seconds are
+    removed when a new one is made. Raises ``OperationError`` when ``docker save`` fails.
     """
     key = hashlib.sha256("\n".join(f"{r} {i}" for r, i in sorted(image_ids.items())).encode()).hexdigest()[:20]
     cache_dir.mkdir(parents=True, exist_ok=True)
     path = cache_dir / f"images-{key}.tar"
-    if not path.exists():
+    with _SAVE_LOCK:
+        if path.exists():
+            path.touch()
+            return path
+        for old in cache_dir.glob("images-*.tar"):
+            if time.time() - old.stat().st_mtime > ARCHIVE_MAX_AGE:
+                old.unlink(missing_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        proc = subprocess.run(
+        proc = subprocess.run(  # docker SDK's save streams one image; the CLI shares layers across refs
             ["docker", "save", "-o", str(tmp), *sorted(image_ids)], capture_output=True, text=True, check=False,
         )
         if proc.returncode != 0:

@@ -29,3 +29,31 @@ def test_image_id_fact_parsing():
 def test_repository_tags_fact_skips_dangling():
     out = DockerRepositoryTags().process(["1.0 sha256:a 2026-11-01 10:00:00 +0000 UTC", "<none> sha256:b 2026-10-01 x"])
     assert out == [{"tag": "1.0", "id": "sha256:a", "created": "2026-11-01 10:00:00 +0000 UTC"}]
+
+
+def test_archive_is_saved_once_and_old_ones_are_removed(tmp_path, monkeypatch):
+    import os
+    import time
+
+    from deploys.operations.images import ARCHIVE_MAX_AGE, archive_for
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    # a stand-in docker CLI that records its arguments and writes the -o file
+    (bin_dir / "docker").write_text(f'#!/bin/sh\necho "$@" >> {calls}\n[ "$1" = save ] && echo tar > "$3"\n')
+    (bin_dir / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    old = cache / "images-old.tar"
+    old.write_text("x")
+    os.utime(old, (time.time() - ARCHIVE_MAX_AGE - 10,) * 2)
+
+    first = archive_for({"b:1": "sha256:2", "a:1": "sha256:1"}, cache)
+    again = archive_for({"a:1": "sha256:1", "b:1": "sha256:2"}, cache)
+    other = archive_for({"a:1": "sha256:9"}, cache)
+    assert first == again != other
+    assert calls.read_text().splitlines()[0].endswith("a:1 b:1")
+    assert len(calls.read_text().splitlines()) == 2  # the repeated set was not saved again
+    assert not old.exists()
