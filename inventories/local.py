@@ -22,7 +22,7 @@ _STATE = _Path(_os.environ.get("ORDEROPS_STATE_DIR", _Path(__file__).resolve().p
 def _load(name):
     path = _STATE / name
     if not path.exists():
-        raise _InventoryError(None, str(path), "missing: run `make hosts-up` (and `make images`) first")
+        raise SystemExit(f"orderops: {_InventoryError(None, str(path), 'missing: run `make hosts-up` (and `make images`) first')}")
     return _json.loads(path.read_text())
 
 

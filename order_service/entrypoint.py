@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -151,6 +152,24 @@ def uvicorn_argv(settings: Settings, host: str = DEFAULT_HOST, port: int = DEFAU
     ]
 
 
+def prepare_metrics_dir(settings: Settings) -> str | None:
+    """With several workers, point ``PROMETHEUS_MULTIPROC_DIR`` at a fresh, empty directory.
+
+    Every worker then writes its metrics there and ``/metrics`` sums all workers.
+    An operator-set ``PROMETHEUS_MULTIPROC_DIR`` is emptied and kept. Returns the
+    directory, or ``None`` for a single worker (in-process metrics).
+    """
+    if settings.WORKERS <= 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="orderops-metrics-")
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    return directory
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m order_service", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -186,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "migrate":
         return 0
     argv_uvicorn = uvicorn_argv(settings, host=args.host, port=args.port)
+    prepare_metrics_dir(settings)
+    os.environ["ORDER_SERVICE_GC_FREEZE"] = "1"  # see order_service.main._lifespan
     logger.info("starting uvicorn", extra={"workers": settings.WORKERS, "port": args.port})
     for handler in logging.getLogger().handlers:
         handler.flush()

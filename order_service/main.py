@@ -9,29 +9,38 @@ response header and put on every log line written while the request is handled.
 
 from __future__ import annotations
 
+import gc
 import logging
+import os
 import re
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from alembic.script import ScriptDirectory
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
 from redis import Redis
+from redis.exceptions import RedisError
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from sqlalchemy import exc as sa_exc
 from starlette.datastructures import MutableHeaders
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from order_service import __version__
+from order_service import __version__, crud, metrics
+from order_service.api.deps import UserCache
 from order_service.api.main import api_router
 from order_service.core.config import Settings, get_settings
 from order_service.core.db import make_engine, make_session_factory
 from order_service.core.logging import configure_logging, request_id_var
+from order_service.storage import StorageError, make_storage
 
 logger = logging.getLogger("order_service")
 access_logger = logging.getLogger("order_service.access")
@@ -40,6 +49,10 @@ REQUEST_ID_HEADER = "X-Request-ID"
 #: Incoming ids must look like this (nginx's ``$request_id`` and UUIDs do); others are replaced.
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:+=/-]{1,128}$")
 API_PREFIX = "/api"
+#: ``serve`` sets this to ``1``: freeze start-up objects out of the garbage collector.
+GC_FREEZE_ENV = "ORDER_SERVICE_GC_FREEZE"
+#: Methods that get their own metrics label (anything else is ``other``: labels stay bounded).
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class RequestContextMiddleware:
@@ -49,7 +62,8 @@ class RequestContextMiddleware:
       :data:`REQUEST_ID_PATTERN`, otherwise generates a UUID4; sets
       :data:`~order_service.core.logging.request_id_var` for the request and adds
       the header to the response (including error responses).
-    - Logs ``request`` with method, path, status and duration_ms.
+    - Logs ``request`` with method, path, status and duration_ms, and records the
+      request in the Prometheus counter and latency histogram under its route template.
     - An exception no handler took becomes a JSON 500 ``{"detail": "internal server error"}``
       (with the traceback logged), never an HTML page or a dropped connection.
     """
@@ -89,17 +103,53 @@ class RequestContextMiddleware:
             )
             await response(scope, receive, send)
         finally:
+            elapsed = time.perf_counter() - started
+            template = _route_template(scope)
+            method = scope.get("method", "")
+            labels = (method if method in KNOWN_METHODS else "other", template, str(status_code))
+            metrics.HTTP_REQUESTS.labels(*labels).inc()
+            metrics.HTTP_LATENCY.labels(*labels).observe(elapsed)
             access_logger.info(
                 "request",
                 extra={
                     "method": scope.get("method"),
                     "path": scope.get("path"),
+                    "route": template,
                     "status": status_code,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round(elapsed * 1000, 2),
                     "client": scope["client"][0] if scope.get("client") else None,
                 },
             )
             request_id_var.reset(token)
+
+
+def _route_template(scope: Scope) -> str:
+    """The full path template of the matched route (``/api/orders/{order_id}``), else ``unmatched``.
+
+    FastAPI puts the matched route (with its path relative to its router) in
+    ``scope["route"]``; the full template is the application path that matches the
+    request and ends with that relative path. Resolved once per route, then cached.
+    """
+    route = scope.get("route")
+    if route is None:
+        return "unmatched"
+    cache: dict[int, str] = _TEMPLATE_CACHE
+    template = cache.get(id(route))
+    if template is not None:
+        return template
+    app = scope.get("app")
+    relative = getattr(route, "path", "") or ""
+    path = scope.get("path", "")
+    template = relative or "unmatched"
+    for candidate in getattr(app, "openapi", lambda: {"paths": {}})().get("paths", {}):
+        if candidate.endswith(relative) and compile_path(candidate)[0].fullmatch(path):
+            template = candidate
+            break
+    cache[id(route)] = template
+    return template
+
+
+_TEMPLATE_CACHE: dict[int, str] = {}
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
@@ -134,6 +184,51 @@ async def database_unavailable_handler(request: Request, exc: Exception) -> JSON
     )
 
 
+async def redis_unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
+    """503 ``{"detail": "redis unavailable"}`` when Redis cannot be reached (idempotency needs it)."""
+    logger.warning("redis unavailable", extra={"error": type(exc).__name__})
+    return JSONResponse({"detail": "redis unavailable"}, status_code=503, headers={"Retry-After": "5"})
+
+
+async def storage_unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
+    """503 ``{"detail": "storage unavailable"}`` when the attachment store fails."""
+    logger.warning("storage unavailable", extra={"error": str(exc)})
+    return JSONResponse({"detail": "storage unavailable"}, status_code=503, headers={"Retry-After": "5"})
+
+
+def seed_admin(app: FastAPI) -> None:
+    """Create the first admin (``ADMIN_EMAIL`` / ``ADMIN_PASSWORD``) when it does not exist.
+
+    Nothing happens without ``ADMIN_PASSWORD``. Failures (database down, schema not
+    migrated) are logged, not raised: the service still starts and reports not ready.
+    """
+    settings: Settings = app.state.settings
+    if settings.ADMIN_PASSWORD is None:
+        logger.info("no ADMIN_PASSWORD: no admin seeded")
+        return
+    try:
+        with app.state.session_factory() as session:
+            created = crud.ensure_admin(
+                session,
+                settings.ADMIN_EMAIL,
+                settings.ADMIN_PASSWORD.get_secret_value(),
+                settings.PASSWORD_HASH_ROUNDS,
+            )
+    except Exception as exc:  # noqa: BLE001 - must not stop the service
+        logger.warning("could not seed the admin user", extra={"error": type(exc).__name__})
+        return
+    if created:
+        logger.info("admin user created", extra={"email": settings.ADMIN_EMAIL})
+
+
+def migration_heads() -> frozenset[str]:
+    """The head revision(s) of the packaged Alembic scripts (what ``/api/ready`` expects)."""
+    from order_service.entrypoint import ALEMBIC_INI  # noqa: PLC0415 - avoid an import cycle
+    from alembic.config import Config  # noqa: PLC0415
+
+    return frozenset(ScriptDirectory.from_config(Config(str(ALEMBIC_INI))).get_heads())
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -141,11 +236,24 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         "order service starting",
         extra={"version": __version__, "environment": settings.ENVIRONMENT},
     )
+    seed_admin(app)
+    if os.environ.get(GC_FREEZE_ENV) == "1":
+        # Objects alive after start-up (modules, app, routes) leave the collector's view: fewer
+        # and shorter full collections, hence less tail latency. Set by ``serve`` only (a test
+        # process building many apps must keep collecting them).
+        gc.collect()
+        gc.freeze()
     try:
         yield
     finally:
         app.state.engine.dispose()
         app.state.redis.close()
+        for client in list(app.state.async_redis.values()):
+            try:
+                await client.aclose()
+            except Exception:  # noqa: BLE001 - a client of another (finished) loop
+                pass
+        metrics.process_exiting()
         logger.info("order service stopped")
 
 
@@ -169,7 +277,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan,
     )
     engine = make_engine(settings)
+    metrics.instrument_engine(engine, settings.DB_POOL_SIZE, settings.DB_MAX_OVERFLOW)
     app.state.settings = settings
+    app.state.migration_heads = migration_heads()
+    app.state.storage = make_storage(settings)
+    app.state.user_cache = UserCache(settings.AUTH_CACHE_SECONDS)
+    app.state.async_redis = weakref.WeakKeyDictionary()  # event loop -> redis.asyncio client
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.state.redis = Redis(
@@ -183,11 +296,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
     )
 
+    if settings.CORS_ORIGINS:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.CORS_ORIGINS,
+            allow_methods=["GET", "POST", "PATCH"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "X-Request-ID"],
+            expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID", "Idempotent-Replayed"],
+            max_age=600,
+        )
     app.add_middleware(RequestContextMiddleware)
     app.add_exception_handler(RequestValidationError, validation_error_handler)  # type: ignore[arg-type]
     app.add_exception_handler(sa_exc.OperationalError, database_unavailable_handler)
     app.add_exception_handler(sa_exc.TimeoutError, database_unavailable_handler)
+    app.add_exception_handler(RedisError, redis_unavailable_handler)
+    app.add_exception_handler(StorageError, storage_unavailable_handler)
     app.include_router(api_router, prefix=API_PREFIX)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        """Prometheus text exposition (not under ``/api``: nginx does not expose it)."""
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
     return app
 
 

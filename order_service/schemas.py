@@ -16,13 +16,16 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
+from order_service.core.config import EMAIL_PATTERN
 from order_service.models import (
     CUSTOMER_MAX_LENGTH,
+    EMAIL_MAX_LENGTH,
     MAX_LINES_PER_ORDER,
     MAX_QUANTITY,
     MAX_UNIT_PRICE_MINOR,
     SKU_MAX_LENGTH,
     OrderStatus,
+    Role,
 )
 
 
@@ -102,7 +105,105 @@ class OrderPublic(BaseModel):
     status: OrderStatus
     total_minor: int
     created_at: datetime
+    owner_id: uuid.UUID | None
+    version: int
     lines: list[OrderLinePublic]
+
+
+class TransitionCreate(BaseModel):
+    """Body of ``POST /api/orders/{id}/transitions``: the wanted status."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"to": "paid"}]})
+
+    to: OrderStatus
+
+
+class TransitionPublic(BaseModel):
+    """One audit record: ``from_status`` -> ``to_status`` by ``actor_email`` at ``created_at``."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    order_id: uuid.UUID
+    from_status: OrderStatus
+    to_status: OrderStatus
+    actor_id: uuid.UUID | None
+    actor_email: str
+    created_at: datetime
+
+
+class Conflict(BaseModel):
+    """409 of an illegal status change: why, and the order's current status."""
+
+    detail: str
+    current_status: OrderStatus
+
+
+class AttachmentPublic(BaseModel):
+    """Metadata of an attachment; the bytes are at ``GET .../attachments/{id}/content``."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    order_id: uuid.UUID
+    filename: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    created_at: datetime
+
+
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, to_lower=True, max_length=EMAIL_MAX_LENGTH, pattern=EMAIL_PATTERN),
+]
+#: 8..256 characters; no control characters.
+Password = Annotated[str, StringConstraints(min_length=8, max_length=256), AfterValidator(_storable_text)]
+
+
+class UserCreate(BaseModel):
+    """Body of ``POST /api/users`` (admins): e-mail, password and role (default ``customer``)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"email": "ops@example.com", "password": "a long passphrase", "role": "operator"}]
+        },
+    )
+
+    email: Email
+    password: Password
+    role: Role = Role.customer
+
+
+class UserUpdate(BaseModel):
+    """Body of ``PATCH /api/users/{id}`` (admins): any of role, active flag, new password."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    is_active: bool | None = None
+    password: Password | None = None
+
+
+class UserPublic(BaseModel):
+    """A user, without the password hash."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    role: Role
+    is_active: bool
+    created_at: datetime
+
+
+class Token(BaseModel):
+    """Answer of the token endpoint (OAuth2 password flow): a bearer JWT and its lifetime in seconds."""
+
+    access_token: str
+    token_type: Literal["bearer"]
+    expires_in: int
 
 
 class OrderPage(BaseModel):
@@ -143,7 +244,7 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    """Readiness answer: ``checks`` maps ``database``/``redis`` to ``ok`` or the error kind."""
+    """Readiness answer: ``checks`` maps ``database``/``migrations``/``redis`` to ``ok`` or the error kind."""
 
     status: Literal["ok", "unavailable"]
     checks: dict[str, str]

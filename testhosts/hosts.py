@@ -105,7 +105,10 @@ def ports_for(index: int, port_offset: int = 0) -> tuple[int, int, int]:
 def plan_hosts(n: int, layout: str = "single", prefix: str = "orderops", port_offset: int = 0) -> list[HostPlan]:
     groups = layout_groups(n, layout)
     if port_offset < 0 or port_offset + n > HTTPS_BASE - HTTP_BASE - 1:
-        raise HostsError(f"port offset {port_offset} with {n} hosts makes the port ranges overlap")
+        raise HostsError(
+            f"port offset {port_offset} with {n} hosts makes the port ranges overlap "
+            f"(allowed offsets for {n} hosts: 0..{359 - n})",
+        )
     if not prefix or not prefix.replace("-", "").isalnum():
         raise HostsError(f"host name prefix {prefix!r} must be alphanumeric (dashes allowed)")
     plans = []
@@ -188,13 +191,23 @@ class Hosts:
 
     # ------------------------------------------------------------------ removal
     def _containers(self, names: list[str]) -> list:
+        """This state dir's containers, plus stopped test hosts of another state dir that hold
+        one of ``names`` (left over by a finished session). Raises :class:`HostsError` when a
+        name is held by a running container of another owner, or by a non-test-host container."""
         found = {c.id: c for c in self.client.containers.list(all=True, filters={"label": f"{LABEL}={self.paths.label}"})}
         for name in names:
             try:
                 c = self.client.containers.get(name)
-                found[c.id] = c
             except NotFound:
-                pass
+                continue
+            owner = (c.labels or {}).get(LABEL)
+            if owner != self.paths.label and (owner is None or c.status == "running"):
+                who = f"the test hosts of {owner}" if owner else "a container that is not an orderops test host"
+                raise HostsError(
+                    f"container name {name} is taken by {who} ({c.status}); choose another name prefix "
+                    "(ORDEROPS_HOST_PREFIX=...) and port offset (ORDEROPS_PORT_OFFSET=...), or remove it first",
+                )
+            found[c.id] = c
         return list(found.values())
 
     def remove(self, names: list[str] | None = None) -> list[str]:

@@ -1,44 +1,251 @@
-"""FastAPI dependencies: settings, a database session per request, the Redis client.
+"""FastAPI dependencies: settings, database session, Redis, storage, the current user and roles.
 
 The objects live on ``app.state`` (set by :func:`order_service.main.create_app`),
 so each application instance (and each test) carries its own.
+
+Authentication: ``Authorization: Bearer <JWT>`` from ``POST /api/login/access-token``.
+Missing, malformed, expired or badly signed tokens, unknown and deactivated users
+all get 401 with ``WWW-Authenticate: Bearer``; a valid user without the role gets 403.
+Every authenticated request counts against the per-user and the per-address rate
+limit (429 with ``Retry-After``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import time
+import uuid
+import weakref
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import OAuth2PasswordBearer
+from starlette.concurrency import run_in_threadpool
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from order_service import crud, ratelimit
 from order_service.core.config import Settings
+from order_service.core.security import InvalidTokenError, decode_access_token
+from order_service.models import Role, User
+from order_service.storage import Storage
+
+TOKEN_URL = "/api/login/access-token"
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The application's :class:`Settings`."""
     return request.app.state.settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     """The application's SQLAlchemy engine."""
     return request.app.state.engine
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    """A session for the duration of the request; rolled back if not committed, then closed."""
-    with request.app.state.session_factory() as session:
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    """A session for the duration of the request; rolled back if not committed, then closed.
+
+    Creating a session does no I/O (the connection is taken at the first query, in the
+    route's worker thread), so this runs on the event loop and saves a thread hop per
+    request. Routes end their transactions themselves; when one is left open (an error),
+    closing it here is a short ROLLBACK.
+    """
+    session = request.app.state.session_factory()
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
-def get_redis(request: Request) -> Redis:
+async def get_redis(request: Request) -> Redis:
     """The application's Redis client (connections are made lazily, per command)."""
     return request.app.state.redis
+
+
+def async_redis(request: Request) -> AsyncRedis:
+    """The application's asyncio Redis client for the running event loop (made on first use).
+
+    One per loop: a uvicorn worker has one; test clients may run several, and asyncio
+    connections must not cross loops.
+    """
+    clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncRedis] = request.app.state.async_redis
+    loop = asyncio.get_running_loop()
+    client = clients.get(loop)
+    if client is None:
+        settings: Settings = request.app.state.settings
+        client = AsyncRedis(
+            host=settings.REDIS_HOST,
+            port=settings.REDIS_PORT,
+            password=settings.REDIS_PASSWORD.get_secret_value() if settings.REDIS_PASSWORD else None,
+            socket_connect_timeout=settings.DEPENDENCY_TIMEOUT_SECONDS,
+            socket_timeout=settings.DEPENDENCY_TIMEOUT_SECONDS,
+            # as the sync client: two quick retries, not redis-py's default of seconds of backoff
+            retry=AsyncRetry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+        )
+        clients[loop] = client
+    return client
+
+
+async def get_storage(request: Request) -> Storage:
+    """The application's attachment storage (S3 or local volume)."""
+    return request.app.state.storage
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_db)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
+StorageDep = Annotated[Storage, Depends(get_storage)]
+
+
+async def client_address_dep(request: Request) -> str:
+    """:func:`client_address` as a dependency (runs on the event loop, no thread hop)."""
+    return client_address(request)
+
+
+def client_address(request: Request) -> str:
+    """The client's IP address (behind nginx: the real client, via uvicorn's proxy headers)."""
+    return request.client.host if request.client else "unknown"
+
+
+def _too_many(exc: ratelimit.RateLimited) -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+        detail=f"too many requests ({exc.scope}); retry after {exc.retry_after} s",
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
+async def limit_by_address(request: Request, settings: SettingsDep) -> None:
+    """Count the request against the per-address limit only (unauthenticated routes: login)."""
+    try:
+        await ratelimit.hit_async(
+            async_redis(request),
+            ratelimit.Limit("ip", client_address(request), settings.RATE_LIMIT_IP, settings.RATE_LIMIT_WINDOW_SECONDS),
+        )
+    except ratelimit.RateLimited as exc:
+        raise _too_many(exc) from None
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated user as the routes see it (a snapshot of the ``users`` row)."""
+
+    id: uuid.UUID
+    email: str
+    role: Role
+    is_active: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> Principal:
+        """Snapshot of ``user``."""
+        return cls(id=user.id, email=user.email, role=user.role, is_active=user.is_active, created_at=user.created_at)
+
+
+class UserCache:
+    """Per-process snapshots of users for ``AUTH_CACHE_SECONDS`` (saves a query per request).
+
+    A change through this process's API (role, deactivation) is seen at once; other
+    worker processes see it within ``AUTH_CACHE_SECONDS``. ``0`` disables the cache.
+    """
+
+    def __init__(self, ttl_seconds: float) -> None:
+        self.ttl_seconds = ttl_seconds
+        self._entries: dict[uuid.UUID, tuple[float, Principal]] = {}
+
+    def get(self, user_id: uuid.UUID) -> Principal | None:
+        """The cached snapshot when it is fresh, else ``None``."""
+        entry = self._entries.get(user_id)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, principal: Principal) -> None:
+        """Remember ``principal`` for ``ttl_seconds``."""
+        if self.ttl_seconds > 0:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[principal.id] = (time.monotonic() + self.ttl_seconds, principal)
+
+    def forget(self, user_id: uuid.UUID) -> None:
+        """Drop ``user_id`` (after a change)."""
+        self._entries.pop(user_id, None)
+
+
+def _load_principal(request: Request, user_id: uuid.UUID) -> Principal | None:
+    with request.app.state.session_factory() as session:
+        user = crud.get_user(session, user_id)
+        return Principal.of(user) if user is not None else None
+
+
+async def get_current_user(
+    request: Request,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> Principal:
+    """The active user of the bearer token, after the rate limits; 401 / 429 otherwise.
+
+    Runs on the event loop: the token check is CPU only, the rate-limit counters go through
+    the asyncio Redis client, and only a user-cache miss takes a thread for the database.
+    """
+    if not token:
+        raise _unauthorized("not authenticated")
+    try:
+        claims = decode_access_token(token, settings.SECRET_KEY.get_secret_value())
+    except InvalidTokenError:
+        raise _unauthorized("invalid or expired token") from None
+    try:
+        await ratelimit.hit_async(
+            async_redis(request),
+            ratelimit.Limit("user", str(claims.user_id), settings.RATE_LIMIT_USER, settings.RATE_LIMIT_WINDOW_SECONDS),
+            ratelimit.Limit("ip", client_address(request), settings.RATE_LIMIT_IP, settings.RATE_LIMIT_WINDOW_SECONDS),
+        )
+    except ratelimit.RateLimited as exc:
+        raise _too_many(exc) from None
+    cache: UserCache = request.app.state.user_cache
+    principal = cache.get(claims.user_id)
+    if principal is None:
+        principal = await run_in_threadpool(_load_principal, request, claims.user_id)
+        if principal is None:
+            raise _unauthorized("invalid or expired token")
+        cache.put(principal)
+    if not principal.is_active:
+        raise _unauthorized("invalid or expired token")
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(get_current_user)]
+
+
+def require_role(*roles: Role) -> Callable[[Principal], Principal]:
+    """Dependency factory: the current user when their role is one of ``roles``, else 403."""
+
+    async def dependency(user: CurrentUser) -> Principal:
+        if user.role not in roles:
+            raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail="not allowed for your role")
+        return user
+
+    return dependency
+
+
+AdminUser = Annotated[Principal, Depends(require_role(Role.admin))]
+StaffUser = Annotated[Principal, Depends(require_role(Role.operator, Role.admin))]

@@ -19,8 +19,9 @@ import pytest
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-PREFIX = "orderops-it"
-PORT_OFFSET = 100  # ssh 2301, http 8181, https 8541
+# Next to the main harness of this environment (its prefix/offset shifted), never on its names.
+PREFIX = os.environ.get("ORDEROPS_HOST_PREFIX", "orderops") + "-it"
+PORT_OFFSET = int(os.environ.get("ORDEROPS_PORT_OFFSET", "0")) + 100  # default: ssh 2301, http 8181, https 8541
 
 
 def _docker_available() -> bool:
@@ -92,7 +93,9 @@ def test_host_up_ssh_sudo_systemd(harness):
     assert Path(state["compose_deb"]).is_file()
     [host] = state["hosts"]
     assert host["name"] == f"{PREFIX}-1" and host["groups"] == ["app", "controller"]
-    assert (host["ssh_port"], host["http_port"], host["https_port"]) == (2301, 8181, 8541)
+    from testhosts.hosts import ports_for
+
+    assert (host["ssh_port"], host["http_port"], host["https_port"]) == ports_for(1, PORT_OFFSET)
 
     out = subprocess.run(
         ["ssh", "-i", state["ssh_key"], "-p", str(host["ssh_port"]), "-o", "StrictHostKeyChecking=no",

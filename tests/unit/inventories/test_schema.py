@@ -53,6 +53,7 @@ def test_valid_data_gives_settings_with_defaults(data):
     ("override", "field"),
     [
         ({"domain": "not a domain"}, "domain"),
+        ({"domain": "Orders.Example.com"}, "domain"),
         ({"environment": "prodution"}, "environment"),
         ({"timezone": "Mars/Olympus"}, "timezone"),
         ({"docker_log_max_size": "10 MB"}, "docker_log_max_size"),
@@ -117,7 +118,8 @@ def test_missing_image_role_is_named(data):
     ("name", "value", "message"),
     [
         ("redis_password", "qzX81", "too short"),
-        ("secret_key", "changethis", "too short"),
+        ("secret_key", "changethis", "well-known default"),
+        ("secret_key", "a" * 30, "too little variety"),
         ("admin_password", "Hunter2!", "too short"),
     ],
 )
@@ -207,3 +209,21 @@ def test_prod_example_inventory_validates_with_a_secrets_file(secrets_file, monk
     monkeypatch.setenv("ORDEROPS_SECRETS_FILE", "/nonexistent/secrets.json")
     with pytest.raises(SystemExit, match="orderops: inventory error: host 'app-1.example.com': secrets_file"):
         runpy.run_path(str(root / "inventories" / "prod.py"))
+
+
+def test_all_secrets_from_environment_need_no_file(data, monkeypatch, tmp_path):
+    for name, value in STRONG.items():
+        monkeypatch.setenv(f"ORDEROPS_SECRET_{name.upper()}", value)
+    s = build_settings("app-1", {**data, "secrets_file": str(tmp_path / "absent.json")})
+    assert s.secrets.redis_password.get_secret_value() == STRONG["redis_password"]
+    monkeypatch.delenv("ORDEROPS_SECRET_REDIS_PASSWORD")
+    with pytest.raises(InventoryError, match="file not found"):
+        build_settings("app-1", {**data, "secrets_file": str(tmp_path / "absent.json")})
+
+
+def test_broken_json_reports_position_not_content(data, secrets_file):
+    path = secrets_file()
+    path.write_text('{"postgres_password": "s3cr3t-value-in-broken-json"')
+    with pytest.raises(InventoryError) as e:
+        build_settings("app-1", data)
+    assert "line 1" in e.value.message and "s3cr3t" not in str(e.value)

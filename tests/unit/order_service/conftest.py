@@ -16,6 +16,7 @@ Override the binaries with ``ORDEROPS_TEST_PG_BIN`` / ``ORDEROPS_TEST_REDIS_SERV
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import logging
 import os
@@ -54,6 +55,11 @@ PG_USER = "orderops"
 PG_PASSWORD = "pg/@:%?#" + secrets.token_urlsafe(24)
 REDIS_PASSWORD = "redis-" + secrets.token_urlsafe(24)
 SERVICE_DB = "orderops_test"
+ADMIN_EMAIL = "admin@orderops.test"
+ADMIN_PASSWORD = "admin-" + secrets.token_urlsafe(24)
+#: Local attachment volume of the tests (removed when the session ends).
+STORAGE_DIR = tempfile.mkdtemp(prefix="orderops-attachments-")
+atexit.register(shutil.rmtree, STORAGE_DIR, ignore_errors=True)
 
 #: Settings fields that tests always pass explicitly (the environment must not leak in).
 SETTINGS_ENV_NAMES = tuple(Settings.model_fields)
@@ -195,7 +201,7 @@ def make_settings(pg: PostgresServer, redis_port: int, **overrides: Any) -> Sett
     """Settings for the test servers; every field explicit, ``.env`` ignored."""
     values: dict[str, Any] = {
         "ENVIRONMENT": "local",
-        "SECRET_KEY": "local-test-secret",
+        "SECRET_KEY": "local-test-secret-" + "k" * 24,
         "POSTGRES_HOST": pg.host,
         "POSTGRES_PORT": pg.port,
         "POSTGRES_USER": pg.user,
@@ -210,6 +216,14 @@ def make_settings(pg: PostgresServer, redis_port: int, **overrides: Any) -> Sett
         "DB_POOL_SIZE": 2,
         "DB_MAX_OVERFLOW": 2,
         "DEPENDENCY_TIMEOUT_SECONDS": 2,
+        "ADMIN_EMAIL": ADMIN_EMAIL,
+        "ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "PASSWORD_HASH_ROUNDS": 4,  # bcrypt's minimum: tests log in often
+        "STORAGE_DIR": STORAGE_DIR,
+        "S3_BUCKET": None,
+        "CORS_ORIGINS": "",
+        "RATE_LIMIT_USER": 600,
+        "RATE_LIMIT_IP": 1200,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
@@ -246,23 +260,69 @@ def closed_port() -> int:
 
 
 @pytest.fixture
-def clean_db(pg_server: PostgresServer, migrated_db: str) -> None:
-    """Empty the order tables before the test."""
+def clean_db(pg_server: PostgresServer, migrated_db: str, service_redis_proc: Any) -> None:
+    """Empty the tables and Redis (rate-limit counters, idempotency records) before the test."""
     with pg_server.admin(migrated_db) as conn:
-        conn.execute("TRUNCATE orders, order_lines")
+        conn.execute("TRUNCATE orders, order_lines, order_transitions, attachments, users")
+    import redis  # noqa: PLC0415
+
+    redis.Redis(host="127.0.0.1", port=service_redis_proc.port, password=REDIS_PASSWORD).flushall()
 
 
 @pytest.fixture
 def app(settings: Settings, clean_db: None) -> FastAPI:
-    """An application on the test servers, with empty tables."""
+    """An application on the test servers, with empty tables (the admin is seeded at start)."""
     return create_app(settings)
 
 
+def login(client: TestClient, email: str, password: str) -> dict[str, str]:
+    """``Authorization`` header for ``email`` (OAuth2 password flow); asserts success."""
+    response = client.post("/api/login/access-token", data={"username": email, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
 @pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    """HTTP client of ``app`` (lifespan run); server errors come back as responses."""
+def anon_client(app: FastAPI) -> Iterator[TestClient]:
+    """Unauthenticated HTTP client of ``app`` (lifespan run); server errors come back as responses."""
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def admin_headers(anon_client: TestClient) -> dict[str, str]:
+    """Bearer header of the seeded admin."""
+    return login(anon_client, ADMIN_EMAIL, ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def user_factory(anon_client: TestClient, admin_headers: dict[str, str]) -> Callable[..., dict[str, str]]:
+    """``user_factory(role, email=None)``: create a user through the admin API; returns its bearer header."""
+    counter = iter(range(1_000_000))
+
+    def factory(role: str, email: str | None = None) -> dict[str, str]:
+        email = email or f"{role}{next(counter)}@example.com"
+        password = "pw-" + secrets.token_urlsafe(12)
+        response = anon_client.post(
+            "/api/users", json={"email": email, "password": password, "role": role}, headers=admin_headers
+        )
+        assert response.status_code == 201, response.text
+        return login(anon_client, email, password)
+
+    return factory
+
+
+@pytest.fixture
+def client(anon_client: TestClient, user_factory: Callable[..., dict[str, str]]) -> TestClient:
+    """HTTP client of ``app`` authenticated as a fresh ``customer``."""
+    anon_client.headers.update(user_factory("customer"))
+    return anon_client
+
+
+@pytest.fixture
+def operator_headers(user_factory: Callable[..., dict[str, str]]) -> dict[str, str]:
+    """Bearer header of a fresh ``operator``."""
+    return user_factory("operator")
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,13 @@ import psycopg
 import pytest
 
 from order_service.core.config import Settings
+from tests.unit.order_service.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from order_service.entrypoint import MIGRATION_LOCK_KEY, StartupError, migrate, uvicorn_argv
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+HEAD = "0002"
 
 
 def service_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -31,7 +36,10 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
         value = getattr(settings, name)
         if value is None:
             continue
-        env[name] = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+        if isinstance(value, list):
+            env[name] = ",".join(value)
+        else:
+            env[name] = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
     env.update(extra)
     return env
 
@@ -99,7 +107,7 @@ def test_parallel_starts_migrate_once(pg_server: Any, settings_factory: Any) -> 
     for index, process in enumerate(processes):
         outputs[index] += process.communicate(timeout=60)[0].decode(errors="replace")
     assert [process.returncode for process in processes] == [0, 0, 0], outputs
-    assert alembic_version(pg_server, "orderops_parallel") == [("0001",)]
+    assert alembic_version(pg_server, "orderops_parallel") == [(HEAD,)]
     assert sum("database migrated" in output for output in outputs) == 3
 
 
@@ -114,7 +122,7 @@ def test_migrate_waits_for_the_lock(pg_server: Any, settings_factory: Any) -> No
     finally:
         releaser.join()
     assert time.monotonic() - started >= 0.9
-    assert alembic_version(pg_server, "orderops_lockwait") == [("0001",)]
+    assert alembic_version(pg_server, "orderops_lockwait") == [(HEAD,)]
 
 
 def test_migrate_gives_up_when_lock_stays_busy(pg_server: Any, settings_factory: Any) -> None:
@@ -137,7 +145,7 @@ def test_cli_migrate(pg_server: Any, settings_factory: Any) -> None:
     settings = settings_factory(POSTGRES_DB=pg_server.create_database("orderops_cli"))
     result = run_cli(["migrate"], service_env(settings))
     assert result.returncode == 0, result.stderr
-    assert alembic_version(pg_server, "orderops_cli") == [("0001",)]
+    assert alembic_version(pg_server, "orderops_cli") == [(HEAD,)]
     messages = [json.loads(line)["message"] for line in result.stdout.splitlines() if line.strip()]
     assert "database migrated" in messages
     # a second run finds nothing to do and still succeeds
@@ -186,7 +194,16 @@ def _get(url: str, headers: dict[str, str] | None = None, data: bytes | None = N
 
 
 def test_serve_migrates_and_runs_uvicorn(pg_server: Any, settings_factory: Any, closed_port: int) -> None:
+    """Start against a database at the previous revision (0001, with an old ``confirmed`` order)."""
     settings = settings_factory(POSTGRES_DB=pg_server.create_database("orderops_serve"), WORKERS=2)
+    migrate(settings, revision="0001", connect_timeout=10, lock_timeout=10)
+    old_id = "00000000-0000-4000-8000-000000000001"
+    with pg_server.admin("orderops_serve") as conn:
+        conn.execute(
+            "INSERT INTO orders (id, customer, currency, total_minor, status) "
+            "VALUES (%s, 'old', 'EUR', 5, 'confirmed')",
+            (old_id,),
+        )
     base = f"http://127.0.0.1:{closed_port}/api"
     process = subprocess.Popen(
         [sys.executable, "-m", "order_service", "serve", "--host", "127.0.0.1", "--port", str(closed_port)],
@@ -212,6 +229,10 @@ def test_serve_migrates_and_runs_uvicorn(pg_server: Any, settings_factory: Any, 
         cmdline = Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")
         assert b"uvicorn" in cmdline and b"--proxy-headers" in cmdline
         assert _get(f"{base}/ready")[0] == 200
+        form = urllib.parse.urlencode({"username": ADMIN_EMAIL, "password": ADMIN_PASSWORD}).encode()
+        token = _get(f"{base}/login/access-token", {"Content-Type": "application/x-www-form-urlencoded"}, form)[2]
+        auth = {"Authorization": f"Bearer {token['access_token']}"}
+        assert _get(f"{base}/orders/{old_id}", auth)[2]["status"] == "paid"  # 'confirmed' became 'paid'
         order = {
             "customer": "via uvicorn",
             "currency": "USD",
@@ -219,11 +240,17 @@ def test_serve_migrates_and_runs_uvicorn(pg_server: Any, settings_factory: Any, 
         }
         status, _, created = _get(
             f"{base}/orders",
-            {"Content-Type": "application/json", "X-Request-ID": "serve-post-1", "X-Forwarded-For": "203.0.113.7"},
+            {"Content-Type": "application/json", "X-Request-ID": "serve-post-1", "X-Forwarded-For": "203.0.113.7",
+             **auth},
             json.dumps(order).encode(),
         )
         assert (status, created["total_minor"]) == (201, 10)
-        assert _get(f"{base}/orders/{created['id']}")[2] == created
+        assert _get(f"{base}/orders/{created['id']}", auth)[2] == created
+        # two workers, one /metrics answer summing both (PROMETHEUS_MULTIPROC_DIR set by serve)
+        with urllib.request.urlopen(f"http://127.0.0.1:{closed_port}/metrics", timeout=5) as answer:
+            exposition = answer.read().decode()
+        assert 'orderops_orders_created_total{status="pending"} 1.0' in exposition
+        assert 'route="/api/orders/{order_id}"' in exposition
     finally:
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=30)

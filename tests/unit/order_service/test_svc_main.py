@@ -13,7 +13,9 @@ from fastapi.testclient import TestClient
 
 from order_service import main as main_module
 from order_service.core.config import Settings
+from order_service.core.security import create_access_token
 from order_service.main import create_app
+from tests.unit.order_service.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, login
 
 
 def test_request_id_is_echoed(client: TestClient) -> None:
@@ -51,6 +53,7 @@ def test_json_log_lines_carry_request_id(
 ) -> None:
     app = create_app(settings)  # built here so its log handler writes to the captured stdout
     with TestClient(app) as client:
+        client.headers.update(login(client, ADMIN_EMAIL, ADMIN_PASSWORD))
         assert client.post("/api/orders", json=order_body, headers={"X-Request-ID": "req-log-1"}).status_code == 201
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
     ours = [line for line in lines if line.get("request_id") == "req-log-1"]
@@ -117,7 +120,9 @@ def test_database_down_is_503_not_500(
     settings_factory: Any, closed_port: int, order_body: dict[str, Any]
 ) -> None:
     settings = settings_factory(POSTGRES_PORT=closed_port)
+    token, _ = create_access_token(uuid.uuid4(), "admin", settings.SECRET_KEY.get_secret_value(), 5)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        client.headers["Authorization"] = f"Bearer {token}"
         response = client.post("/api/orders", json=order_body)
         assert response.status_code == 503
         assert response.json() == {"detail": "database unavailable"}

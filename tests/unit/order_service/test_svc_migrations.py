@@ -36,7 +36,7 @@ def test_downgrade_to_base_and_back(pg_server: Any, settings_factory: Any) -> No
     settings = settings_factory(POSTGRES_DB=pg_server.create_database("orderops_downgrade"))
     migrate(settings, connect_timeout=5, lock_timeout=5)
     with pg_server.admin("orderops_downgrade") as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0001",)
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0002",)
     command.downgrade(alembic_config(settings), "base")
     engine = create_engine(settings.SQLALCHEMY_DATABASE_URI, poolclass=NullPool)
     try:
@@ -83,5 +83,5 @@ def test_alembic_cli_works_from_any_directory(settings: Any, tmp_path: Path) -> 
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "0001 (head)" in result.stdout
+    assert "0002 (head)" in result.stdout
     assert ALEMBIC_INI.parent.parent == REPO_ROOT

@@ -125,3 +125,40 @@ def test_strong_secrets_accepted_and_never_printed() -> None:
 def test_secret_weakness_accepts_random_token() -> None:
     assert secret_weakness("q8Zr2LmX0vT5nB7cW4yK1pH9sD6fJ3gA") is None
     assert secret_weakness("x" * 23) is not None
+
+
+def test_api_settings_defaults() -> None:
+    settings = Settings()
+    assert settings.ACCESS_TOKEN_EXPIRE_MINUTES == 30
+    assert settings.ADMIN_PASSWORD is None  # no admin seeded without a password
+    assert settings.CORS_ORIGINS == []
+    assert (settings.RATE_LIMIT_USER, settings.RATE_LIMIT_IP, settings.RATE_LIMIT_WINDOW_SECONDS) == (600, 1200, 60)
+    assert settings.IDEMPOTENCY_TTL_SECONDS == 24 * 3600
+    assert settings.S3_BUCKET is None and settings.STORAGE_DIR == "/data/attachments"
+    assert settings.S3_SSE == "AES256"
+    assert "application/pdf" in settings.ATTACHMENT_CONTENT_TYPES
+
+
+def test_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", "https://a.example.com, http://localhost:3000")
+    monkeypatch.setenv("ATTACHMENT_CONTENT_TYPES", '["application/pdf"]')
+    settings = Settings()
+    assert settings.CORS_ORIGINS == ["https://a.example.com", "http://localhost:3000"]
+    assert settings.ATTACHMENT_CONTENT_TYPES == ["application/pdf"]
+
+
+@pytest.mark.parametrize("origin", ["a.example.com", "https://a.example.com/path", "ftp://x.example.com"])
+def test_bad_cors_origins_are_refused(monkeypatch: pytest.MonkeyPatch, origin: str) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", origin)
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    assert error_fields(info.value) == {"CORS_ORIGINS"}
+
+
+def test_weak_admin_password_refused_outside_local() -> None:
+    with pytest.raises(ValidationError) as info:
+        Settings(_env_file=None, ENVIRONMENT="production", ADMIN_PASSWORD="admin123", **STRONG)
+    assert error_fields(info.value) == {"ADMIN_PASSWORD"}
+    assert "admin123" not in str(info.value)
+    ok = Settings(_env_file=None, ENVIRONMENT="production", ADMIN_PASSWORD="Ad9fK2lQ7wE4rT1yU8iO3pZ6", **STRONG)
+    assert ok.ADMIN_PASSWORD is not None

@@ -27,7 +27,7 @@ def test_health_needs_no_dependency(settings_factory: Any, closed_port: int) -> 
 def test_ready_ok_when_both_reachable(client: TestClient) -> None:
     response = client.get("/api/ready")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
+    assert response.json() == {"status": "ok", "checks": {"database": "ok", "migrations": "ok", "redis": "ok"}}
 
 
 def _ready(settings: Any) -> tuple[int, dict[str, Any], float]:

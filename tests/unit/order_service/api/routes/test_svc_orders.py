@@ -176,7 +176,9 @@ def test_list_default_page_and_empty(client: TestClient) -> None:
     assert body == {"items": [], "next": None}
 
 
-def test_list_is_stable_for_equal_timestamps(client: TestClient, app: Any, order_body: dict[str, Any]) -> None:
+def test_list_is_stable_for_equal_timestamps(
+    client: TestClient, app: Any, admin_headers: dict[str, str], order_body: dict[str, Any]
+) -> None:
     # Orders created in one transaction share created_at (now() is the transaction time):
     # the id breaks the tie, so pages neither repeat nor skip. Index scans are disabled so
     # the order comes from ORDER BY alone, not from the (created_at, id) index.
@@ -208,7 +210,7 @@ def test_list_is_stable_for_equal_timestamps(client: TestClient, app: Any, order
     cursor = None
     while True:
         params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
-        body = client.get("/api/orders", params=params).json()
+        body = client.get("/api/orders", params=params, headers=admin_headers).json()  # no owner: staff only
         seen += [item["id"] for item in body["items"]]
         cursor = body["next"]
         if cursor is None:

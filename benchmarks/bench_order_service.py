@@ -1,0 +1,377 @@
+"""Order-service benchmark: the real service vs a bare FastAPI INSERT/SELECT, side by side.
+
+    .venv/bin/python benchmarks/bench_order_service.py           # ~2 minutes on 2 cores
+
+Starts its own PostgreSQL 15 (Debian's binaries, initdb in a temporary directory, run as the
+``postgres`` user when started as root) and redis-server (with a password), migrates with
+``python -m order_service migrate``, then runs on loopback:
+
+- the service with its production server settings: ``python -m order_service serve``
+  (uvicorn, ``--workers WORKERS``, proxy headers, JSON logs, metrics, rate limiting on with
+  limits high enough never to trigger, authentication on the path: one token, reused);
+- ``benchmarks/bare_app.py`` under the same uvicorn flags and worker count, with the same
+  engine settings (psycopg 3, same pool): one INSERT, one SELECT per request.
+
+Measures with wrk (Debian's ``wrk``; closed loop, ``--latency``) the maximum rate and
+p50/p99 of ``POST /api/orders`` vs ``POST /bare/orders`` and ``GET /api/orders/{id}`` vs
+``GET /bare/orders/{id}``, prints the ratios, then offers the service half of each measured
+maximum with a fixed-rate (open-loop) generator and reports p99 measured from each request's
+scheduled start (no coordinated omission).
+
+Environment: ``BENCH_WORKERS`` (default 2, the inventory default), ``BENCH_DURATION`` seconds
+per wrk run (10), ``BENCH_CONNECTIONS`` (32), ``BENCH_FIXED_DURATION`` (15), ``BENCH_KEEP=1``
+keeps the temporary directory with the servers' logs.
+Not a test: nothing is gated; the targets are printed next to the figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+PG_BIN = Path(os.environ.get("ORDEROPS_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+REDIS_SERVER = os.environ.get("ORDEROPS_TEST_REDIS_SERVER", "/usr/bin/redis-server")
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+DURATION = int(os.environ.get("BENCH_DURATION", "10"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
+FIXED_DURATION = int(os.environ.get("BENCH_FIXED_DURATION", "15"))
+ORDER = {"customer": "ACME GmbH", "currency": "EUR",
+         "lines": [{"sku": "WIDGET-1", "quantity": 3, "unit_price_minor": 1250}]}
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _server_user() -> pwd.struct_passwd | None:
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise SystemExit("running as root without a 'postgres' or 'nobody' user")
+
+
+def _wait_port(port: int, process: subprocess.Popen[bytes], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{what} exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{what} did not listen on {port} within {timeout:.0f} s")
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{what} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{what} did not answer {url} within {timeout:.0f} s")
+
+
+@contextmanager
+def postgres(root: Path, password: str) -> Iterator[int]:
+    """A throw-away PostgreSQL 15 cluster on 127.0.0.1; yields its port."""
+    user = _server_user()
+    as_user: dict[str, Any] = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
+    pgroot = root / "pg"
+    pgroot.mkdir()
+    (pgroot / "pwfile").write_text(password + "\n")
+    if user:
+        for path in (pgroot, pgroot / "pwfile"):
+            os.chown(path, user.pw_uid, user.pw_gid)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"}
+    subprocess.run([str(PG_BIN / "initdb"), "-D", str(pgroot / "data"), "-U", "orderops", "--auth=scram-sha-256",
+                    f"--pwfile={pgroot / 'pwfile'}", "-E", "UTF8", "--locale=C.UTF-8"],
+                   cwd=pgroot, env=env, check=True, capture_output=True, **as_user)
+    port = free_port()
+    with (pgroot / "log").open("wb") as log:
+        process = subprocess.Popen(
+            [str(PG_BIN / "postgres"), "-D", str(pgroot / "data"), "-p", str(port),
+             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={pgroot}",
+             "-c", "max_connections=200", "-c", "shared_buffers=128MB"],
+            cwd=pgroot, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent, **as_user,
+        )
+    try:
+        _wait_port(port, process, "postgres")
+        time.sleep(0.5)
+        yield port
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+
+
+@contextmanager
+def redis_server(root: Path, password: str) -> Iterator[int]:
+    """A redis-server on 127.0.0.1 with ``password``, no persistence; yields its port."""
+    port = free_port()
+    process = subprocess.Popen(
+        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--requirepass", password,
+         "--save", "", "--appendonly", "no", "--dir", str(root)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+    )
+    try:
+        _wait_port(port, process, "redis-server")
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@contextmanager
+def process(argv: list[str], env: dict[str, str], health_url: str, what: str, logfile: Path) -> Iterator[None]:
+    """Run ``argv`` until the block ends (SIGTERM: uvicorn's graceful shutdown)."""
+    with logfile.open("wb") as log:
+        child = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                 preexec_fn=_die_with_parent)
+    try:
+        _wait_http(health_url, child, what)
+        yield
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> Any:
+    """One request with urllib; returns the decoded JSON answer."""
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+WRK_SCRIPT = """
+wrk.method = "{method}"
+wrk.body = {body}
+wrk.headers["Content-Type"] = "application/json"
+{auth}
+"""
+
+
+def wrk(url: str, method: str, body: str | None, token: str | None, root: Path, name: str) -> dict[str, float]:
+    """Closed-loop max-rate run; returns requests/s, p50 and p99 (ms) and non-2xx count."""
+    script = root / f"{name}.lua"
+    auth = f'wrk.headers["Authorization"] = "Bearer {token}"' if token else ""
+    script.write_text(WRK_SCRIPT.format(method=method, body=json.dumps(body) if body else "nil", auth=auth))
+    base = ["wrk", "-t", "2", "-c", str(CONNECTIONS), "--latency", "-s", str(script)]
+    subprocess.run([*base, "-d", "2s", url], capture_output=True, check=True)  # warm-up: workers, pools
+    result = subprocess.run([*base, "-d", f"{DURATION}s", url], capture_output=True, text=True, check=True)
+    out = result.stdout
+
+    def latency(label: str) -> float:
+        match = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+        if not match:
+            raise SystemExit(f"cannot parse wrk output:\n{out}")
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {"rps": rps, "p50": latency("50"), "p99": latency("99"),
+            "non2xx": float(non2xx.group(1)) if non2xx else 0.0, "socket_errors": errors.group(0) if errors else ""}
+
+
+async def _fixed_rate(host: str, port: int, request: bytes, rate: float, duration: float,
+                      connections: int) -> tuple[list[float], int]:
+    """Open-loop load: request *i* is due at ``t0 + i / rate``; latency counts from the due time."""
+    total = int(rate * duration)
+    queue: asyncio.Queue[float] = asyncio.Queue()
+    latencies: list[float] = []
+    failures = 0
+
+    async def worker() -> None:
+        nonlocal failures
+        reader, writer = await asyncio.open_connection(host, port)
+        while True:
+            due = await queue.get()
+            if due < 0:
+                writer.close()
+                return
+            writer.write(request)
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - due)
+            if status >= 300:
+                failures += 1
+
+    workers = [asyncio.create_task(worker()) for _ in range(connections)]
+    start = time.perf_counter() + 0.2
+    for i in range(total):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait(due)
+    for _ in workers:
+        queue.put_nowait(-1.0)
+    await asyncio.gather(*workers)
+    return latencies, failures
+
+
+def fixed_rate(url: str, method: str, body: str | None, token: str, rate: float) -> dict[str, float]:
+    """p50/p99 (ms) of ``rate`` requests/s for ``FIXED_DURATION`` seconds."""
+    parts = urllib.parse.urlsplit(url)
+    payload = (body or "").encode()
+    head = (f"{method} {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode()
+    latencies, failures = asyncio.run(
+        _fixed_rate(parts.hostname, parts.port, head + payload, rate, FIXED_DURATION, CONNECTIONS)
+    )
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
+
+    achieved = len(latencies) / FIXED_DURATION
+    return {"rate": rate, "achieved": achieved, "p50": pct(50), "p99": pct(99), "failures": failures}
+
+
+def main() -> int:
+    """Run the benchmark and print the table; returns 0 (figures are reported, not gated)."""
+    for tool in (str(PG_BIN / "postgres"), REDIS_SERVER, shutil.which("wrk") or "/usr/bin/wrk"):
+        if not Path(tool).exists():
+            raise SystemExit(f"{tool} missing: apt-get install postgresql-15 redis-server wrk")
+    root = Path(tempfile.mkdtemp(prefix="orderops-bench-"))
+    os.chmod(root, 0o755)
+    pg_password, redis_password = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    admin_password = secrets.token_urlsafe(24)
+    try:
+        with postgres(root, pg_password) as pg_port, redis_server(root, redis_password) as redis_port:
+            env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "REDIS_"))},
+                "PYTHONPATH": str(REPO_ROOT),
+                "ENVIRONMENT": "local",
+                "SECRET_KEY": secrets.token_urlsafe(32),
+                "POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": str(pg_port), "POSTGRES_USER": "orderops",
+                "POSTGRES_PASSWORD": pg_password, "POSTGRES_DB": "postgres",
+                "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_port), "REDIS_PASSWORD": redis_password,
+                "WORKERS": str(WORKERS), "LOG_LEVEL": "INFO",  # production default: one JSON access line per request
+                "ADMIN_EMAIL": "bench@orderops.local", "ADMIN_PASSWORD": admin_password,
+                # rate limiting stays on the path (two counters per request), never triggered
+                "RATE_LIMIT_USER": "1000000000", "RATE_LIMIT_IP": "1000000000",
+                "STORAGE_DIR": str(root / "attachments"),
+            }
+            subprocess.run([sys.executable, "-m", "order_service", "migrate"], env=env, cwd=REPO_ROOT, check=True,
+                           stdout=subprocess.DEVNULL)
+            import psycopg  # noqa: PLC0415
+
+            from benchmarks.bare_app import DDL  # noqa: PLC0415
+
+            with psycopg.connect(host="127.0.0.1", port=pg_port, user="orderops", password=pg_password,
+                                 dbname="postgres", autocommit=True) as conn:
+                conn.execute(DDL)
+            from order_service.core.config import Settings  # noqa: PLC0415
+            from order_service.entrypoint import UVICORN_LOG_CONFIG  # noqa: PLC0415
+
+            svc_port, bare_port = free_port(), free_port()
+            service_argv = [sys.executable, "-m", "order_service", "serve", "--skip-migrations",
+                            "--host", "127.0.0.1", "--port", str(svc_port)]
+            # the bare app: uvicorn with exactly the flags `serve` uses (entrypoint.uvicorn_argv)
+            settings = Settings(_env_file=None, **{k: v for k, v in env.items() if k in Settings.model_fields})
+            from order_service.entrypoint import uvicorn_argv  # noqa: PLC0415
+
+            bare_argv = uvicorn_argv(settings, host="127.0.0.1", port=bare_port)
+            bare_argv[bare_argv.index("order_service.main:create_app")] = "benchmarks.bare_app:create_app"
+            assert "--log-config" in bare_argv and str(UVICORN_LOG_CONFIG) in bare_argv
+            svc, bare = f"http://127.0.0.1:{svc_port}", f"http://127.0.0.1:{bare_port}"
+            with process(service_argv, env, f"{svc}/api/health", "order service", root / "service.log"), \
+                 process(bare_argv, env, f"{bare}/docs", "bare app", root / "bare.log"):
+                form = urllib.parse.urlencode({"username": env["ADMIN_EMAIL"], "password": admin_password}).encode()
+                token = http("POST", f"{svc}/api/login/access-token", form,
+                             {"Content-Type": "application/x-www-form-urlencoded"})["access_token"]
+                auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+                body = json.dumps(ORDER)
+                order_id = http("POST", f"{svc}/api/orders", body.encode(), auth)["id"]
+                bare_id = http("POST", f"{bare}/bare/orders", body.encode(), {"Content-Type": "application/json"})["id"]
+                results = {
+                    "service POST /api/orders": wrk(f"{svc}/api/orders", "POST", body, token, root, "svc_post"),
+                    "bare    POST /bare/orders": wrk(f"{bare}/bare/orders", "POST", body, None, root, "bare_post"),
+                    "service GET  /api/orders/{id}": wrk(f"{svc}/api/orders/{order_id}", "GET", None, token, root,
+                                                         "svc_get"),
+                    "bare    GET  /bare/orders/{id}": wrk(f"{bare}/bare/orders/{bare_id}", "GET", None, None, root,
+                                                          "bare_get"),
+                }
+                post_rate = results["service POST /api/orders"]["rps"] / 2
+                get_rate = results["service GET  /api/orders/{id}"]["rps"] / 2
+                fixed = {
+                    "service POST /api/orders": fixed_rate(f"{svc}/api/orders", "POST", body, token, post_rate),
+                    "bare    POST /bare/orders": fixed_rate(f"{bare}/bare/orders", "POST", body, token, post_rate),
+                    "service GET  /api/orders/{id}": fixed_rate(f"{svc}/api/orders/{order_id}", "GET", None, token,
+                                                                get_rate),
+                    "bare    GET  /bare/orders/{id}": fixed_rate(f"{bare}/bare/orders/{bare_id}", "GET", None, token,
+                                                                 get_rate),
+                }
+        cpu = os.cpu_count()
+        print(f"\norder service benchmark: {WORKERS} uvicorn workers each, {cpu} CPUs, wrk -t2 -c{CONNECTIONS} "
+              f"-d{DURATION}s on loopback, PostgreSQL 15 + Redis on the same machine\n")
+        print(f"{'endpoint':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+        for name, r in results.items():
+            print(f"{name:34} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['non2xx']:8.0f}")
+        post_ratio = results["service POST /api/orders"]["rps"] / results["bare    POST /bare/orders"]["rps"]
+        get_ratio = results["service GET  /api/orders/{id}"]["rps"] / results["bare    GET  /bare/orders/{id}"]["rps"]
+        print(f"\nratio POST service/bare: {post_ratio:.2f}  (target >= 0.5)")
+        print(f"ratio GET  service/bare: {get_ratio:.2f}  (target >= 0.7)")
+        print(f"\nfixed rate at half the service's measured maximum (the bare app gets the same rate, for "
+              f"comparison), {FIXED_DURATION}s open loop, latency from scheduled start; target: service p99 < 50 ms")
+        for name, r in fixed.items():
+            print(f"  {name:34} offered {r['rate']:5.0f}/s achieved {r['achieved']:5.0f}/s  p50 {r['p50']:6.2f} ms  "
+                  f"p99 {r['p99']:7.2f} ms  non-2xx {r['failures']}")
+        load = os.getloadavg()
+        print(f"\nload average after the run: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {cpu} CPUs "
+              "(other work on the machine skews every figure)")
+        return 0
+    finally:
+        if os.environ.get("BENCH_KEEP"):
+            print(f"kept {root} (service.log, bare.log, PostgreSQL log)")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
