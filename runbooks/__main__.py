@@ -1,0 +1,5 @@
+"""``python -m runbooks`` = the ``runbook`` CLI."""
+
+from runbooks.cli import main
+
+main()

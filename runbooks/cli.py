@@ -1,0 +1,201 @@
+"""``runbook``: list, run and inspect runbooks (typer + rich).
+
+    runbook list
+    runbook run NAME -i INVENTORY [--limit HOSTS] [--check] [-p key=value ...] [--yes]
+    runbook show RUN_ID
+    runbook history
+
+Exit codes: 0 the run had no failed step, 1 a step failed (or the run aborted), 2 a usage
+problem (unknown runbook, bad parameter, bad inventory or --limit), reported in one line
+before any host is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.markup import escape
+from rich.table import Table as RichTable
+
+from runbooks.engine.errors import RunbookError
+from runbooks.engine.masking import Masker
+from runbooks.engine.params import describe_params, parse_assignments, validate_params
+from runbooks.engine.rotation import run_dirs
+from runbooks.engine.runner import default_runs_dir, new_run_id, run as run_runbook
+from runbooks.engine.signals import notify_webhook, write_textfile
+from runbooks.engine.targets import load_inventory, secret_values, select
+from runbooks.library import all_runbooks, get_runbook
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="orderops runbooks: operations knowledge as code.")
+console = Console(stderr=False, highlight=False)
+err = Console(stderr=True, highlight=False)
+
+_STYLE = {"ok": "green", "changed": "yellow", "failed": "bold red", "skipped": "dim", "aborted": "bold red"}
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]runbook:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@app.command("list")
+def list_runbooks() -> None:
+    """List the runbooks with their steps and parameters."""
+    for rb in all_runbooks():
+        console.print(f"[bold]{rb.name}[/]  {rb.title}")
+        for i, s in enumerate(rb.steps, 1):
+            flags = ", ".join(f for f, on in (("changes", s.changes), ("destructive", s.destructive)) if on)
+            console.print(f"   {i}. {s.name}  [dim]({s.executor}, {s.target}{', ' + flags if flags else ''})[/]")
+        for name, type_name, default, desc in describe_params(rb.params):
+            console.print(f"   -p {name}=<{type_name}>  default {default}  [dim]{desc}[/]")
+
+
+@app.command("run")
+def run(
+    name: str = typer.Argument(..., help="runbook name (see `runbook list`)"),
+    inventory: Path = typer.Option(..., "-i", "--inventory", help="pyinfra inventory file"),
+    limit: Optional[list[str]] = typer.Option(None, "--limit", help="host names, groups or globs (comma-separated)"),
+    check: bool = typer.Option(False, "--check", help="check mode: change nothing, report what would change"),
+    param: Optional[list[str]] = typer.Option(None, "-p", "--param", help="runbook parameter key=value"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="approve destructive steps"),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="parent of run directories [default: .orderops/runs]"),
+    keep_runs: int = typer.Option(50, help="run directories kept (count)"),
+    keep_days: float = typer.Option(30.0, help="run directories kept (age, days)"),
+    forks: int = typer.Option(10, help="hosts run in parallel"),
+    textfile_dir: Optional[Path] = typer.Option(None, help="write node-exporter textfile metrics here"),
+    webhook_url: Optional[str] = typer.Option(None, help="POST a failed run's summary to this URL"),
+) -> None:
+    """Run a runbook against an inventory and write its run directory."""
+    try:
+        runbook = get_runbook(name)
+        params = validate_params(name, runbook.params, parse_assignments(name, param or []))
+        hosts = select(load_inventory(inventory), limit)
+    except RunbookError as e:
+        _fail(str(e))
+        return
+    from runbooks.executors.ansible import AnsibleExecutor
+    from runbooks.executors.local import LocalExecutor
+    from runbooks.executors.pyinfra_exec import PyinfraExecutor
+
+    masker = Masker(secret_values(hosts))
+    run_id = new_run_id(runbook.name)
+    remote = AnsibleExecutor()
+    executors = {"remote": remote, "local": LocalExecutor(),
+                 "pyinfra": PyinfraExecutor(str(inventory), run_id=run_id, relock=remote if runbook.lock else None)}
+    interactive = sys.stdin.isatty() and not yes
+
+    def approve(step) -> bool:
+        return typer.confirm(f"Step {step.name!r} is destructive. Run it on {len(hosts)} host(s)?", default=False)
+
+    def progress(event: dict) -> None:
+        if event["event"] == "step-start":
+            console.print(f"[bold]▶ {event['step']}[/]")
+        elif event["event"] == "host-result":
+            st = event["status"]
+            console.print(f"   [{_STYLE.get(st, '')}]{st:8}[/] {event['host']}: {escape(masker.text(event['message'])[:200])}")
+        elif event["event"] == "retry":
+            console.print(f"   [yellow]retry[/]    {event['host']}: {escape(event['message'][:200])}")
+
+    console.print(f"runbook [bold]{runbook.name}[/] run {run_id} on {', '.join(h.name for h in hosts)}"
+                  + (" [yellow](check mode)[/]" if check else ""))
+    result = run_runbook(
+        runbook, hosts, params, executors, inventory=str(inventory), limit=limit or None, check=check,
+        approve=True if yes else (approve if interactive else False), runs_dir=runs_dir, forks=forks,
+        keep_runs=keep_runs, keep_days=keep_days, run_id=run_id, on_event=progress,
+    )
+    data = json.loads((Path(result.run_dir) / "result.json").read_text())
+    data["run_dir"] = result.run_dir
+    _matrix(data)
+    if textfile_dir:
+        write_textfile(textfile_dir, data)
+    if webhook_url and result.failed:
+        problem = notify_webhook(webhook_url, data)
+        if problem:
+            err.print(f"runbook: {problem}")
+    raise typer.Exit(1 if result.failed else 0)
+
+
+def _matrix(data: dict) -> None:
+    table = RichTable(title=f"{data['runbook']} · {data['run_id']} · {data['status']}")
+    table.add_column("step")
+    for h in data["hosts"]:
+        table.add_column(h)
+    for s in data["steps"]:
+        cells = []
+        for h in data["hosts"]:
+            r = s["results"].get(h)
+            cells.append(f"[{_STYLE.get(r['status'], '')}]{r['status']}[/]" if r else "-")
+        table.add_row(s["name"], *cells)
+    console.print(table)
+    console.print(f"report: {data.get('run_dir', '')}/report.md  (result.json, report.ipynb, events.jsonl)")
+
+
+def _find_run(runs_dir: Path, run_id: str) -> Path:
+    exact = runs_dir / run_id
+    if (exact / "result.json").exists():
+        return exact
+    matches = [d for d in run_dirs(runs_dir) if d.name.startswith(run_id) or d.name.endswith(run_id)]
+    if len(matches) == 1 and (matches[0] / "result.json").exists():
+        return matches[0]
+    _fail(f"no (unique) finished run {run_id!r} in {runs_dir}")
+    raise AssertionError  # unreachable
+
+
+@app.command("show")
+def show(
+    run_id: str = typer.Argument(..., help="run ID (or a unique prefix/suffix)"),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir"),
+    fmt: str = typer.Option("md", "--format", help="md | json"),
+) -> None:
+    """Show a run's report."""
+    d = _find_run(Path(runs_dir or default_runs_dir()), run_id)
+    if fmt == "json":
+        console.print_json((d / "result.json").read_text())
+    else:
+        console.print(Markdown((d / "report.md").read_text()))
+
+
+@app.command("history")
+def history(
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir"),
+    runbook: Optional[str] = typer.Option(None, "--runbook", help="only this runbook"),
+    n: int = typer.Option(20, "-n", help="newest N runs"),
+) -> None:
+    """List past runs, newest first."""
+    table = RichTable(title="runbook history")
+    table.add_column("run (UTC start-runbook-id)", no_wrap=True)
+    for col in ("status", "check", "hosts", "seconds"):
+        table.add_column(col)
+    rows = 0
+    for d in reversed(run_dirs(Path(runs_dir or default_runs_dir()))):
+        try:
+            r = json.loads((d / "result.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if runbook and r["runbook"] != runbook:
+            continue
+        table.add_row(r["run_id"], f"[{_STYLE.get(r['status'], '')}]{r['status']}[/]", "yes" if r["check"] else "",
+                      ",".join(r["hosts"]), f"{r['duration_s']:.1f}")
+        rows += 1
+        if rows >= n:
+            break
+    console.print(table)
+
+
+def main() -> None:
+    """Console entry point ``runbook``."""
+    os.environ.setdefault("ANSIBLE_NOCOLOR", "1")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""What a runbook is: an ordered list of documented steps, like a notebook's cells.
+
+A runbook module defines ``RUNBOOK = Runbook(...)``. Each :class:`Step` carries Markdown
+documentation (its function's docstring), a target (an inventory group, or ``all``), an
+executor kind (``remote``, ``pyinfra`` or ``local``), a timeout in seconds, a retry policy and a
+policy on failure:
+
+===============  ==========================================================================
+``continue``     report the failure and go on with the next step on that host
+``stop-host``    skip that host's remaining steps
+``abort``        stop the whole run after this step (remaining steps: skipped on every host)
+===============  ==========================================================================
+
+``changes=True`` marks a changing step: in check mode it must only report what it would do
+(``ctx.check`` is ``True``; the engine passes the flag, the step honours it).
+``destructive=True`` additionally needs approval (``--yes`` or an interactive confirm); without
+it the step is skipped and reported as such.
+
+A step function receives a :class:`StepContext` and returns a :class:`StepResult` (use
+``ctx.ok()``, ``ctx.changed()``, ``ctx.failed()``, ``ctx.skipped()``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from runbooks.engine.errors import CommandTimeout
+from runbooks.executors.base import CommandResult, Executor, HostTarget
+
+__all__ = ["Step", "Runbook", "StepContext", "StepResult", "Table", "step", "OnFailure", "Status"]
+
+OnFailure = Literal["continue", "stop-host", "abort"]
+Status = Literal["ok", "changed", "failed", "skipped"]
+ExecutorKind = Literal["remote", "pyinfra", "local"]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table a step reports: ``columns`` (names) and ``rows`` (lists of JSON scalars)."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"title", "columns", "rows"}``."""
+        return {"title": self.title, "columns": list(self.columns), "rows": [list(r) for r in self.rows]}
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One step's outcome on one host.
+
+    + status: ``ok`` | ``changed`` | ``failed`` | ``skipped``
+    + message: one line for the operator
+    + data: structured JSON-serialisable values (numbers, lists) for reports and later runs
+    + tables: :class:`Table` s rendered in the reports
+    """
+
+    status: Status
+    message: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    tables: list[Table] = field(default_factory=list)
+
+
+StepFunc = Callable[["StepContext"], StepResult]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a runbook (see the module docstring for the policies).
+
+    + timeout: seconds for one attempt on one host
+    + retries: extra attempts after a failed one; ``retry_delay`` seconds in between
+    """
+
+    name: str
+    func: StepFunc
+    doc: str = ""
+    target: str = "app"
+    executor: ExecutorKind = "remote"
+    timeout: float = 120.0
+    retries: int = 0
+    retry_delay: float = 2.0
+    on_failure: OnFailure = "continue"
+    changes: bool = False
+    destructive: bool = False
+
+    def __post_init__(self):
+        if self.timeout <= 0:
+            raise ValueError(f"step {self.name!r}: timeout must be > 0")
+        if self.retries < 0:
+            raise ValueError(f"step {self.name!r}: retries must be >= 0")
+        if self.destructive and not self.changes:
+            object.__setattr__(self, "changes", True)
+
+
+def step(name: str, **options: Any) -> Callable[[StepFunc], Step]:
+    """Decorator: make a :class:`Step` of a function; its docstring is the step's Markdown doc."""
+
+    def wrap(func: StepFunc) -> Step:
+        return Step(name=name, func=func, doc=inspect.cleandoc(func.__doc__ or ""), **options)
+
+    return wrap
+
+
+class NoParams(BaseModel):
+    """Parameters of a runbook that takes none."""
+
+    model_config = {"extra": "forbid"}
+
+
+@dataclass(frozen=True)
+class Runbook:
+    """A runbook: ``name`` (CLI name), ``title``, Markdown ``doc``, a pydantic ``params`` model
+    (``extra="forbid"``) and the ordered ``steps``. ``lock``: take the per-host lock for the run."""
+
+    name: str
+    title: str
+    doc: str
+    steps: tuple[Step, ...]
+    params: type[BaseModel] = NoParams
+    lock: bool = True
+
+    def __post_init__(self):
+        names = [s.name for s in self.steps]
+        if len(set(names)) != len(names):
+            raise ValueError(f"runbook {self.name!r}: step names must be unique")
+
+
+@dataclass
+class StepContext:
+    """What a step function sees for one host.
+
+    + host: the :class:`~runbooks.executors.base.HostTarget`
+    + params: the validated parameter model
+    + check: check mode (changing steps only report what they would do)
+    + approved: destructive steps were approved
+    + executor: this step's transport
+    + executors: every transport by kind (``remote``, ``pyinfra``, ``local``)
+    + memory: per-host dict shared by the steps of this run (e.g. a version read earlier)
+    + previous: this host's step data from the last run of the same runbook (``{step: data}``)
+    + deadline: ``time.monotonic()`` value after which this attempt has timed out
+    """
+
+    host: HostTarget
+    params: BaseModel
+    check: bool
+    approved: bool
+    executor: Executor
+    executors: dict[str, Executor]
+    run_id: str
+    memory: dict[str, Any]
+    previous: dict[str, Any]
+    deadline: float
+
+    def remaining(self) -> float:
+        """Seconds left for this attempt (raises :class:`CommandTimeout` when none)."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise CommandTimeout("step", 0)
+        return left
+
+    def sh(self, command: str, *, sudo: bool = True, timeout: float | None = None, executor: str | None = None) -> CommandResult:
+        """Run ``command`` on this host through this step's executor (or ``executor`` kind),
+        within the step's remaining time (or ``timeout`` seconds, whichever is shorter)."""
+        left = self.remaining()
+        ex = self.executors[executor] if executor else self.executor
+        return ex.run(self.host, command, sudo=sudo, timeout=min(left, timeout) if timeout else left)
+
+    # result helpers
+    def ok(self, message: str = "", data: dict | None = None, tables: list[Table] | None = None) -> StepResult:
+        """A passed read-only step."""
+        return StepResult("ok", message, data or {}, tables or [])
+
+    def changed(self, message: str = "", data: dict | None = None, tables: list[Table] | None = None) -> StepResult:
+        """A step that changed the host."""
+        return StepResult("changed", message, data or {}, tables or [])
+
+    def failed(self, message: str, data: dict | None = None, tables: list[Table] | None = None) -> StepResult:
+        """A failed step (the step's on-failure policy applies)."""
+        return StepResult("failed", message, data or {}, tables or [])
+
+    def skipped(self, message: str, data: dict | None = None, tables: list[Table] | None = None) -> StepResult:
+        """A step that did nothing on this host (e.g. check mode: what it would do)."""
+        return StepResult("skipped", message, data or {}, tables or [])

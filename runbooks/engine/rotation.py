@@ -1,0 +1,40 @@
+"""Rotation of old run directories, by count and by age."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+__all__ = ["rotate_runs", "run_dirs"]
+
+
+def run_dirs(root: Path) -> list[Path]:
+    """Run directories under ``root`` (those holding ``events.jsonl`` or ``result.json``), oldest first.
+
+    Run IDs start with their UTC start time (seconds); runs of the same second are ordered by mtime.
+    """
+    if not root.is_dir():
+        return []
+    dirs = [p for p in root.iterdir() if p.is_dir() and ((p / "events.jsonl").exists() or (p / "result.json").exists())]
+    return sorted(dirs, key=lambda p: (p.name.split("-", 1)[0], p.stat().st_mtime_ns, p.name))
+
+
+def rotate_runs(root: Path, keep: int = 50, max_age_days: float = 30.0, protect: Path | None = None, now: float | None = None) -> list[Path]:
+    """Remove run directories beyond the newest ``keep`` or older than ``max_age_days`` (by mtime).
+
+    ``protect`` (the current run) is never removed. Returns the removed paths.
+    """
+    now = time.time() if now is None else now
+    dirs = run_dirs(root)
+    removed: list[Path] = []
+    excess = len(dirs) - keep if keep >= 0 else 0
+    for i, d in enumerate(dirs):
+        if protect is not None and d.resolve() == protect.resolve():
+            continue
+        too_many = i < excess
+        too_old = max_age_days >= 0 and now - d.stat().st_mtime > max_age_days * 86400
+        if too_many or too_old:
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed

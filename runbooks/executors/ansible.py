@@ -1,0 +1,131 @@
+"""Remote execution through ansible-runner, against an inventory generated from the pyinfra one.
+
+Every call:
+
+* generates the Ansible inventory for the one host from its pyinfra host data
+  (``ssh_hostname``/``ssh_port``/``ssh_user``/``ssh_key``, host-key policy) — the same inventory
+  file serves pyinfra, ansible-runner and testinfra;
+* writes a tiny generated playbook whose single ``shell`` task carries the command as an
+  ``!unsafe`` string (Ansible never templates it, so ``{{ }}`` in docker ``--format`` is safe);
+* runs in a fresh private data directory (0700) with ``timeout`` (job) and ``idle_timeout``
+  set and ``rotate_artifacts=1``, and deletes the directory afterwards, so no command output
+  (which may hold secrets) stays on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from typing import Any
+
+from runbooks.engine.errors import CommandTimeout, ExecutorError
+from runbooks.executors.base import CommandResult, HostTarget
+
+__all__ = ["AnsibleExecutor", "ansible_inventory", "playbook_text"]
+
+
+def ansible_inventory(host: HostTarget) -> dict[str, Any]:
+    """Ansible inventory (JSON/YAML dict) for ``host`` from its pyinfra host data."""
+    d = host.data
+    hv: dict[str, Any] = {
+        "ansible_host": d.get("ssh_hostname") or host.name,
+        "ansible_port": int(d.get("ssh_port") or 22),
+        "ansible_python_interpreter": "/usr/bin/python3",
+    }
+    if d.get("ssh_user"):
+        hv["ansible_user"] = d["ssh_user"]
+    if d.get("ssh_key"):
+        hv["ansible_ssh_private_key_file"] = str(d["ssh_key"])
+    args = ["-o BatchMode=yes", "-o ConnectTimeout=15"]
+    if str(d.get("ssh_strict_host_key_checking", "")).lower() in ("no", "off", "false"):
+        args += ["-o StrictHostKeyChecking=no"]
+    if d.get("ssh_known_hosts_file"):
+        args += [f"-o UserKnownHostsFile={d['ssh_known_hosts_file']}"]
+    hv["ansible_ssh_common_args"] = " ".join(args)
+    return {"all": {"hosts": {host.name: hv}}}
+
+
+def playbook_text(command: str, sudo: bool) -> str:
+    """The generated one-task playbook running ``command`` with bash (never templated)."""
+    return (
+        "- hosts: all\n"
+        "  gather_facts: false\n"
+        f"  become: {'true' if sudo else 'false'}\n"
+        "  tasks:\n"
+        "    - name: orderops runbook command\n"
+        "      ansible.builtin.shell:\n"
+        f"        cmd: !unsafe {json.dumps(command)}\n"
+        "        executable: /bin/bash\n"
+        "      failed_when: false\n"
+    )
+
+
+class AnsibleExecutor:
+    """ansible-runner transport (see the module docstring).
+
+    + idle_timeout: seconds without output after which ansible-runner stops the job
+    + tmp_root: parent of the private data directories (default: the system temp dir)
+    """
+
+    name = "remote"
+
+    def __init__(self, idle_timeout: float = 120.0, tmp_root: str | None = None):
+        self.idle_timeout = idle_timeout
+        self.tmp_root = tmp_root
+
+    def run(self, host: HostTarget, command: str, *, sudo: bool = False, timeout: float = 60.0) -> CommandResult:
+        """Run ``command`` on ``host``; raises :class:`CommandTimeout` / :class:`ExecutorError`."""
+        import ansible_runner
+
+        start = time.monotonic()
+        private = tempfile.mkdtemp(prefix="orderops-ansible-", dir=self.tmp_root)
+        os.chmod(private, 0o700)
+        try:
+            os.makedirs(os.path.join(private, "project"))
+            with open(os.path.join(private, "project", "run.yml"), "w") as f:
+                f.write(playbook_text(command, sudo))
+            job_timeout = max(1, int(timeout + 0.999))
+            bindir = os.path.dirname(sys.executable)
+            if bindir not in os.environ.get("PATH", "").split(os.pathsep):  # venv without activation
+                os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin")
+            r = ansible_runner.run(
+                private_data_dir=private,
+                playbook="run.yml",
+                inventory=ansible_inventory(host),
+                limit=host.name,
+                quiet=True,
+                timeout=job_timeout,
+                settings={"idle_timeout": int(min(self.idle_timeout, job_timeout)) or 1, "suppress_ansible_output": True},
+                rotate_artifacts=1,
+                envvars={
+                    "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_NOCOLOR": "1", "LC_ALL": "C.UTF-8",
+                    "ANSIBLE_LOCAL_TEMP": os.path.join(private, "tmp"), "ANSIBLE_RETRY_FILES_ENABLED": "False",
+                    "ANSIBLE_SSH_CONTROL_PATH_DIR": os.path.join(tempfile.gettempdir(), "orderops-ansible-cp"),
+                },
+            )
+            if r.status == "timeout":
+                raise CommandTimeout(f"command on {host.name}", timeout)
+            res = None
+            problem = ""
+            for event in r.events:
+                kind = event.get("event")
+                data = event.get("event_data", {})
+                if kind in ("runner_on_ok", "runner_on_failed") and data.get("task") == "orderops runbook command":
+                    res = data.get("res", {})
+                elif kind == "runner_on_unreachable":
+                    problem = f"host {host.name} unreachable: {data.get('res', {}).get('msg', '')}".strip()
+                elif kind == "runner_on_failed" and not problem:
+                    problem = str(data.get("res", {}).get("msg", "task failed"))
+            if res is None or "rc" not in res:
+                detail = problem or (res or {}).get("msg") or f"ansible-runner status {r.status} (rc {r.rc})"
+                raise ExecutorError(f"ansible-runner on {host.name}: {detail}")
+            return CommandResult(int(res["rc"]), res.get("stdout", ""), res.get("stderr", ""), time.monotonic() - start)
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+
+    def close(self) -> None:
+        """Nothing persistent to release (each call cleaned its directory)."""

@@ -1,0 +1,34 @@
+"""The runbook library: one module per runbook, each defining ``RUNBOOK``.
+
+Adding a runbook: write ``runbooks/library/<name>.py`` with ``RUNBOOK = Runbook(...)`` and list
+it in :data:`RUNBOOKS` (CLI name -> module).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from runbooks.engine.errors import UnknownRunbook
+from runbooks.engine.model import Runbook
+
+__all__ = ["RUNBOOKS", "get_runbook", "all_runbooks"]
+
+#: CLI name -> module path
+RUNBOOKS = {
+    "daily": "runbooks.library.daily",
+    "diagnose": "runbooks.library.diagnose",
+    "emergency-restart": "runbooks.library.emergency_restart",
+    "emergency-redeploy": "runbooks.library.emergency_redeploy",
+}
+
+
+def get_runbook(name: str) -> Runbook:
+    """The runbook called ``name``; raises :class:`UnknownRunbook`."""
+    if name not in RUNBOOKS:
+        raise UnknownRunbook(name, sorted(RUNBOOKS))
+    return importlib.import_module(RUNBOOKS[name]).RUNBOOK
+
+
+def all_runbooks() -> list[Runbook]:
+    """Every runbook, by name."""
+    return [get_runbook(n) for n in sorted(RUNBOOKS)]

@@ -1,0 +1,232 @@
+"""Runbooks against the local test host: each runbook detects the fault it exists for, the run
+directory holds all four reports with no secret in them, the deploy installed the timer on the
+controller host, and a run from the controller host itself works.
+
+Needs a deployed test host (the first test deploys when the runbook tooling is missing).
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tests.integration.conftest import INVENTORY, ROOT, run_pyinfra, ssh
+
+pytestmark = pytest.mark.integration
+
+BAD_TAG = "broken-runbook-test"
+#: the test host shares this machine's load (other test runs): thresholds other tests do not probe are relaxed
+RELAXED = ["-p", "load_max_per_cpu=100", "-p", "memory_max_percent=100"]
+
+
+def _secret_values() -> list[str]:
+    state = Path(os.environ.get("ORDEROPS_STATE_DIR", ROOT / ".orderops"))
+    return list(json.loads((state / "secrets" / "local.json").read_text()).values())
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def app_host(inventory):
+    """The first app host, converged by the current code (seconds when it already is)."""
+    name, data = inventory["app"][0]
+    result = run_pyinfra()
+    assert result.returncode == 0, result.output[-4000:]
+    return name, data
+
+
+def runbook(*args: str, runs_dir: Path, **kw) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run the CLI; returns the process and the run's result.json (the newest run)."""
+    before = set(os.listdir(runs_dir))
+    proc = subprocess.run([sys.executable, "-m", "runbooks", *args, "--runs-dir", str(runs_dir)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=kw.get("timeout", 600), check=False)
+    sys.stdout.write(proc.stdout[-5000:] + proc.stderr[-3000:])
+    new = sorted(set(os.listdir(runs_dir)) - before)
+    assert new, f"no run directory written:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+    result = json.loads((runs_dir / new[-1] / "result.json").read_text())
+    return proc, result
+
+
+def step_result(result: dict, step: str, host: str) -> dict:
+    return next(s for s in result["steps"] if s["name"] == step)["results"][host]
+
+
+def test_daily_on_a_healthy_host_writes_four_reports(app_host, runs_dir):
+    name, _ = app_host
+    proc, result = runbook("run", "daily", "-i", INVENTORY, *RELAXED, runs_dir=runs_dir)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert result["status"] == "ok" and result["schema_version"] == 1
+    run_dir = runs_dir / result["run_id"]
+    for f in ("events.jsonl", "result.json", "report.md", "report.ipynb"):
+        assert (run_dir / f).stat().st_size > 0
+    nbformat.validate(nbformat.read(str(run_dir / "report.ipynb"), as_version=4))
+    assert step_result(result, "Configuration drift", name)["message"] == "no drift"
+    assert "| Service status | ok |" in (run_dir / "report.md").read_text()
+
+
+def test_daily_flags_a_crossed_disk_threshold_and_notifies(app_host, runs_dir, tmp_path):
+    name, _ = app_host
+    received = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        proc, result = runbook("run", "daily", "-i", INVENTORY, "-p", "disk_max_percent=1", "-p", "drift=false",
+                               "--textfile-dir", str(tmp_path / "textfile"),
+                               "--webhook-url", f"http://127.0.0.1:{server.server_port}/hook", runs_dir=runs_dir)
+    finally:
+        server.shutdown()
+    assert proc.returncode == 1
+    usage = step_result(result, "Resource usage", name)
+    assert usage["status"] == "failed" and "threshold crossed: disk /" in usage["message"]
+    assert received and received[0]["runbook"] == "daily" and received[0]["status"] == "failed"
+    assert any(f["step"] == "Resource usage" for f in received[0]["failures"])
+    prom = (tmp_path / "textfile" / "orderops_runbook_daily.prom").read_text()
+    assert 'orderops_runbook_last_run_success{runbook="daily"} 0' in prom
+
+
+def test_daily_drift_check_flags_an_edited_managed_file(app_host, runs_dir):
+    name, data = app_host
+    ssh(data, "echo '# edited by hand' | sudo tee -a /opt/orderops/nginx/orderops.conf >/dev/null")
+    try:
+        proc, result = runbook("run", "daily", "-i", INVENTORY, *RELAXED, runs_dir=runs_dir)
+    finally:
+        ssh(data, "sudo sed -i '/^# edited by hand$/d' /opt/orderops/nginx/orderops.conf")
+    assert proc.returncode == 1
+    drift = step_result(result, "Configuration drift", name)
+    assert drift["status"] == "failed" and "order stack | nginx vhost" in drift["data"]["drift"]
+
+
+def test_diagnose_collects_the_troubleshooting_report(app_host, runs_dir):
+    name, _ = app_host
+    proc, result = runbook("run", "diagnose", "-i", INVENTORY, runs_dir=runs_dir)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert step_result(result, "Readiness", name)["data"]["http_status"] == "200"
+    assert step_result(result, "PostgreSQL activity", name)["data"]["sessions"] >= 1
+    services = {row[0] for row in step_result(result, "Compose status", name)["tables"][0]["rows"]}
+    assert services == {"api", "postgres", "redis", "nginx"}
+
+
+def test_emergency_restart_check_mode_then_restart(app_host, runs_dir):
+    name, data = app_host
+    ssh(data, "sudo docker stop orderops-redis-1 >/dev/null")
+    proc, result = runbook("run", "emergency-restart", "-i", INVENTORY, "--check", runs_dir=runs_dir)
+    assert step_result(result, "Restart them", name)["message"] == "check mode: would restart redis"
+    assert ssh(data, "sudo docker inspect -f '{{.State.Status}}' orderops-redis-1").stdout.strip() == "exited"
+    proc, result = runbook("run", "emergency-restart", "-i", INVENTORY, runs_dir=runs_dir)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert step_result(result, "Restart them", name)["status"] == "changed"
+    assert step_result(result, "Wait for health", name)["message"] == "healthy again: redis"
+    assert ssh(data, "sudo docker inspect -f '{{.State.Health.Status}}' orderops-redis-1").stdout.strip() == "healthy"
+
+
+def test_busy_host_lock_stops_the_runbook_before_any_step(app_host, runs_dir):
+    name, data = app_host
+    ssh(data, "echo \"other-run $(( $(date +%s) + 600 )) mallory@elsewhere\" | sudo tee /var/lib/orderops/host.lock >/dev/null")
+    try:
+        proc, result = runbook("run", "emergency-restart", "-i", INVENTORY, runs_dir=runs_dir)
+    finally:
+        ssh(data, "sudo rm -f /var/lib/orderops/host.lock")
+    assert proc.returncode == 1
+    lock = step_result(result, "Take the host lock", name)
+    assert lock["status"] == "failed" and "locked by mallory@elsewhere" in lock["message"]
+    assert step_result(result, "Find unhealthy or stopped services", name)["status"] == "skipped"
+
+
+@pytest.fixture(scope="module")
+def bad_image():
+    """A tiny image that cannot run the order service, on the controller's Docker (archive transport)."""
+    ref = f"orderops/order-service:{BAD_TAG}"
+    ctx = Path(__import__("tempfile").mkdtemp())
+    (ctx / "marker").write_text("not an order service\n")
+    (ctx / "Dockerfile").write_text('FROM scratch\nCOPY marker /marker\nCMD ["/no-such-order-service"]\n')
+    subprocess.run(["docker", "build", "-q", "-t", ref, str(ctx)], check=True, capture_output=True)
+    yield ref
+    subprocess.run(["docker", "rmi", ref], check=False, capture_output=True)
+
+
+def test_emergency_redeploy_needs_approval_and_check_changes_nothing(app_host, runs_dir, bad_image):
+    name, data = app_host
+    proc, result = runbook("run", "emergency-redeploy", "-i", INVENTORY, "-p", f"version={BAD_TAG}", "--check", runs_dir=runs_dir)
+    assert step_result(result, "Deploy the new version", name)["message"].startswith(f"check mode: would deploy {bad_image}")
+    proc, result = runbook("run", "emergency-redeploy", "-i", INVENTORY, "-p", f"version={BAD_TAG}", runs_dir=runs_dir)
+    assert "not approved" in step_result(result, "Deploy the new version", name)["message"]
+    release = ssh(data, "cat /var/lib/orderops/release.json 2>/dev/null || echo '{}'").stdout
+    assert BAD_TAG not in json.loads(release).get("order_service", "")
+    assert BAD_TAG not in ssh(data, "cat /opt/orderops/compose.yaml").stdout
+
+
+def test_emergency_redeploy_rolls_back_a_bad_version(app_host, runs_dir, bad_image, inventory):
+    name, data = app_host
+    proc, result = runbook("run", "emergency-redeploy", "-i", INVENTORY, "-p", f"version={BAD_TAG}",
+                           "-p", "health_timeout=30", "--yes", runs_dir=runs_dir)
+    assert proc.returncode == 1
+    assert step_result(result, "Deploy the new version", name)["status"] == "failed"
+    rollback = step_result(result, "Roll back if unhealthy", name)
+    assert rollback["status"] == "changed", rollback
+    assert rollback["data"]["schema_revision_before"] == rollback["data"]["schema_revision_after"]
+    verify = step_result(result, "Verify", name)
+    assert verify["status"] == "ok" and verify["data"]["running"] == data["images"]["order_service"]
+    release = json.loads(ssh(data, "cat /var/lib/orderops/release.json").stdout)
+    assert release["order_service"] == data["images"]["order_service"]
+    # the shared running version: a converge keeps it and the drift check sees nothing
+    dry = run_pyinfra("--dry", "--limit", name)
+    assert dry.returncode == 0
+    from runbooks.executors.pyinfra_exec import parse_detected_changes
+    assert parse_detected_changes(dry.output) == []
+
+
+def test_timer_installed_by_the_deploy(inventory):
+    for name, data in inventory["controller"]:
+        timers = ssh(data, "systemctl list-timers --all --no-pager").stdout
+        assert "orderops-runbook-daily.timer" in timers, timers
+        unit = ssh(data, "systemctl cat orderops-runbook-daily.timer").stdout
+        assert "Persistent=true" in unit and "OnCalendar=*-*-* 06:00:00" in unit
+        assert ssh(data, "systemctl is-enabled orderops-runbook-daily.timer").stdout.strip() == "enabled"
+
+
+def test_scheduled_run_from_the_controller_host(app_host, inventory):
+    name, data = inventory["controller"][0]
+    ssh(data, "sudo mkdir -p /etc/systemd/system/orderops-runbook-daily.service.d && printf '[Service]\\nExecStart=\\nExecStart=/opt/orderops-runbooks/venv/bin/runbook run daily -i /opt/orderops-runbooks/inventory.py --textfile-dir /var/lib/prometheus/node-exporter -p load_max_per_cpu=100 -p memory_max_percent=100\\n' | sudo tee /etc/systemd/system/orderops-runbook-daily.service.d/test.conf >/dev/null && sudo systemctl daemon-reload")
+    try:
+        ssh(data, "sudo systemctl start orderops-runbook-daily.service", check=False)
+    finally:
+        ssh(data, "sudo rm -rf /etc/systemd/system/orderops-runbook-daily.service.d && sudo systemctl daemon-reload")
+    latest = ssh(data, "sudo sh -c 'ls -1d /opt/orderops-runbooks/state/runs/*daily* | tail -n1'").stdout.strip()
+    result = json.loads(ssh(data, f"sudo cat {latest}/result.json").stdout)
+    assert result["status"] == "ok", json.dumps(result)[:3000]
+    assert result["hosts"] == [n for n, _ in inventory["app"]]
+    prom = ssh(data, "cat /var/lib/prometheus/node-exporter/orderops_runbook_daily.prom").stdout
+    assert 'orderops_runbook_last_run_success{runbook="daily"} 1' in prom
+    everything = ssh(data, f"sudo cat {latest}/events.jsonl {latest}/result.json {latest}/report.md {latest}/report.ipynb").stdout
+    for value in _secret_values():
+        assert value not in everything
+
+
+def test_no_secret_in_any_report(runs_dir):
+    files = [p for p in runs_dir.rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"events.jsonl", "result.json", "report.md", "report.ipynb"}
+    for p in files:
+        text = p.read_text()
+        for value in _secret_values():
+            assert value not in text, f"{p} leaks a secret"

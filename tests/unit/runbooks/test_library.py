@@ -1,0 +1,113 @@
+"""The runbooks' decisions on scripted host output (fake executor): thresholds, restart growth,
+what emergency-restart restarts, when emergency-redeploy rolls back."""
+
+from __future__ import annotations
+
+import json
+
+from runbooks.engine.runner import run
+from runbooks.executors.base import CommandResult, DeployResult
+from runbooks.executors.fake import FakeExecutor
+from runbooks.library import get_runbook
+from tests.unit.runbooks.conftest import make_host
+
+STATES_OK = "\n".join(f"{s} running healthy 0 img/{s}:1" for s in ("api", "postgres", "redis", "nginx"))
+USAGE = ("#df\n/dev/sda1 100 50 50 91% /\n/dev/sda1 100 50 50 40% /var/lib/docker\n#di\n/dev/sda1 100 5 95 5% /\n"
+         "/dev/sda1 100 5 95 5% /var/lib/docker\n#mem\nMemTotal: 1000 kB\nMemAvailable: 500 kB\n#load\n0.5 0.6 0.7 1/100 1\n2\n")
+
+
+def _result(res):
+    return json.loads(open(f"{res.run_dir}/result.json").read())
+
+
+def _step(data, name, host="h1"):
+    return next(s for s in data["steps"] if s["name"] == name)["results"][host]
+
+
+class FakePyinfra(FakeExecutor):
+    def __init__(self, deploys):
+        super().__init__("pyinfra")
+        self.deploys = list(deploys)
+        self.deployed = []
+
+    def deploy(self, host, dry=False, data=None, timeout=0):
+        self.deployed.append((dry, dict(data or {})))
+        return self.deploys.pop(0)
+
+
+def _executors(remote, pyinfra=None):
+    return {"remote": remote, "local": remote, "pyinfra": pyinfra or FakePyinfra([DeployResult(True, [])] * 3)}
+
+
+def test_daily_flags_disk_and_restart_growth(tmp_path):
+    rb = get_runbook("daily")
+    fake = FakeExecutor().on(r"docker inspect", STATES_OK).on(r"#df", USAGE).on(r"openssl x509", "notAfter=Jan  1 00:00:00 2099 GMT")
+    p = rb.params(drift=True)
+    res = run(rb, [make_host("h1")], p, _executors(fake, FakePyinfra([DeployResult(True, ["order stack | nginx vhost"])])), runs_dir=tmp_path)
+    data = _result(res)
+    assert _step(data, "Resource usage")["message"] == "threshold crossed: disk / 91% > 85%"
+    assert _step(data, "Configuration drift")["data"]["drift"] == ["order stack | nginx vhost"]
+    assert _step(data, "Certificate days left")["status"] == "ok"
+    # the next run sees api restarted 3 times since this one
+    fake2 = FakeExecutor().on(r"docker inspect", STATES_OK.replace("api running healthy 0", "api running healthy 3"))
+    res2 = run(rb, [make_host("h1")], rb.params(drift=False), _executors(fake2), runs_dir=tmp_path)
+    status = _step(_result(res2), "Service status")
+    assert status["status"] == "failed" and "api: restarted 3 time(s) since the last run" in status["message"]
+
+
+def test_emergency_restart_restarts_only_what_is_down(tmp_path):
+    rb = get_runbook("emergency-restart")
+    down = STATES_OK.replace("redis running healthy", "redis exited none")
+    fake = FakeExecutor().on(r"docker inspect", down).on(r"ps -a --services", "api\npostgres\nredis\nnginx\n")
+    res = run(rb, [make_host("h1")], rb.params(), _executors(fake), runs_dir=tmp_path, check=True)
+    assert _step(_result(res), "Restart them")["message"] == "check mode: would restart redis"
+    assert not any(" restart " in c for c in fake.commands())
+    calls = {"n": 0}
+
+    def states(host, cmd):
+        calls["n"] += 1
+        return down if calls["n"] == 1 else STATES_OK
+
+    fake = FakeExecutor().on(r"docker inspect", states).on(r"ps -a --services", "api\npostgres\nredis\nnginx\n")
+    res = run(rb, [make_host("h1")], rb.params(), _executors(fake), runs_dir=tmp_path)
+    data = _result(res)
+    assert _step(data, "Restart them")["status"] == "changed"
+    restart = [c for c in fake.commands() if " restart " in c]
+    assert len(restart) == 1 and restart[0].endswith("restart redis")
+    assert not any("down" in c or "-v" in c.split() or "prune" in c for c in fake.commands())
+
+
+def _redeploy(tmp_path, revisions, deploys, **params):
+    rb = get_runbook("emergency-redeploy")
+    revs = iter(revisions)
+    fake = (FakeExecutor().on(r"docker inspect", STATES_OK.replace("img/api:1", "orderops/order-service:1.0"))
+            .on(r"alembic_version", lambda h, c: next(revs)).on(r"curl", "200").on(r"docker image inspect", "sha256:abc"))
+    pyinfra = FakePyinfra(deploys)
+    res = run(rb, [make_host("h1")], rb.params(version="2.0", health_timeout=30, **params), _executors(fake, pyinfra),
+              runs_dir=tmp_path, approve=True)
+    writes = [c for c in fake.commands() if "release.json.new" in c]
+    return _result(res), pyinfra, writes
+
+
+def test_redeploy_rolls_back_when_the_schema_did_not_change(tmp_path):
+    data, pyinfra, writes = _redeploy(tmp_path, ["0001", "0001", "0001"], [DeployResult(False, ["unhealthy"]), DeployResult(True, [])])
+    assert _step(data, "Deploy the new version")["status"] == "failed"
+    assert _step(data, "Roll back if unhealthy")["status"] == "changed"
+    assert [d for d in pyinfra.deployed] == [(False, {"health_timeout": "30"})] * 2
+    assert "orderops/order-service:2.0" in writes[0] and '"order_service": "orderops/order-service:1.0"' in writes[1]
+
+
+def test_redeploy_stops_for_the_operator_when_the_schema_changed(tmp_path):
+    data, pyinfra, writes = _redeploy(tmp_path, ["0001", "0002", "0002"], [DeployResult(False, ["unhealthy"])])
+    rollback = _step(data, "Roll back if unhealthy")
+    assert rollback["status"] == "failed" and "not rolling back automatically" in rollback["message"]
+    assert len(pyinfra.deployed) == 1 and len(writes) == 1
+    data, pyinfra, _ = _redeploy(tmp_path, ["0001", "0002", "0002"], [DeployResult(False, []), DeployResult(True, [])], compatible_rollback=True)
+    assert _step(data, "Roll back if unhealthy")["status"] == "changed"
+
+
+def test_redeploy_happy_path_needs_no_rollback(tmp_path):
+    data, pyinfra, writes = _redeploy(tmp_path, ["0001", "0002"], [DeployResult(True, [])])
+    assert _step(data, "Deploy the new version")["status"] == "changed"
+    assert _step(data, "Roll back if unhealthy")["message"] == "not needed"
+    assert data["status"] == "changed"
