@@ -39,16 +39,25 @@ hosts-status: | $(STAMP)
 
 STATE := $(or $(ORDEROPS_STATE_DIR),.orderops)
 PYTEST := $(PY) -m pytest -p no:cacheprovider
-ORDER_JSON := {"customer":"demo","currency":"EUR","lines":[{"sku":"A-1","quantity":2,"unit_price_minor":1250}]}
+export ORDER_JSON := {"customer":"demo","currency":"EUR","lines":[{"sku":"A-1","quantity":2,"unit_price_minor":1250}]}
+# The admin the service seeds (ADMIN_EMAIL = admin@<domain>); its password is admin_password in
+# $(STATE)/secrets/local.json, piped to curl on stdin so it is never echoed or in a command line.
+DEMO_ADMIN := admin@order.test
 
 # The main job on the local default target: one fresh test host, the full deploy, an order over HTTPS.
 demo: images
 	$(PY) -m testhosts up -n 1 --layout single
 	$(VENV)/bin/pyinfra -y inventories/local.py deploys/site.py
 	@port=$$($(PY) -c 'import json,sys; print(json.load(open(sys.argv[1]))["hosts"][0]["https_port"])' $(STATE)/hosts.json); \
-	echo; echo "Order service: https://127.0.0.1:$$port/api/ (self-signed certificate for order.test)"; \
-	echo "curl -sk -X POST https://127.0.0.1:$$port/api/orders -H 'Content-Type: application/json' -d '$(ORDER_JSON)'"; \
-	curl -fsSk -X POST https://127.0.0.1:$$port/api/orders -H 'Content-Type: application/json' -d '$(ORDER_JSON)'; echo
+	url=https://127.0.0.1:$$port; \
+	echo; echo "Order service: $$url/api/orders (self-signed certificate for order.test)"; \
+	echo "Log in as $(DEMO_ADMIN) (password: admin_password in $(STATE)/secrets/local.json), then create an order:"; \
+	printf '%s\n' "  TOKEN=\$$(curl -sk $$url/api/login/access-token -d username=$(DEMO_ADMIN) --data-urlencode password@<file with the password> | jq -r .access_token)"; \
+	printf '%s\n' "  curl -sk -X POST $$url/api/orders -H \"Authorization: Bearer \$$TOKEN\" -H 'Content-Type: application/json' -d '$$ORDER_JSON'"; \
+	token=$$($(PY) -c 'import json,sys; sys.stdout.write(json.load(open(sys.argv[1]))["admin_password"])' $(STATE)/secrets/local.json \
+		| curl -fsSk $$url/api/login/access-token -d 'username=$(DEMO_ADMIN)' --data-urlencode 'password@-' \
+		| $(PY) -c 'import json,sys; print(json.load(sys.stdin)["access_token"])') && \
+	curl -fsSk -X POST $$url/api/orders -H "Authorization: Bearer $$token" -H 'Content-Type: application/json' -d "$$ORDER_JSON" && echo
 
 test: test-unit test-integration
 

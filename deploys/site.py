@@ -16,17 +16,21 @@ docker              app                      Docker Engine + Compose v2, log rot
 images              app                      stack images by registry or archive
 tls                 app                      nginx's certificate
 order_stack         app                      compose project, healthy
+controller access   app                      the controller host's SSH key authorised
+controller          controller               runbook tooling, inventory, key, timers
 ==================  =======================  ===========================================
 """
 
 from pyinfra import host
 
+from deploys.facts.release import RunningRelease
 from deploys.operations import lock
 from deploys.roles.base import UPLOAD_DIR, base
+from deploys.roles.controller import authorise_controller, controller
 from deploys.roles.docker_engine import docker
 from deploys.roles.firewall import firewall
 from deploys.roles.images import images
-from deploys.roles.order_stack import order_stack
+from deploys.roles.order_stack import effective_settings, order_stack
 from deploys.roles.tls import tls
 from inventories.schema import InventoryError, settings_for
 
@@ -42,9 +46,15 @@ base(settings)
 firewall(settings)
 
 if "app" in settings.groups:
+    # the running release recorded by the emergency-redeploy runbook (deploys/facts/release.py)
+    settings = effective_settings(settings, host.get_fact(RunningRelease))
     docker(settings, upload_dir=UPLOAD_DIR)
     images(settings, upload_dir=UPLOAD_DIR)
     certificate = tls(settings, directory=f"{settings.stack_dir}/tls")
     order_stack(settings, upload_dir=UPLOAD_DIR, tls_dir=f"{settings.stack_dir}/tls", certificate_op=certificate)
+    authorise_controller(settings)
+
+if "controller" in settings.groups:
+    controller(settings, upload_dir=UPLOAD_DIR)
 
 lock.release(name="Release the host lock")

@@ -46,6 +46,7 @@ __all__ = [
     "check_inventory",
     "load_secrets",
     "SECRET_NAMES",
+    "check_image_ref",
 ]
 
 #: Secret names, in the secrets file and as ``ORDEROPS_SECRET_<NAME upper>`` variables.
@@ -54,6 +55,7 @@ SECRET_NAMES = ("postgres_password", "redis_password", "secret_key", "admin_pass
 #: Values refused as secrets outside local inventories (lower-cased comparison).
 _WEAK_SECRETS = {"changethis", "changeme", "password", "secret", "admin", "postgres", "redis"}
 _MIN_SECRET_LEN = 24
+_MIN_DISTINCT_CHARS = 8
 
 #: pyinfra connection keys and private keys that are not orderops settings.
 _PASSTHROUGH_PREFIXES = ("ssh_", "_", "docker_ssh", "winrm_", "local_")
@@ -93,10 +95,12 @@ class Secrets(BaseModel):
         """Raise ``ValueError`` naming the first weak secret (its name, never its value)."""
         for name in SECRET_NAMES:
             value = getattr(self, name).get_secret_value()
+            if value.lower() in _WEAK_SECRETS or any(w in value.lower() for w in ("changeme", "changethis")):
+                raise ValueError(f"{name}: a well-known default value is not allowed")
             if len(value) < _MIN_SECRET_LEN:
                 raise ValueError(f"{name}: too short (need at least {_MIN_SECRET_LEN} characters)")
-            if value.lower() in _WEAK_SECRETS:
-                raise ValueError(f"{name}: a well-known default value is not allowed")
+            if len(set(value)) < _MIN_DISTINCT_CHARS:
+                raise ValueError(f"{name}: too little variety (need at least {_MIN_DISTINCT_CHARS} distinct characters)")
 
     @field_validator("*")
     @classmethod
@@ -151,6 +155,14 @@ class Images(BaseModel):
         return self.model_dump()
 
 
+def check_image_ref(ref: str) -> str:
+    """Return ``ref`` if it is an immutable image reference (tag other than ``latest``, or digest).
+
+    Raises ``ValueError`` saying what is wrong.
+    """
+    return _check_image_ref(ref)
+
+
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
 _SIZE = re.compile(r"^[1-9][0-9]*[kmg]$")
 
@@ -195,6 +207,24 @@ class HostSettings(BaseModel):
     firewall_allow_tcp: tuple[int, ...] = (22, 80, 443)
     lock_ttl: int = Field(3600, ge=60, description="seconds after which a left-over host lock is stale")
 
+    # runbooks on the controller host (deploys/roles/controller.py)
+    runbook_dir: str = Field("/opt/orderops-runbooks", description="venv, rendered inventory and runs on the controller host")
+    runbook_schedules: dict[str, str] = Field(
+        default_factory=lambda: {"daily": "*-*-* 06:00:00"},
+        description="runbook name -> systemd OnCalendar expression; one timer each (Persistent=true)",
+    )
+    runbook_schedule_args: dict[str, list[str]] = Field(
+        default_factory=dict, description="runbook name -> extra `runbook run` arguments of its timer, e.g. ['-p', 'drift=false']",
+    )
+    runbook_textfile_dir: str = Field(
+        "/var/lib/prometheus/node-exporter", description="node-exporter textfile collector directory for run outcomes",
+    )
+    runbook_webhook_url: str | None = Field(None, description="a failed scheduled run POSTs its summary here")
+    controller_ssh_key: Path | None = Field(
+        None, description="controller-machine path of the key the controller host uses to reach app hosts "
+        "(default: generated as $ORDEROPS_STATE_DIR/keys/controller_ed25519)",
+    )
+
     # how the controller reaches the host's nginx (tests, demo); derived from domain by default
     https_url: str | None = None
     http_url: str | None = None
@@ -204,6 +234,8 @@ class HostSettings(BaseModel):
     @field_validator("domain")
     @classmethod
     def _domain(cls, v: str) -> str:
+        if v != v.lower():
+            raise ValueError(f"must be lower-case: {v!r}")
         if not _DOMAIN.match(v):
             raise ValueError(f"not a valid DNS name: {v!r}")
         return v
@@ -231,6 +263,37 @@ class HostSettings(BaseModel):
         if not p.is_absolute() or ".." in p.parts or str(p) == "/":
             raise ValueError(f"must be an absolute path below /, got {v!r}")
         return str(p)
+
+    @field_validator("runbook_dir", "runbook_textfile_dir")
+    @classmethod
+    def _abs_dirs(cls, v: str) -> str:
+        return cls._abs(v)
+
+    @field_validator("runbook_schedules")
+    @classmethod
+    def _schedules(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, calendar in v.items():
+            if not re.fullmatch(r"[a-z][a-z0-9-]{0,40}", name):
+                raise ValueError(f"runbook name {name!r}: lower-case letters, digits and '-' only")
+            if not calendar.strip() or not calendar.isprintable() or any(c in calendar for c in "\"'$`;"):
+                raise ValueError(f"{name}: not a systemd calendar expression: {calendar!r}")
+        return v
+
+    @field_validator("runbook_schedule_args")
+    @classmethod
+    def _schedule_args(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, args in v.items():
+            for arg in args:
+                if not arg.isprintable() or any(c in arg for c in "\"'$`;%"):
+                    raise ValueError(f"{name}: argument {arg!r} may not contain quotes, $, `, ; or %")
+        return v
+
+    @field_validator("runbook_webhook_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and (not re.fullmatch(r"https?://[^\s\"'`$;%]+", v)):
+            raise ValueError(f"expected an http(s) URL without spaces, quotes, $ or %, got {v!r}")
+        return v
 
     @field_validator("firewall_allow_tcp")
     @classmethod
@@ -269,7 +332,8 @@ def load_secrets(path: Path | None, host: str | None = None, env: Mapping[str, s
     """
     env = os.environ if env is None else env
     values: dict[str, str] = {}
-    if path is not None:
+    from_env = {n: env[f"ORDEROPS_SECRET_{n.upper()}"] for n in SECRET_NAMES if env.get(f"ORDEROPS_SECRET_{n.upper()}")}
+    if path is not None and len(from_env) < len(SECRET_NAMES):  # every secret in the environment: no file needed
         path = Path(path).expanduser()
         try:
             mode = stat.S_IMODE(path.stat().st_mode)
@@ -279,8 +343,11 @@ def load_secrets(path: Path | None, host: str | None = None, env: Mapping[str, s
             raise InventoryError(host, "secrets_file", f"{path} has mode {mode:04o}; secret files must be 0600")
         try:
             data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise InventoryError(host, "secrets_file", f"cannot read {path} as JSON ({type(e).__name__})") from None
+        except json.JSONDecodeError as e:
+            # position only: the message of a JSON error may quote the (secret) text
+            raise InventoryError(host, "secrets_file", f"{path} is not valid JSON (line {e.lineno}, column {e.colno})") from None
+        except OSError as e:
+            raise InventoryError(host, "secrets_file", f"cannot read {path} ({type(e).__name__})") from None
         if not isinstance(data, dict):
             raise InventoryError(host, "secrets_file", f"{path} must hold a JSON object")
         for key, value in data.items():
@@ -289,10 +356,7 @@ def load_secrets(path: Path | None, host: str | None = None, env: Mapping[str, s
             if not isinstance(value, str):
                 raise InventoryError(host, f"secrets.{key}", "must be a string")
             values[key] = value
-    for name in SECRET_NAMES:
-        env_value = env.get(f"ORDEROPS_SECRET_{name.upper()}")
-        if env_value:
-            values[name] = env_value
+    values.update(from_env)
     return values
 
 

@@ -91,7 +91,10 @@ def up_command(project: str, project_dir: str, wait_timeout: int, log_lines: int
     """
     ps = _compose(project, project_dir, "ps", "-a", "--format", QuoteString("{{.Service}} {{.State}} {{.Health}}"))
     logs = _compose(project, project_dir, "logs", "--no-color", "--tail", str(log_lines))
+    # `--wait-timeout` does not bound `up` itself, which blocks on `depends_on: service_healthy`
+    # while creating dependants: `timeout` bounds the whole command.
     return StringCommand(
+        "timeout", "--kill-after=10", str(wait_timeout + 15),
         _compose(project, project_dir, "up", "-d", "--wait", "--wait-timeout", str(wait_timeout),
                  "--remove-orphans", "--quiet-pull"),
         "|| { rc=$?;",

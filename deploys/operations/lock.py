@@ -29,7 +29,7 @@ from pyinfra.api.state import BaseStateCallback
 
 from deploys.operations.errors import fail
 
-__all__ = ["RUN_ID", "acquire", "release", "release_on_failure", "acquire_script", "release_script"]
+__all__ = ["RUN_ID", "acquire", "release", "force_release", "release_on_failure", "acquire_script", "release_script"]
 
 LOCK_DIR = "/var/lib/orderops"
 LOCK_FILE = f"{LOCK_DIR}/host.lock"
@@ -99,7 +99,11 @@ def acquire(ttl: int = 3600, run_id: str | None = None):
     ok, lines = _run(acquire_script(run_id or RUN_ID, ttl, holder()))
     text = " ".join(lines).strip()
     if not ok:
-        yield fail(f"host is busy: {text or 'lock script failed'}; wait, or remove {LOCK_FILE} if that run is dead", LOCKED_EXIT)
+        yield fail(
+            f"host is busy: {text or 'lock script failed'}; wait, or if that run is dead: "
+            "pyinfra <inventory> deploys/unlock.py --limit <host>",
+            LOCKED_EXIT,
+        )
         return
     if text.startswith("taken-over"):
         host.log(f"stale lock {text[len('taken-over '):]} taken over")
@@ -117,6 +121,25 @@ def release(run_id: str | None = None):
     host.noop(f"host lock of run {run_id or RUN_ID} released")
     return
     yield  # pragma: no cover - makes this function a generator, as pyinfra operations are
+
+
+@operation(is_idempotent=False)
+def force_release():
+    """
+    Remove the host lock whoever holds it (its run died, e.g. interrupted with Ctrl-C).
+
+    Prints the holder it removed. Only for an operator who knows that run is gone.
+    """
+    lock_file = LOCK_FILE
+    ok, lines = _run(StringCommand(
+        "sh", "-c", QuoteString(
+            f'exec 9>{LOCK_DIR}/.host.lock.guard 2>/dev/null || exit 0; flock -w 30 9; '
+            f'if [ -s {lock_file} ]; then echo "removed lock of $(cat {lock_file})"; rm -f {lock_file}; '
+            'else echo "no lock held"; fi'),
+    ))
+    host.noop(" ".join(lines).strip() or "no lock held")
+    return
+    yield  # pragma: no cover
 
 
 class _ReleaseOnFailure(BaseStateCallback):

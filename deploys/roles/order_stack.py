@@ -24,10 +24,28 @@ from deploys.operations import images as image_ops
 from inventories.schema import HostSettings
 from templates import render
 
-__all__ = ["order_stack", "compose_text", "nginx_text", "env_text", "api_environment", "SERVICE_IMAGES"]
+__all__ = [
+    "order_stack", "compose_text", "nginx_text", "env_text", "api_environment", "SERVICE_IMAGES", "effective_settings",
+]
 
 #: compose service -> Images field
 SERVICE_IMAGES = {"api": "order_service", "postgres": "postgres", "redis": "redis", "nginx": "nginx"}
+
+
+def effective_settings(settings: HostSettings, release: dict | None) -> HostSettings:
+    """``settings`` with the host's running release applied (see :mod:`deploys.facts.release`).
+
+    The recorded ``order_service`` ref replaces the inventory's while the inventory still names
+    the ref it named when the release was recorded (``inventory_ref``); a changed inventory ref is
+    a new release and wins. An invalid recorded ref is ignored.
+    """
+    if not release or release.get("inventory_ref") != settings.images.order_service:
+        return settings
+    try:
+        images = settings.images.model_validate({**settings.images.refs(), "order_service": release["order_service"]})
+    except Exception:  # noqa: BLE001 - a broken record must not break the deploy
+        return settings
+    return settings.model_copy(update={"images": images})
 
 
 def api_environment(settings: HostSettings) -> dict[str, str]:
@@ -45,7 +63,26 @@ def api_environment(settings: HostSettings) -> dict[str, str]:
         "SECRET_KEY": "${SECRET_KEY:?SECRET_KEY missing from .env}",
         "WORKERS": str(settings.service_workers),
         "FORWARDED_ALLOW_IPS": "*",
+        # first admin, created by the service at start when missing (the password from the secrets)
+        "ADMIN_EMAIL": f"admin@{settings.domain}",
+        "ADMIN_PASSWORD": "${ADMIN_PASSWORD:?ADMIN_PASSWORD missing from .env}",
+        "CORS_ORIGINS": f"https://{settings.domain}",
+        "RATE_LIMIT_USER": "600",
+        "RATE_LIMIT_IP": "1200",
+        "RATE_LIMIT_WINDOW_SECONDS": "60",
+        # attachments on the `attachments` volume (no S3 bucket configured); uploads must fit
+        # through nginx's client_max_body_size, minus room for the multipart envelope
+        "STORAGE_DIR": "/data/attachments",
+        "ATTACHMENT_MAX_BYTES": str(_attachment_limit(settings.nginx_client_max_body_size)),
     }
+
+
+def _attachment_limit(client_max_body_size: str) -> int:
+    """Largest attachment (bytes) that fits in nginx's ``client_max_body_size`` (``512k``, ``1m``, ``1g``)."""
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    text = client_max_body_size.strip().lower()
+    size = int(text[:-1]) * units[text[-1]] if text[-1:] in units else int(text)
+    return max(1024, size - 16 * 1024)
 
 
 def compose_text(settings: HostSettings) -> str:
@@ -82,8 +119,21 @@ def order_stack(settings: HostSettings, upload_dir: str, tls_dir: str, certifica
     files.directory(name="Stack directory", path=root, mode="755")
     files.directory(name="nginx config directory", path=f"{root}/nginx", mode="755")
     files.directory(name="ACME webroot", path=f"{root}/acme", mode="755")
-    secret_files.present(
+    secrets = secret_files.present(
         name="Stack secrets (.env, 0600)", dest=f"{root}/.env", content=env_text(settings), upload_dir=upload_dir,
+    )
+    files.directory(name="Stack scripts directory", path=f"{root}/bin", mode="755")
+    files.put(
+        name="Database password rotation script",
+        src=StringIO(render("order_stack/apply-db-password.sh.j2", project=settings.compose_project)),
+        dest=f"{root}/bin/apply-db-password.sh",
+        mode="755",
+    )
+    # A changed postgres_password must reach the running database before the api uses it.
+    server.shell(
+        name="Apply a changed database password to the running database",
+        commands=[f"{root}/bin/apply-db-password.sh"],
+        _if=secrets.did_change,
     )
     files.put(name="compose.yaml", src=StringIO(compose_text(settings)), dest=f"{root}/compose.yaml", mode="644")
     vhost = files.put(

@@ -24,6 +24,25 @@ from infra_checks import (
 DATA_STORE_PORTS = {"postgresql": 5432, "redis": 6379}
 
 
+@pytest.fixture
+def api(api, settings):
+    """The conftest's HTTPS client, logged in as the admin the service seeds from the inventory's
+    secrets (``admin_password``; e-mail as ``deploys/roles/order_stack.api_environment`` sets it).
+    The password is sent in the login form only, never printed: a failure shows the status alone."""
+    from deploys.roles.order_stack import api_environment
+
+    response = api.post(
+        "/api/login/access-token",
+        data={
+            "username": api_environment(settings)["ADMIN_EMAIL"],
+            "password": settings.secrets.admin_password.get_secret_value(),
+        },
+    )
+    assert response.status_code == 200, f"admin login failed with HTTP {response.status_code}"
+    api.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+    return api
+
+
 def test_env_file_is_private(app_host, settings):
     env = app_host.file(f"{settings.stack_dir}/.env")
     assert env.is_file, f"{settings.stack_dir}/.env is missing"

@@ -12,6 +12,8 @@ import os
 import shutil
 import ssl
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -74,15 +76,34 @@ def test_no_secret_in_deploy_output():
             assert value not in run.output
 
 
+def _admin_token(data: dict, ctx: ssl.SSLContext) -> str:
+    """Bearer token of the seeded admin (``admin@<domain>``, password = the secrets file's
+    ``admin_password``). The password goes into the form only; errors show the status alone."""
+    from inventories.schema import load_secrets
+
+    secrets_file = data.get("secrets_file")
+    password = load_secrets(Path(secrets_file) if secrets_file else None)["admin_password"]
+    form = urllib.parse.urlencode({"username": f"admin@{data['domain']}", "password": password}).encode()
+    req = urllib.request.Request(f"{data['https_url']}/api/login/access-token", data=form, method="POST",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded", "Host": data["domain"]})
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
+            return json.loads(resp.read())["access_token"]
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(f"admin login failed with HTTP {exc.code}") from None
+
+
 def test_order_created_over_https(inventory):
     for name, data in inventory["app"]:
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE  # self-signed certificate of tls_mode 'self-signed'
+        token = _admin_token(data, ctx)
         body = json.dumps({"customer": "integration", "currency": "EUR",
                            "lines": [{"sku": "SKU-1", "quantity": 3, "unit_price_minor": 199}]}).encode()
         req = urllib.request.Request(f"{data['https_url']}/api/orders", data=body, method="POST",
-                                     headers={"Content-Type": "application/json", "Host": data["domain"]})
+                                     headers={"Content-Type": "application/json", "Host": data["domain"],
+                                              "Authorization": f"Bearer {token}"})
         with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
             assert resp.status == 201
             order = json.loads(resp.read())

@@ -70,5 +70,6 @@ def test_unhealthy_and_starting_services_are_waited_for():
 def test_up_command_waits_and_reports_unhealthy_services():
     cmd = up_command("orderops", "/opt/orderops", 120).get_raw_value()
     assert "up -d --wait --wait-timeout 120 --remove-orphans" in cmd
+    assert cmd.startswith("timeout --kill-after=10 135 docker compose")
     assert "logs --no-color --tail 30" in cmd
     assert "down" not in cmd and "-v" not in cmd.split()

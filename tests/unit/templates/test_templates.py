@@ -44,7 +44,7 @@ def test_compose_file_shape(make_settings):
     assert "127.0.0.1" in " ".join(services["postgres"]["healthcheck"]["test"])  # TCP probe
     assert services["api"]["image"] == s.images.order_service
     assert doc["networks"]["backend"]["internal"] is True
-    assert set(doc["volumes"]) == {"pgdata", "redisdata"}
+    assert set(doc["volumes"]) == {"pgdata", "redisdata", "attachments"}
 
 
 def test_compose_file_holds_no_secret_values(make_settings):
