@@ -52,7 +52,7 @@ demo: images
 	url=https://127.0.0.1:$$port; \
 	echo; echo "Order service: $$url/api/orders (self-signed certificate for order.test)"; \
 	echo "Log in as $(DEMO_ADMIN) (password: admin_password in $(STATE)/secrets/local.json), then create an order:"; \
-	printf '%s\n' "  TOKEN=\$$(curl -sk $$url/api/login/access-token -d username=$(DEMO_ADMIN) --data-urlencode password@<file with the password> | jq -r .access_token)"; \
+	printf '%s\n' "  TOKEN=\$$(jq -j .admin_password $(STATE)/secrets/local.json | curl -sk $$url/api/login/access-token -d username=$(DEMO_ADMIN) --data-urlencode password@- | jq -r .access_token)"; \
 	printf '%s\n' "  curl -sk -X POST $$url/api/orders -H \"Authorization: Bearer \$$TOKEN\" -H 'Content-Type: application/json' -d '$$ORDER_JSON'"; \
 	token=$$($(PY) -c 'import json,sys; sys.stdout.write(json.load(open(sys.argv[1]))["admin_password"])' $(STATE)/secrets/local.json \
 		| curl -fsSk $$url/api/login/access-token -d 'username=$(DEMO_ADMIN)' --data-urlencode 'password@-' \

@@ -191,9 +191,21 @@ def history(
     console.print(table)
 
 
+def _interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> None:
-    """Console entry point ``runbook``."""
+    """Console entry point ``runbook``.
+
+    SIGTERM (systemd stopping a timed-out scheduled run) and SIGHUP take the same path as
+    Ctrl-C: the run is recorded as aborted, its reports are written and its host locks released.
+    """
+    import signal
+
     os.environ.setdefault("ANSIBLE_NOCOLOR", "1")
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
     app()
 
 

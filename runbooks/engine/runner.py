@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import secrets as _random
+import sys
 import threading
 import time
 import traceback
@@ -262,6 +263,8 @@ def run(
                     elif step.on_failure == "abort":
                         result.aborted = True
     finally:
+        if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            result.aborted = True  # Ctrl-C, or SIGTERM/SIGHUP (the CLI turns them into KeyboardInterrupt)
         if locked:
             rec = record_for(None, UNLOCK_STEP, "Release this run's lock (also after a failure).")
             ex = executors["remote"]

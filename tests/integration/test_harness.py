@@ -21,7 +21,9 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 # Next to the main harness of this environment (its prefix/offset shifted), never on its names.
 PREFIX = os.environ.get("ORDEROPS_HOST_PREFIX", "orderops") + "-it"
-PORT_OFFSET = int(os.environ.get("ORDEROPS_PORT_OFFSET", "0")) + 100  # default: ssh 2301, http 8181, https 8541
+_BASE_OFFSET = int(os.environ.get("ORDEROPS_PORT_OFFSET", "0"))
+# 100 ports beside the main harness (default: ssh 2301, http 8181, https 8541), within the allowed 0..358
+PORT_OFFSET = _BASE_OFFSET + 100 if _BASE_OFFSET + 100 <= 358 else _BASE_OFFSET - 100
 
 
 def _docker_available() -> bool:

@@ -295,3 +295,23 @@ def test_step_model_validation():
 def test_bad_step_return_value_is_a_failure(hosts, executors, tmp_path):
     res = _run(Runbook("t", "T", "", (Step("bad", lambda ctx: "not a result"),)), hosts[:1], executors, tmp_path)
     assert _statuses(res, "bad") == {"h1": "failed"}
+
+
+def test_interrupt_aborts_the_run_writes_reports_and_releases_locks(hosts, fake, executors, tmp_path):
+    """Ctrl-C, or SIGTERM/SIGHUP turned into KeyboardInterrupt by the CLI, while a step runs."""
+    import _thread
+
+    def interrupted(ctx):
+        _thread.interrupt_main()  # KeyboardInterrupt in the main thread, as a signal handler raises it
+        time.sleep(0.5)
+        return ctx.ok("late")
+
+    rb = Runbook("t", "T", "", (Step("slow", interrupted),))
+    with pytest.raises(KeyboardInterrupt):
+        _run(rb, hosts, executors, tmp_path)
+    [run_dir] = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    data = json.loads((run_dir / "result.json").read_text())
+    assert data["status"] == "aborted"
+    assert (run_dir / "report.md").exists() and (run_dir / "report.ipynb").exists()
+    released = [c for c in fake.calls if "orderops-lock" in c.command and "released" in c.command]
+    assert {c.host for c in released} == {h.name for h in hosts}

@@ -67,4 +67,7 @@ def test_nginx_vhost(make_settings):
     assert "proxy_set_header X-Real-IP         $remote_addr;" in text
     assert "proxy_set_header X-Request-ID      $orderops_request_id;" in text
     assert "server_name orders.example.com;" in text
-    assert "location = /metrics { return 404; }" in text
+    assert "location ^~ /metrics { return 404; }" in text
+    # a client-sent X-Forwarded-For is overwritten, never appended to
+    assert "proxy_set_header X-Forwarded-For   $remote_addr;" in text
+    assert "$proxy_add_x_forwarded_for" not in text
