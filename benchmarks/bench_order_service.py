@@ -27,10 +27,8 @@ Not a test: nothing is gated; the targets are printed next to the figures.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
 import os
-import pwd
 import re
 import secrets
 import shutil
@@ -50,7 +48,8 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-PG_BIN = Path(os.environ.get("ORDEROPS_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+from tests.support.postgres import PG_BIN, die_with_parent, free_port, local_postgres  # noqa: E402
+
 REDIS_SERVER = os.environ.get("ORDEROPS_TEST_REDIS_SERVER", "/usr/bin/redis-server")
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 DURATION = int(os.environ.get("BENCH_DURATION", "10"))
@@ -58,28 +57,6 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 FIXED_DURATION = int(os.environ.get("BENCH_FIXED_DURATION", "15"))
 ORDER = {"customer": "ACME GmbH", "currency": "EUR",
          "lines": [{"sku": "WIDGET-1", "quantity": 3, "unit_price_minor": 1250}]}
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def _server_user() -> pwd.struct_passwd | None:
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", "nobody"):
-        try:
-            return pwd.getpwnam(name)
-        except KeyError:
-            continue
-    raise SystemExit("running as root without a 'postgres' or 'nobody' user")
 
 
 def _wait_port(port: int, process: subprocess.Popen[bytes], what: str, timeout: float = 60) -> None:
@@ -110,35 +87,10 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], what: str, timeout: f
 
 
 @contextmanager
-def postgres(root: Path, password: str) -> Iterator[int]:
-    """A throw-away PostgreSQL 15 cluster on 127.0.0.1; yields its port."""
-    user = _server_user()
-    as_user: dict[str, Any] = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
-    pgroot = root / "pg"
-    pgroot.mkdir()
-    (pgroot / "pwfile").write_text(password + "\n")
-    if user:
-        for path in (pgroot, pgroot / "pwfile"):
-            os.chown(path, user.pw_uid, user.pw_gid)
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"}
-    subprocess.run([str(PG_BIN / "initdb"), "-D", str(pgroot / "data"), "-U", "orderops", "--auth=scram-sha-256",
-                    f"--pwfile={pgroot / 'pwfile'}", "-E", "UTF8", "--locale=C.UTF-8"],
-                   cwd=pgroot, env=env, check=True, capture_output=True, **as_user)
-    port = free_port()
-    with (pgroot / "log").open("wb") as log:
-        process = subprocess.Popen(
-            [str(PG_BIN / "postgres"), "-D", str(pgroot / "data"), "-p", str(port),
-             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={pgroot}",
-             "-c", "max_connections=200", "-c", "shared_buffers=128MB"],
-            cwd=pgroot, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent, **as_user,
-        )
-    try:
-        _wait_port(port, process, "postgres")
-        time.sleep(0.5)
-        yield port
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+def postgres(root: Path, password: str) -> Iterator[int]:  # noqa: ARG001 - root kept for symmetry
+    """A throw-away PostgreSQL 15 cluster on 127.0.0.1 (tests/support/postgres.py); yields its port."""
+    with local_postgres("orderops", password, ["max_connections=200", "shared_buffers=128MB"]) as server:
+        yield server.port
 
 
 @contextmanager
@@ -148,7 +100,7 @@ def redis_server(root: Path, password: str) -> Iterator[int]:
     process = subprocess.Popen(
         [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--requirepass", password,
          "--save", "", "--appendonly", "no", "--dir", str(root)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent(signal.SIGTERM),
     )
     try:
         _wait_port(port, process, "redis-server")
@@ -163,7 +115,7 @@ def process(argv: list[str], env: dict[str, str], health_url: str, what: str, lo
     """Run ``argv`` until the block ends (SIGTERM: uvicorn's graceful shutdown)."""
     with logfile.open("wb") as log:
         child = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                 preexec_fn=_die_with_parent)
+                                 preexec_fn=die_with_parent(signal.SIGTERM))
     try:
         _wait_http(health_url, child, what)
         yield

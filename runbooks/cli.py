@@ -191,21 +191,31 @@ def history(
     console.print(table)
 
 
+_INTERRUPTED = False
+
+
 def _interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
+    """First signal: abort the run (KeyboardInterrupt). Later ones are ignored, so the abort's own
+    clean-up (reports, lock release) is not interrupted in turn."""
+    global _INTERRUPTED
+    if _INTERRUPTED:
+        return
+    _INTERRUPTED = True
     raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main() -> None:
     """Console entry point ``runbook``.
 
-    SIGTERM (systemd stopping a timed-out scheduled run) and SIGHUP take the same path as
-    Ctrl-C: the run is recorded as aborted, its reports are written and its host locks released.
+    SIGTERM (systemd stopping a timed-out scheduled run), SIGHUP and Ctrl-C abort the run: it is
+    recorded as aborted, its reports are written and its host locks released; a second signal
+    does not interrupt that clean-up.
     """
     import signal
 
     os.environ.setdefault("ANSIBLE_NOCOLOR", "1")
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, _interrupt)
     app()
 
 

@@ -17,24 +17,15 @@ Override the binaries with ``ORDEROPS_TEST_PG_BIN`` / ``ORDEROPS_TEST_REDIS_SERV
 from __future__ import annotations
 
 import atexit
-import ctypes
 import logging
 import os
-import pwd
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import tempfile
-import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from fastapi import FastAPI
 from pytest_redis import factories as redis_factories
@@ -47,8 +38,8 @@ with warnings.catch_warnings():
 from order_service.core.config import Settings
 from order_service.entrypoint import migrate
 from order_service.main import create_app
+from tests.support.postgres import PostgresServer, free_port, local_postgres
 
-PG_BIN = Path(os.environ.get("ORDEROPS_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 REDIS_SERVER = os.environ.get("ORDEROPS_TEST_REDIS_SERVER", "/usr/bin/redis-server")
 PG_USER = "orderops"
 # URL-special characters on purpose: the service must escape them in its database URL.
@@ -65,133 +56,13 @@ atexit.register(shutil.rmtree, STORAGE_DIR, ignore_errors=True)
 SETTINGS_ENV_NAMES = tuple(Settings.model_fields)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (at the time of the call)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class PostgresServer:
-    """A throw-away PostgreSQL cluster listening on 127.0.0.1:``port`` (password auth)."""
-
-    port: int
-    user: str
-    password: str
-    host: str = "127.0.0.1"
-
-    def admin(self, dbname: str = "postgres") -> psycopg.Connection[Any]:
-        """An autocommit connection to ``dbname`` (for CREATE/DROP DATABASE and checks)."""
-        return psycopg.connect(
-            host=self.host,
-            port=self.port,
-            user=self.user,
-            password=self.password,
-            dbname=dbname,
-            autocommit=True,
-        )
-
-    def create_database(self, name: str) -> str:
-        """Create the empty database ``name`` (dropping an old one) and return its name."""
-        with self.admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return name
-
-
-def _as_user(user: pwd.struct_passwd | None) -> dict[str, Any]:
-    """``subprocess`` arguments that run the child as ``user`` (nothing when ``None``)."""
-    if user is None:
-        return {}
-    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-
-
-_CHILD_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGQUIT (PostgreSQL's immediate shutdown) when pytest dies, even by SIGKILL."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGQUIT)  # PR_SET_PDEATHSIG
-
-
-def _server_user() -> pwd.struct_passwd | None:
-    """``None`` when not root; else the unprivileged user the server runs as."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", "nobody"):
-        try:
-            return pwd.getpwnam(name)
-        except KeyError:
-            continue
-    raise RuntimeError("running as root and neither a 'postgres' nor a 'nobody' user exists")
-
-
-def _wait_until_accepting(process: subprocess.Popen[bytes], server: PostgresServer, logfile: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"postgres exited with {process.returncode}:\n{logfile.read_text()}")
-        try:
-            server.admin().close()
-            return
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"postgres did not accept connections in 60 s:\n{logfile.read_text()}") from None
-            time.sleep(0.1)
-
-
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
-    """Run a throw-away PostgreSQL cluster (initdb in a temporary directory) for the test session.
-
-    The postmaster is a direct child of pytest that dies with it, so an interrupted
-    or killed test run leaves no server behind.
-    """
-    postgres, initdb = PG_BIN / "postgres", PG_BIN / "initdb"
-    if not postgres.exists():
-        raise RuntimeError(
-            f"{postgres} not found: install Debian's postgresql-15 (or set ORDEROPS_TEST_PG_BIN)"
-        )
-    user = _server_user()
-    root = Path(tempfile.mkdtemp(prefix="orderops-pg-"))
-    datadir, logfile, pwfile = root / "data", root / "postgres.log", root / "pwfile"
-    pwfile.write_text(PG_PASSWORD + "\n")
-    if user is not None:
-        os.chown(root, user.pw_uid, user.pw_gid)
-        os.chown(pwfile, user.pw_uid, user.pw_gid)
-    try:
-        result = subprocess.run(
-            [str(initdb), "-D", str(datadir), "-U", PG_USER, "--auth=scram-sha-256",
-             f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C.UTF-8"],
-            cwd=root, env=_CHILD_ENV, capture_output=True, text=True, timeout=120, check=False,
-            **_as_user(user),
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"initdb failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-        server = PostgresServer(port=free_port(), user=PG_USER, password=PG_PASSWORD)
-        with logfile.open("wb") as log:
-            process = subprocess.Popen(
-                [str(postgres), "-D", str(datadir), "-p", str(server.port),
-                 "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={root}",
-                 "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                 "-c", "max_connections=100"],
-                cwd=root, env=_CHILD_ENV, stdout=log, stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent, **_as_user(user),
-            )
-        try:
-            _wait_until_accepting(process, server, logfile)
-            yield server
-        finally:
-            process.send_signal(signal.SIGINT)  # fast shutdown
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    """A throw-away PostgreSQL cluster for the test session (tests/support/postgres.py); it dies
+    with pytest, so an interrupted or killed run leaves no server behind."""
+    fast = ["fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=100"]
+    with local_postgres(PG_USER, PG_PASSWORD, fast) as server:
+        yield server
 
 
 service_redis_proc = redis_factories.redis_proc(executable=REDIS_SERVER, password=REDIS_PASSWORD)
