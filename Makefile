@@ -1,5 +1,7 @@
 # orderops: entry points. Local state lives in .orderops/ (ORDEROPS_STATE_DIR overrides).
 #
+#   ./orderops demo | test        the same targets on a machine without make (installs it first)
+#   make prereqs                  Debian packages of tools/packages.txt + a running Docker daemon
 #   make venv                     .venv with the project (+ service and test extras)
 #   make images                   build every local image (cached by content; seconds when unchanged)
 #   make hosts-up N=1 LAYOUT=single   start N local test hosts, write .orderops/hosts.json
@@ -15,12 +17,15 @@ CONSTRAINTS := $(wildcard constraints.txt)
 N ?= 1
 LAYOUT ?= single
 
-.PHONY: venv images hosts-up hosts-down hosts-status demo test test-unit test-integration
+.PHONY: prereqs venv images hosts-up hosts-down hosts-status demo test test-unit test-integration
+
+prereqs:
+	@sh tools/prereqs.sh
 
 venv: $(STAMP)
 
 # Re-run pip only when pyproject.toml or constraints.txt change.
-$(STAMP): pyproject.toml $(CONSTRAINTS)
+$(STAMP): pyproject.toml $(CONSTRAINTS) | prereqs
 	test -x $(PY) || $(PYTHON3) -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[service,test]' $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 	touch $@
@@ -45,7 +50,7 @@ export ORDER_JSON := {"customer":"demo","currency":"EUR","lines":[{"sku":"A-1","
 DEMO_ADMIN := admin@order.test
 
 # The main job on the local default target: one fresh test host, the full deploy, an order over HTTPS.
-demo: images
+demo: prereqs images
 	$(PY) -m testhosts up -n 1 --layout single
 	$(VENV)/bin/pyinfra -y inventories/local.py deploys/site.py
 	@port=$$($(PY) -c 'import json,sys; print(json.load(open(sys.argv[1]))["hosts"][0]["https_port"])' $(STATE)/hosts.json); \
@@ -59,18 +64,24 @@ demo: images
 		| $(PY) -c 'import json,sys; print(json.load(sys.stdin)["access_token"])') && \
 	curl -fsSk -X POST $$url/api/orders -H "Authorization: Bearer $$token" -H 'Content-Type: application/json' -d "$$ORDER_JSON" && echo
 
-test: test-unit test-integration
+test: prereqs
+	@tools/phase venv $(MAKE) --no-print-directory venv
+	@tools/phase unit $(MAKE) --no-print-directory test-unit
+	@tools/phase images $(MAKE) --no-print-directory images
+	@tools/phase integration $(MAKE) --no-print-directory test-integration
 
 # Unit tier: seconds, no hosts (the service tests start their own PostgreSQL and Redis).
 test-unit: | $(STAMP)
 	$(PYTEST) tests/unit -q
 
 # Integration tier: one host in both groups, then a split layout (controller + app host).
+# The test hosts are removed however it ends (KEEP_HOSTS=1 keeps them for debugging).
 test-integration: images
-	$(PY) -m testhosts up -n 1 --layout single
-	$(PYTEST) -m integration tests/integration -q
+	@trap 'if [ "$(KEEP_HOSTS)" = 1 ]; then echo "KEEP_HOSTS=1: test hosts kept (make hosts-down removes them)"; \
+	       else $(PY) -m testhosts down; fi' EXIT; set -e; \
+	$(PY) -m testhosts up -n 1 --layout single; \
+	$(PYTEST) -m integration tests/integration -q; \
+	$(PYTEST) tests/infra -q --inventory inventories/local.py; \
+	$(PY) -m testhosts up -n 2 --layout split; \
+	$(PYTEST) -m integration tests/integration/test_deploy.py -q; \
 	$(PYTEST) tests/infra -q --inventory inventories/local.py
-	$(PY) -m testhosts up -n 2 --layout split
-	$(PYTEST) -m integration tests/integration/test_deploy.py -q
-	$(PYTEST) tests/infra -q --inventory inventories/local.py
-	$(PY) -m testhosts down
