@@ -308,8 +308,13 @@ def test_interrupt_aborts_the_run_writes_reports_and_releases_locks(hosts, fake,
         return ctx.ok("late")
 
     rb = Runbook("t", "T", "", (Step("slow", interrupted),))
-    with pytest.raises(KeyboardInterrupt):
-        _run(rb, hosts, executors, tmp_path)
+    # a shell that starts pytest in the background leaves SIGINT ignored: install Python's handler
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _run(rb, hosts, executors, tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     [run_dir] = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
     data = json.loads((run_dir / "result.json").read_text())
     assert data["status"] == "aborted"
