@@ -37,11 +37,16 @@ if ! docker info >/dev/null 2>&1; then
     echo "prereqs: starting dockerd (no systemd; log: $state/dockerd.log)"
     # its own session, so it outlives make and this shell
     setsid dockerd >"$state/dockerd.log" 2>&1 < /dev/null &
+    pid=$!
   fi
   i=0
   until docker info >/dev/null 2>&1; do
     i=$((i + 1))
-    [ "$i" -le 60 ] || { tail -20 "$state/dockerd.log" 2>/dev/null >&2; die "Docker daemon did not answer within 60 s"; }
+    if [ -n "${pid:-}" ] && ! kill -0 "$pid" 2>/dev/null; then
+      tail -5 "$state/dockerd.log" >&2 2>/dev/null
+      die "dockerd exited at start (log: $state/dockerd.log)"
+    fi
+    [ "$i" -le 60 ] || { tail -5 "$state/dockerd.log" >&2 2>/dev/null; die "Docker daemon did not answer within 60 s"; }
     sleep 1
   done
 fi
