@@ -23,9 +23,10 @@ controller          controller               runbook tooling, inventory, key, ti
 
 from pyinfra import host
 
+from deploys.contract.paths import UPLOAD_DIR
 from deploys.facts.release import RunningRelease
 from deploys.operations import lock
-from deploys.roles.base import UPLOAD_DIR, base
+from deploys.roles.base import base
 from deploys.roles.controller import authorise_controller, controller
 from deploys.roles.docker_engine import docker
 from deploys.roles.firewall import firewall
@@ -46,12 +47,13 @@ base(settings)
 firewall(settings)
 
 if "app" in settings.groups:
-    # the running release recorded by the emergency-redeploy runbook (deploys/facts/release.py)
-    settings = effective_settings(settings, host.get_fact(RunningRelease))
+    # inventory or the release recorded by the emergency-redeploy runbook: one rule, and it says which won
+    settings, version = effective_settings(settings, host.get_fact(RunningRelease))
+    host.log(f"order service {version.ref} (from {version.source}: {version.reason})")
     docker(settings, upload_dir=UPLOAD_DIR)
     images(settings, upload_dir=UPLOAD_DIR)
-    certificate = tls(settings, directory=f"{settings.stack_dir}/tls")
-    order_stack(settings, upload_dir=UPLOAD_DIR, tls_dir=f"{settings.stack_dir}/tls", certificate_op=certificate)
+    certificate = tls(settings)
+    order_stack(settings, upload_dir=UPLOAD_DIR, certificate_op=certificate)
     authorise_controller(settings)
 
 if "controller" in settings.groups:

@@ -10,13 +10,12 @@ rest ``app``).
 """
 
 import json as _json
-import os as _os
-from pathlib import Path as _Path
 
+from deploys.contract.paths import local_state_dir as _local_state_dir
 from inventories.schema import InventoryError as _InventoryError
 from inventories.schema import check_inventory as _check_inventory
 
-_STATE = _Path(_os.environ.get("ORDEROPS_STATE_DIR", _Path(__file__).resolve().parent.parent / ".orderops"))
+_STATE = _local_state_dir()
 
 
 def _load(name):

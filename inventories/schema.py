@@ -36,6 +36,10 @@ from pydantic import (
     model_validator,
 )
 
+from deploys.contract.compose import COMPOSE_PROJECT
+from deploys.contract.images import check_immutable
+from deploys.contract.paths import RUNBOOK_DIR, STACK_DIR
+
 __all__ = [
     "InventoryError",
     "Secrets",
@@ -46,7 +50,6 @@ __all__ = [
     "check_inventory",
     "load_secrets",
     "SECRET_NAMES",
-    "check_image_ref",
 ]
 
 #: Secret names, in the secrets file and as ``ORDEROPS_SECRET_<NAME upper>`` variables.
@@ -117,24 +120,6 @@ class Secrets(BaseModel):
         return [getattr(self, name).get_secret_value() for name in SECRET_NAMES]
 
 
-_IMAGE_REF = re.compile(
-    # [registry[:port]/]path[:tag][@digest]; a "host:port/" prefix only counts before a slash
-    r"^(?P<repo>(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
-    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
-)
-
-
-def _check_image_ref(ref: str) -> str:
-    match = _IMAGE_REF.match(ref)
-    if not match:
-        raise ValueError(f"not a valid image reference: {ref!r}")
-    if not match.group("tag") and not match.group("digest"):
-        raise ValueError(f"{ref!r} has no tag or digest; use an immutable version tag")
-    if match.group("tag") == "latest" and not match.group("digest"):
-        raise ValueError(f"{ref!r}: 'latest' is mutable; use a version tag or a digest")
-    return ref
-
-
 class Images(BaseModel):
     """Image references of the order stack, by role: immutable tags or digests, never ``latest``."""
 
@@ -148,19 +133,11 @@ class Images(BaseModel):
     @field_validator("*")
     @classmethod
     def _immutable(cls, v: str) -> str:
-        return _check_image_ref(v)
+        return check_immutable(v)
 
     def refs(self) -> dict[str, str]:
         """``{role: image ref}`` in a stable order."""
         return self.model_dump()
-
-
-def check_image_ref(ref: str) -> str:
-    """Return ``ref`` if it is an immutable image reference (tag other than ``latest``, or digest).
-
-    Raises ``ValueError`` saying what is wrong.
-    """
-    return _check_image_ref(ref)
 
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
@@ -198,8 +175,8 @@ class HostSettings(BaseModel):
     images_keep: int = Field(2, ge=1, le=20, description="previous order-service versions kept")
 
     # order stack
-    stack_dir: str = "/opt/orderops"
-    compose_project: str = Field("orderops", pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    stack_dir: str = STACK_DIR
+    compose_project: str = Field(COMPOSE_PROJECT, pattern=r"^[a-z0-9][a-z0-9_-]*$")
     service_workers: int = Field(2, ge=1, le=64)
     health_timeout: int = Field(180, ge=10, le=3600)
     nginx_client_max_body_size: str = "1m"
@@ -208,7 +185,7 @@ class HostSettings(BaseModel):
     lock_ttl: int = Field(3600, ge=60, description="seconds after which a left-over host lock is stale")
 
     # runbooks on the controller host (deploys/roles/controller.py)
-    runbook_dir: str = Field("/opt/orderops-runbooks", description="venv, rendered inventory and runs on the controller host")
+    runbook_dir: str = Field(RUNBOOK_DIR, description="venv, rendered inventory and runs on the controller host")
     runbook_schedules: dict[str, str] = Field(
         default_factory=lambda: {"daily": "*-*-* 06:00:00"},
         description="runbook name -> systemd OnCalendar expression; one timer each (Persistent=true)",

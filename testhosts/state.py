@@ -29,7 +29,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from deploys.contract.images import check_immutable
+from deploys.contract.paths import REPO_ROOT, local_cache_dir, local_state_dir
 SUITE = "bookworm"
 SSH_USER = "deploy"
 GROUPS = ("app", "controller")
@@ -51,9 +52,7 @@ class StatePaths:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> StatePaths:
         env = os.environ if environ is None else environ
-        root = Path(env.get("ORDEROPS_STATE_DIR") or REPO_ROOT / ".orderops").expanduser().resolve()
-        cache = Path(env.get("ORDEROPS_CACHE_DIR") or root / "cache").expanduser().resolve()
-        return cls(root=root, cache=cache)
+        return cls(root=local_state_dir(env), cache=local_cache_dir(env))
 
     # keys and secrets
     @property
@@ -176,14 +175,6 @@ class HostsState(BaseModel):
         return [h for h in self.hosts if name in h.groups]
 
 
-def _immutable_ref(v: str) -> str:
-    if ":" not in v.rsplit("/", 1)[-1]:
-        raise ValueError(f"image ref {v!r} has no tag")
-    if v.endswith(":latest"):
-        raise ValueError(f"image ref {v!r} uses 'latest'; refs must be immutable")
-    return v
-
-
 class ImagesState(BaseModel):
     """``images.json``: role -> immutable image ref (tag derived from a content hash)."""
 
@@ -201,7 +192,7 @@ class ImagesState(BaseModel):
     @field_validator("target", "postgres", "redis", "nginx", "python", "order_service")
     @classmethod
     def _check_ref(cls, v: str | None) -> str | None:
-        return None if v is None else _immutable_ref(v)
+        return None if v is None else check_immutable(v)
 
 
 # --------------------------------------------------------------------------- file helpers

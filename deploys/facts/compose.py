@@ -3,9 +3,9 @@
 ``ComposeProject`` reads two things in one round trip:
 
 * the hash Compose computes for each service of the project files now on the host
-  (``docker compose config --hash '*'``; one ``<service> <hash>`` line per service), and
-* the project's existing containers with their ``com.docker.compose.config-hash`` label,
-  state, health and image ID (``docker inspect``).
+  (``docker compose config --hash '*'``; compose prints one ``<service> <hash>`` line per service), and
+* the project's existing containers as ``docker inspect --format '{{json .}}'`` documents
+  (:func:`deploys.contract.compose.parse_containers`: config-hash label, state, health, image ID).
 
 Together with :class:`deploys.facts.images.DockerImageIds` this is what
 :func:`deploys.operations.compose.up` needs to decide, without changing anything, whether
@@ -18,50 +18,38 @@ from typing import Any
 
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
+from deploys.contract.compose import compose_command, containers_command, parse_containers
+from deploys.contract.paths import StackLayout
+
 __all__ = ["ComposeProject", "parse_compose_project"]
 
 _HASH_MARK = "#orderops:hash"
 _CONTAINER_MARK = "#orderops:containers"
-_INSPECT_FORMAT = (
-    '{{index .Config.Labels "com.docker.compose.service"}} '
-    '{{index .Config.Labels "com.docker.compose.config-hash"}} '
-    "{{.State.Status}} "
-    "{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} "
-    "{{.Image}} {{.Name}}"
-)
 
 
 def parse_compose_project(lines: list[str]) -> dict[str, Any]:
     """Parse the output of :class:`ComposeProject`'s command.
 
-    Returns ``{"hashes": {service: hash}, "containers": [{"service", "config_hash", "state",
-    "health", "image_id", "name"}]}``; ``health`` is ``none`` for services without a healthcheck.
-    Lines outside the two marked sections (warnings) are ignored.
+    Returns ``{"hashes": {service: hash}, "containers": [Container, ...]}``
+    (:class:`deploys.contract.compose.Container`). Lines before the first mark (warnings) are
+    ignored; a line in the hash section that is not ``<service> <hash>``, or in the container
+    section that is not an inspect JSON object, raises ``ValueError`` naming it.
     """
     hashes: dict[str, str] = {}
-    containers: list[dict[str, str]] = []
+    container_lines: list[str] = []
     section = None
     for line in lines:
         line = line.strip()
         if line in (_HASH_MARK, _CONTAINER_MARK):
             section = line
-            continue
-        parts = line.split()
-        if section == _HASH_MARK and len(parts) == 2:
+        elif section == _HASH_MARK and line:
+            parts = line.split()
+            if len(parts) != 2:
+                raise ValueError(f"docker compose config --hash printed an unexpected line: {line[:120]!r}")
             hashes[parts[0]] = parts[1]
-        elif section == _CONTAINER_MARK and len(parts) == 6:
-            service, config_hash, state, health, image_id, name = parts
-            containers.append(
-                {
-                    "service": service,
-                    "config_hash": config_hash,
-                    "state": state,
-                    "health": health,
-                    "image_id": image_id,
-                    "name": name.lstrip("/"),
-                },
-            )
-    return {"hashes": hashes, "containers": containers}
+        elif section == _CONTAINER_MARK:
+            container_lines.append(line)
+    return {"hashes": hashes, "containers": parse_containers(container_lines)}
 
 
 class ComposeProject(FactBase):
@@ -81,17 +69,13 @@ class ComposeProject(FactBase):
         return {"hashes": {}, "containers": []}
 
     def command(self, project: str, project_dir: str) -> StringCommand:
-        compose = StringCommand(
-            "docker", "compose", "-p", QuoteString(project), "--project-directory", QuoteString(project_dir),
-        )
         return StringCommand(
             "echo", QuoteString(_HASH_MARK), ";",
-            "if [ -f", QuoteString(f"{project_dir}/compose.yaml"), "]; then",
-            compose, "config", "--hash", "'*'", "2>/dev/null;",
+            "if [ -f", QuoteString(StackLayout(project_dir).compose_file), "]; then",
+            compose_command(project, project_dir, "config", "--hash", "*"), "2>/dev/null;",
             "fi;",
             "echo", QuoteString(_CONTAINER_MARK), ";",
-            "docker", "ps", "-aq", "--filter", QuoteString(f"label=com.docker.compose.project={project}"),
-            "| xargs -r docker inspect --format", QuoteString(_INSPECT_FORMAT),
+            containers_command(project),
         )
 
     def process(self, output: list[str]) -> dict[str, Any]:

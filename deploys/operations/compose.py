@@ -19,8 +19,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from pyinfra import host
-from pyinfra.api import QuoteString, StringCommand, operation
+from pyinfra.api import StringCommand, operation
 
+from deploys.contract.compose import Container, compose_command
 from deploys.facts.compose import ComposeProject
 from deploys.facts.images import DockerImageIds
 
@@ -42,9 +43,9 @@ def compose_differences(
     """
     reasons: list[str] = []
     hashes: Mapping[str, str] = project.get("hashes", {})
-    by_service: dict[str, list[dict[str, str]]] = {}
+    by_service: dict[str, list[Container]] = {}
     for container in project.get("containers", []):
-        by_service.setdefault(container["service"], []).append(container)
+        by_service.setdefault(container.service, []).append(container)
 
     if not hashes:
         reasons.append("project files define no services (not uploaded yet?)")
@@ -54,16 +55,16 @@ def compose_differences(
             reasons.append(f"{service}: no container")
             continue
         for c in containers:
-            if c["config_hash"] != wanted_hash:
+            if c.config_hash != wanted_hash:
                 reasons.append(f"{service}: configuration changed")
-            if c["state"] != "running":
-                reasons.append(f"{service}: container {c['state']}")
+            if c.status != "running":
+                reasons.append(f"{service}: container {c.status}")
             ref = images.get(service)
             if ref is not None:
                 wanted_id = image_ids.get(ref)
                 if wanted_id is None:
                     reasons.append(f"{service}: image {ref} missing on host")
-                elif c["image_id"] != wanted_id:
+                elif c.image_id != wanted_id:
                     reasons.append(f"{service}: image changed to {ref}")
     for service in by_service:
         if hashes and service not in hashes:
@@ -72,16 +73,13 @@ def compose_differences(
 
 
 def unhealthy_services(project: Mapping[str, Any]) -> list[str]:
-    """Services with a healthcheck whose container is not (yet) ``healthy``."""
-    return sorted(
-        {c["service"] for c in project.get("containers", []) if c["health"] not in ("healthy", "none")},
-    )
+    """Services whose container is not running and healthy (the contract's rule,
+    :func:`deploys.contract.services.is_up`), e.g. still ``starting``."""
+    return sorted({c.service for c in project.get("containers", []) if not c.up})
 
 
-def _compose(project: str, project_dir: str, *args: Any) -> StringCommand:
-    return StringCommand(
-        "docker", "compose", "-p", QuoteString(project), "--project-directory", QuoteString(project_dir), *args,
-    )
+def _compose(project: str, project_dir: str, *args: str) -> StringCommand:
+    return StringCommand(compose_command(project, project_dir, *args))
 
 
 def up_command(project: str, project_dir: str, wait_timeout: int, log_lines: int = 30) -> StringCommand:
@@ -89,7 +87,7 @@ def up_command(project: str, project_dir: str, wait_timeout: int, log_lines: int
 
     The diagnostics go to stderr, which pyinfra shows with the failed operation.
     """
-    ps = _compose(project, project_dir, "ps", "-a", "--format", QuoteString("{{.Service}} {{.State}} {{.Health}}"))
+    ps = _compose(project, project_dir, "ps", "-a", "--format", "{{.Service}} {{.State}} {{.Health}}")
     logs = _compose(project, project_dir, "logs", "--no-color", "--tail", str(log_lines))
     # `--wait-timeout` does not bound `up` itself, which blocks on `depends_on: service_healthy`
     # while creating dependants: `timeout` bounds the whole command.
@@ -130,9 +128,9 @@ def up(
 
         compose.up(
             name="Converge the order stack",
-            project="orderops",
-            project_dir="/opt/orderops",
-            images={"api": "orderops/order-service:0.1.0"},
+            project="shop",
+            project_dir="/srv/shop",
+            images={"api": "example/shop:1.4.2"},
         )
     """
     images = dict(images or {})

@@ -24,6 +24,7 @@ from pyinfra import host
 from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 from pyinfra.api.command import FileUploadCommand
 
+from deploys.contract.paths import UPLOAD_DIR, local_cache_dir
 from deploys.facts.images import DockerImageIds, DockerRepositoryTags
 
 __all__ = ["present", "prune", "controller_image_ids", "archive_for", "tags_to_prune"]
@@ -94,14 +95,15 @@ def present(
     refs: list[str],
     transport: str = "registry",
     cache_dir: str | None = None,
-    upload_dir: str = "/var/lib/orderops/upload",
+    upload_dir: str = UPLOAD_DIR,
 ):
     """
     Make image references present on the host with the right content.
 
     + refs: image references (immutable tags or digests)
     + transport: ``registry`` (``docker pull``) or ``archive`` (save on the controller, upload, load)
-    + cache_dir: controller directory for archives (``archive`` only; default ``.orderops/cache/images``)
+    + cache_dir: controller directory for archives (``archive`` only; default ``images/`` in
+      :func:`deploys.contract.paths.local_cache_dir`)
     + upload_dir: host directory (0700, owned by the SSH user) the archive is uploaded to
 
     **Example:**
@@ -129,7 +131,7 @@ def present(
     if not stale:
         host.noop("all image IDs match the controller's")
         return
-    archive = archive_for(stale, Path(cache_dir or ".orderops/cache/images"))
+    archive = archive_for(stale, Path(cache_dir) if cache_dir else local_cache_dir() / "images")
     remote = f"{upload_dir.rstrip('/')}/{archive.name}"
     yield FileUploadCommand(str(archive), remote, remote_temp_filename=f"{remote}.part")
     yield StringCommand("docker", "load", "--quiet", "--input", QuoteString(remote), "&&", "rm", "-f", QuoteString(remote))

@@ -7,11 +7,12 @@ from pyinfra.api import deploy
 from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server, systemd
 
+from deploys.contract.paths import STATE_DIR, UPLOAD_DIR
 from deploys.operations import sshd
 from inventories.schema import HostSettings
 from templates import render
 
-__all__ = ["base", "BASE_PACKAGES", "SSHD_SETTINGS", "UPLOAD_DIR", "STATE_DIR"]
+__all__ = ["base", "BASE_PACKAGES", "SSHD_SETTINGS"]
 
 #: Packages every host gets. ``ufw`` is the firewall role's; ``openssl`` makes the TLS role's
 #: self-signed certificate; ``systemd-timesyncd`` keeps the clock (NTP).
@@ -28,11 +29,6 @@ SSHD_SETTINGS = {
     "PermitEmptyPasswords": "no",
     "X11Forwarding": "no",
 }
-
-#: orderops' state on the host (the lock lives here too).
-STATE_DIR = "/var/lib/orderops"
-#: 0700 directory owned by the SSH user for uploads (secret files, image archives).
-UPLOAD_DIR = f"{STATE_DIR}/upload"
 
 
 @deploy("base")

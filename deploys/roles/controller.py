@@ -1,6 +1,6 @@
 """Role ``controller``: the runbook tooling on the controller host, with its schedules.
 
-What lands on the controller host (``runbook_dir``, default ``/opt/orderops-runbooks``)::
+What lands on the controller host (``runbook_dir``; layout :class:`deploys.contract.paths.RunbookLayout`)::
 
     wheelhouse.tar        the project wheel + wheels of all its dependencies, built on the
                           controller machine (cached by content) and uploaded: no index needed
@@ -43,6 +43,7 @@ from pyinfra.api.exceptions import OperationError
 from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server, systemd
 
+from deploys.contract.paths import REPO_ROOT, local_cache_dir, local_state_dir
 from deploys.operations import secret_files
 from inventories.schema import HostSettings, settings_for
 from templates import render
@@ -52,7 +53,6 @@ __all__ = [
     "render_inventory", "controller_host_data", "unit_texts", "REPO_ROOT",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 #: the packages the controller tooling runs (the bundle key covers these + the build inputs; the wheel
 #: also carries order_service and testhosts, which the controller host never runs)
 _SOURCES = ("deploys", "inventories", "templates", "runbooks")
@@ -60,13 +60,9 @@ _BUILD_INPUTS = ("pyproject.toml", "constraints.txt")
 _UNIT_PREFIX = "orderops-runbook-"
 
 
-def _state_dir() -> Path:
-    return Path(os.environ.get("ORDEROPS_STATE_DIR", REPO_ROOT / ".orderops"))
-
-
 def controller_key(settings: HostSettings) -> Path:
     """Path of the controller's private key on the controller machine, generated (ed25519) if missing."""
-    path = Path(settings.controller_ssh_key or _state_dir() / "keys" / "controller_ed25519").expanduser()
+    path = Path(settings.controller_ssh_key or local_state_dir() / "keys" / "controller_ed25519").expanduser()
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         proc = subprocess.run(
@@ -107,7 +103,7 @@ def build_bundle(root: Path = REPO_ROOT, cache: Path | None = None) -> tuple[Pat
     project wheel and the tarball by the hash of every source file. The tarball is written
     deterministically (sorted, mtime 0), so an unchanged bundle uploads nothing.
     """
-    cache = Path(cache or Path(os.environ.get("ORDEROPS_CACHE_DIR") or _state_dir() / "cache")) / "controller"
+    cache = Path(cache or local_cache_dir()) / "controller"
     deps_key, key = source_key(root)
     bundle = cache / f"wheelhouse-{key}.tar"
     if bundle.exists():

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from pyinfra.api import deploy
 
 from deploys.operations import images as image_ops
 from inventories.schema import HostSettings
 
-__all__ = ["images", "archive_cache_dir"]
-
-
-def archive_cache_dir() -> Path:
-    """Controller directory for ``docker save`` archives: ``$ORDEROPS_STATE_DIR/cache/images``."""
-    return Path(os.environ.get("ORDEROPS_STATE_DIR", ".orderops")) / "cache" / "images"
+__all__ = ["images"]
 
 
 @deploy("images")
@@ -25,6 +17,5 @@ def images(settings: HostSettings, upload_dir: str) -> None:
         name=f"Stack images ({settings.image_transport})",
         refs=list(settings.images.refs().values()),
         transport=settings.image_transport,
-        cache_dir=str(archive_cache_dir()),
         upload_dir=upload_dir,
     )

@@ -1,6 +1,6 @@
 """Role ``order_stack``: the Compose project of the order service, PostgreSQL, Redis and nginx.
 
-Files on the host (``stack_dir``, default ``/opt/orderops``)::
+Files on the host (``stack_dir``; layout :class:`deploys.contract.paths.StackLayout`)::
 
     compose.yaml            rendered from templates/order_stack/compose.yaml.j2
     .env                    secrets for interpolation, mode 0600 (never printed or diffed)
@@ -19,33 +19,30 @@ from io import StringIO
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
+from deploys.contract.compose import compose_command
+from deploys.contract.images import parse_image_ref
+from deploys.contract.paths import StackLayout
+from deploys.contract.release import ReleaseRecord, RunningVersion, running_version
+from deploys.contract.services import DB_NAME, DB_PORT, DB_USER, REDIS_PORT, SERVICE_IMAGES
 from deploys.operations import compose, secret_files
 from deploys.operations import images as image_ops
 from inventories.schema import HostSettings
 from templates import render
 
-__all__ = [
-    "order_stack", "compose_text", "nginx_text", "env_text", "api_environment", "SERVICE_IMAGES", "effective_settings",
-]
-
-#: compose service -> Images field
-SERVICE_IMAGES = {"api": "order_service", "postgres": "postgres", "redis": "redis", "nginx": "nginx"}
+__all__ = ["order_stack", "compose_text", "nginx_text", "env_text", "api_environment", "effective_settings"]
 
 
-def effective_settings(settings: HostSettings, release: dict | None) -> HostSettings:
-    """``settings`` with the host's running release applied (see :mod:`deploys.facts.release`).
+def effective_settings(settings: HostSettings, release: ReleaseRecord | None) -> tuple[HostSettings, RunningVersion]:
+    """``settings`` with the host's running version applied, and which source won.
 
-    The recorded ``order_service`` ref replaces the inventory's while the inventory still names
-    the ref it named when the release was recorded (``inventory_ref``); a changed inventory ref is
-    a new release and wins. An invalid recorded ref is ignored.
+    The rule is the contract's (:func:`deploys.contract.release.running_version`): the recorded
+    ``order_service`` ref while the inventory still names the ref it named when it was recorded.
     """
-    if not release or release.get("inventory_ref") != settings.images.order_service:
-        return settings
-    try:
-        images = settings.images.model_validate({**settings.images.refs(), "order_service": release["order_service"]})
-    except Exception:  # noqa: BLE001 - a broken record must not break the deploy
-        return settings
-    return settings.model_copy(update={"images": images})
+    version = running_version(settings.images.order_service, release)
+    if version.ref == settings.images.order_service:
+        return settings, version
+    images = settings.images.model_validate({**settings.images.refs(), "order_service": version.ref})
+    return settings.model_copy(update={"images": images}), version
 
 
 def api_environment(settings: HostSettings) -> dict[str, str]:
@@ -53,12 +50,12 @@ def api_environment(settings: HostSettings) -> dict[str, str]:
     return {
         "ENVIRONMENT": settings.environment,
         "POSTGRES_HOST": "postgres",
-        "POSTGRES_PORT": "5432",
-        "POSTGRES_USER": "orderops",
-        "POSTGRES_DB": "orders",
+        "POSTGRES_PORT": str(DB_PORT),
+        "POSTGRES_USER": DB_USER,
+        "POSTGRES_DB": DB_NAME,
         "POSTGRES_PASSWORD": "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD missing from .env}",
         "REDIS_HOST": "redis",
-        "REDIS_PORT": "6379",
+        "REDIS_PORT": str(REDIS_PORT),
         "REDIS_PASSWORD": "${REDIS_PASSWORD:?REDIS_PASSWORD missing from .env}",
         "SECRET_KEY": "${SECRET_KEY:?SECRET_KEY missing from .env}",
         "WORKERS": str(settings.service_workers),
@@ -91,6 +88,7 @@ def compose_text(settings: HostSettings) -> str:
         "order_stack/compose.yaml.j2",
         project=settings.compose_project,
         images=settings.images.refs(),
+        db_user=DB_USER, db_name=DB_NAME, db_port=DB_PORT,
         api_environment={k: _yaml_str(v) for k, v in api_environment(settings).items()},
     )
 
@@ -113,31 +111,35 @@ def _yaml_str(value: str) -> str:
 
 
 @deploy("order stack")
-def order_stack(settings: HostSettings, upload_dir: str, tls_dir: str, certificate_op=None) -> None:
+def order_stack(settings: HostSettings, upload_dir: str, certificate_op=None) -> None:
     """Upload the project files and converge the stack, waiting for health."""
     root = settings.stack_dir
+    layout = StackLayout(root)
     files.directory(name="Stack directory", path=root, mode="755")
-    files.directory(name="nginx config directory", path=f"{root}/nginx", mode="755")
-    files.directory(name="ACME webroot", path=f"{root}/acme", mode="755")
+    files.directory(name="nginx config directory", path=layout.nginx_dir, mode="755")
+    files.directory(name="ACME webroot", path=layout.acme_dir, mode="755")
     secrets = secret_files.present(
-        name="Stack secrets (.env, 0600)", dest=f"{root}/.env", content=env_text(settings), upload_dir=upload_dir,
+        name="Stack secrets (.env, 0600)", dest=layout.env_file, content=env_text(settings), upload_dir=upload_dir,
     )
-    files.directory(name="Stack scripts directory", path=f"{root}/bin", mode="755")
+    files.directory(name="Stack scripts directory", path=layout.bin_dir, mode="755")
     files.put(
         name="Database password rotation script",
-        src=StringIO(render("order_stack/apply-db-password.sh.j2", project=settings.compose_project)),
-        dest=f"{root}/bin/apply-db-password.sh",
+        src=StringIO(render(
+            "order_stack/apply-db-password.sh.j2", compose=compose_command(settings.compose_project, root),
+            db_user=DB_USER, db_name=DB_NAME,
+        )),
+        dest=layout.db_password_script,
         mode="755",
     )
     # A changed postgres_password must reach the running database before the api uses it.
     server.shell(
         name="Apply a changed database password to the running database",
-        commands=[f"{root}/bin/apply-db-password.sh"],
+        commands=[layout.db_password_script],
         _if=secrets.did_change,
     )
-    files.put(name="compose.yaml", src=StringIO(compose_text(settings)), dest=f"{root}/compose.yaml", mode="644")
+    files.put(name="compose.yaml", src=StringIO(compose_text(settings)), dest=layout.compose_file, mode="644")
     vhost = files.put(
-        name="nginx vhost", src=StringIO(nginx_text(settings)), dest=f"{root}/nginx/orderops.conf", mode="644",
+        name="nginx vhost", src=StringIO(nginx_text(settings)), dest=layout.nginx_conf, mode="644",
     )
 
     images = {service: getattr(settings.images, field) for service, field in SERVICE_IMAGES.items()}
@@ -154,15 +156,15 @@ def order_stack(settings: HostSettings, upload_dir: str, tls_dir: str, certifica
     changed = [vhost] + ([certificate_op] if certificate_op is not None else [])
     server.shell(
         name="Reload nginx for new vhost/certificate",
-        commands=[f"docker compose -p {settings.compose_project} --project-directory {root} exec -T nginx nginx -s reload"],
+        commands=[compose_command(settings.compose_project, root, "exec", "-T", "nginx", "nginx", "-s", "reload")],
         _if=lambda: any(op.did_change() for op in changed),
     )
 
-    repo, _, tag = settings.images.order_service.rpartition(":")
-    if "@" not in settings.images.order_service and repo:
+    ref = parse_image_ref(settings.images.order_service)
+    if ref.tag and not ref.digest:
         image_ops.prune(
             name="Prune old order-service versions",
-            repository=repo,
-            wanted_tag=tag,
+            repository=ref.repository,
+            wanted_tag=ref.tag,
             keep=settings.images_keep,
         )

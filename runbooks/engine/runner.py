@@ -7,7 +7,7 @@ step's timeout; a failed attempt is retried ``retries`` times. The step's on-fai
 applies (``continue`` / ``stop-host`` / ``abort``).
 
 Before the first step every host takes the same per-host lock a deploy takes
-(``deploys/operations/lock.py``'s :func:`acquire_script`, run through the ``remote`` executor with
+(the host contract's :func:`deploys.contract.lock.acquire_command`, run through the ``remote`` executor with
 sudo); a host whose lock is held by another live run fails that step and runs nothing else. The
 lock is released after the last step, also when the run failed or was aborted.
 
@@ -32,7 +32,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from deploys.operations.lock import LOCKED_EXIT, acquire_script, holder, release_script
+from deploys.contract.lock import LOCKED_EXIT, acquire_command, holder, release_command
+from deploys.contract.paths import local_state_dir
 from runbooks.engine.errors import CommandTimeout, RunbookError
 from runbooks.engine.masking import Masker
 from runbooks.engine.model import Runbook, Step, StepContext, StepResult, Table
@@ -52,10 +53,10 @@ Approval = bool | Callable[[Step], bool]
 
 
 def default_runs_dir() -> Path:
-    """``$ORDEROPS_RUNS_DIR``, else ``$ORDEROPS_STATE_DIR/runs``, else ``.orderops/runs``."""
+    """``$ORDEROPS_RUNS_DIR``, else ``runs/`` in the state dir (:func:`deploys.contract.paths.local_state_dir`)."""
     if os.environ.get("ORDEROPS_RUNS_DIR"):
         return Path(os.environ["ORDEROPS_RUNS_DIR"])
-    return Path(os.environ.get("ORDEROPS_STATE_DIR", ".orderops")) / "runs"
+    return local_state_dir() / "runs"
 
 
 def new_run_id(runbook: str) -> str:
@@ -199,7 +200,7 @@ def run(
 
             def take(h: HostTarget) -> tuple[HostTarget, HostResult]:
                 start, at = time.monotonic(), utc_now()
-                cmd = acquire_script(run_id, h.settings.lock_ttl, holder()).get_raw_value()
+                cmd = acquire_command(run_id, h.settings.lock_ttl, holder())
                 try:
                     out = ex.run(h, cmd, sudo=True, timeout=60)
                     text = (out.stdout + out.stderr).strip()
@@ -272,7 +273,7 @@ def run(
             def release(h: HostTarget) -> tuple[HostTarget, HostResult]:
                 start, at = time.monotonic(), utc_now()
                 try:
-                    out = ex.run(h, release_script(run_id).get_raw_value(), sudo=True, timeout=60)
+                    out = ex.run(h, release_command(run_id), sudo=True, timeout=60)
                     status = "ok" if out.rc == 0 else "failed"
                     return h, _host_result(StepResult(status, out.stdout.strip() or out.stderr.strip()), 1, start, at)
                 except RunbookError as e:

@@ -103,10 +103,10 @@ class PyinfraExecutor:
             proc = self._pyinfra(host, args, timeout, yes=not dry)
         finally:
             if self.relock is not None and self.run_id:
-                from deploys.operations.lock import acquire_script, holder
+                from deploys.contract.lock import acquire_command, holder
 
                 relocked = self.relock.run(
-                    host, acquire_script(self.run_id, host.settings.lock_ttl, holder()).get_raw_value(), sudo=True, timeout=60,
+                    host, acquire_command(self.run_id, host.settings.lock_ttl, holder()), sudo=True, timeout=60,
                 )
         output = proc.stdout + proc.stderr
         if relocked is not None and not relocked.ok:

@@ -1,13 +1,15 @@
-"""Shell snippets and parsers shared by the runbooks (compose project commands, thresholds)."""
+"""Shell snippets and parsers shared by the runbooks, built on the host contract (:mod:`deploys.contract`)."""
 
 from __future__ import annotations
 
 import re
 import shlex
 
+from deploys.contract.compose import Container, compose_command, containers_command, parse_containers
+from deploys.contract.services import DB_NAME, DB_USER
 from runbooks.engine.model import StepContext
 
-__all__ = ["compose", "container_states", "parse_states", "STATE_FORMAT", "psql", "SERVICES", "strip_ansi"]
+__all__ = ["compose", "container_states", "parse_states", "psql", "strip_ansi"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|^\[2K")
 
@@ -16,37 +18,28 @@ def strip_ansi(line: str) -> str:
     """``line`` without terminal escape sequences (Compose prefixes log lines with erase-line codes)."""
     return _ANSI.sub("", line)
 
-#: The order stack's compose services (deploys/roles/order_stack.py SERVICE_IMAGES).
-SERVICES = ("api", "postgres", "redis", "nginx")
-
-STATE_FORMAT = (
-    '{{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} '
-    "{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.RestartCount}} {{.Config.Image}}"
-)
-
 
 def compose(ctx: StepContext, *args: str) -> str:
-    """``docker compose -p PROJECT --project-directory DIR args...`` for this host's stack."""
+    """``docker compose -p PROJECT --project-directory DIR args...`` for this host's stack.
+
+    ``args`` are shell text: quote values yourself (``shlex.quote``).
+    """
     s = ctx.host.settings
-    return " ".join(["docker", "compose", "-p", shlex.quote(s.compose_project), "--project-directory", shlex.quote(s.stack_dir), *args])
+    return " ".join([compose_command(s.compose_project, s.stack_dir), *args])
 
 
 def container_states(ctx: StepContext) -> str:
-    """Command printing one ``service status health restarts image`` line per container of the project."""
-    label = shlex.quote(f"label=com.docker.compose.project={ctx.host.settings.compose_project}")
-    return f"ids=$(docker ps -aq --filter {label}); [ -z \"$ids\" ] || docker inspect --format '{STATE_FORMAT}' $ids"
+    """Command printing one ``docker inspect`` JSON document per container of this host's project."""
+    return containers_command(ctx.host.settings.compose_project)
 
 
-def parse_states(stdout: str) -> dict[str, dict]:
-    """``{service: {"status", "health", "restarts", "image"}}`` from :func:`container_states` output."""
-    out: dict[str, dict] = {}
-    for line in stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 5 and parts[3].isdigit():
-            out[parts[0]] = {"status": parts[1], "health": parts[2], "restarts": int(parts[3]), "image": parts[4]}
-    return out
+def parse_states(stdout: str) -> dict[str, Container]:
+    """``{service: Container}`` from :func:`container_states` output; raises ``ValueError`` on a
+    line that is not an inspect document (:func:`deploys.contract.compose.parse_containers`)."""
+    return {c.service: c for c in parse_containers(stdout.splitlines())}
 
 
 def psql(ctx: StepContext, sql: str, fmt: str = "-tA") -> str:
     """Run ``sql`` with psql inside the postgres container (local socket, no password on the command line)."""
-    return compose(ctx, "exec", "-T", "postgres", "psql", "-U", "orderops", "-d", "orders", "-v", "ON_ERROR_STOP=1", fmt, "-c", shlex.quote(sql))
+    return compose(ctx, "exec", "-T", "postgres", "psql", "-U", DB_USER, "-d", DB_NAME, "-v", "ON_ERROR_STOP=1", fmt,
+                   "-c", shlex.quote(sql))

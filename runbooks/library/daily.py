@@ -1,8 +1,9 @@
 """Runbook ``daily``: the daily health check of every app host.
 
-Service status (health, restart counts that grew since the last run), error lines of the last
-24 h per service, resource usage against thresholds, certificate days left, and configuration
-drift (the main deploy in dry mode against the same inventory).
+Service status (health, restart counts that grew since the last run), the running release (the
+host's recorded ``release.json`` against the inventory), error lines of the last 24 h per service,
+resource usage against thresholds, certificate days left, and configuration drift (the main
+deploy in dry mode against the same inventory).
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from datetime import datetime, timezone
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from deploys.contract.paths import RELEASE_FILE, StackLayout
+from deploys.contract.release import parse_release, read_command, running_version
+from deploys.contract.services import SERVICES
 from runbooks.engine.model import Runbook, StepContext, StepResult, Table, step
-from runbooks.library._common import SERVICES, compose, container_states, parse_states, strip_ansi
+from runbooks.library._common import compose, container_states, parse_states, strip_ansi
 
 __all__ = ["RUNBOOK", "DailyParams"]
 
@@ -49,19 +53,47 @@ def service_status(ctx: StepContext) -> StepResult:
             problems.append(f"{svc}: no container")
             rows.append([svc, "missing", "-", "-", "-"])
             continue
-        grew = st["restarts"] - int(before.get(svc, st["restarts"]))
-        rows.append([svc, st["status"], st["health"], st["restarts"], f"+{grew}" if grew > 0 else "0"])
-        if st["status"] != "running":
-            problems.append(f"{svc}: {st['status']}")
-        elif st["health"] not in ("healthy", "none"):
-            problems.append(f"{svc}: {st['health']}")
+        grew = st.restarts - int(before.get(svc, st.restarts))
+        rows.append([svc, st.status, st.health, st.restarts, f"+{grew}" if grew > 0 else "0"])
+        if not st.up:
+            problems.append(f"{svc}: {st.status if st.status != 'running' else st.health}")
         if grew > 0:
             problems.append(f"{svc}: restarted {grew} time(s) since the last run")
-    data = {"restarts": {s: v["restarts"] for s, v in states.items()}, "services": states}
+    data = {
+        "restarts": {s: v.restarts for s, v in states.items()},
+        "services": {s: {"status": v.status, "health": v.health, "restarts": v.restarts, "image": v.image}
+                     for s, v in states.items()},
+    }
     table = Table("containers", ["service", "status", "health", "restarts", "since last run"], rows)
     if problems:
         return ctx.failed("; ".join(problems), data, [table])
     return ctx.ok(f"{len(SERVICES)} services running and healthy", data, [table])
+
+
+@step("Running release", timeout=60, retries=1)
+def release(ctx: StepContext) -> StepResult:
+    """Which order-service version the host should run and why: the release the emergency-redeploy
+    runbook recorded in `release.json`, or the inventory's `images.order_service` (the deploy's
+    rule, `deploys.contract.release.running_version`), against what the `api` container runs.
+    Informational: a mismatch shows up as drift too."""
+    out = ctx.sh(f"echo '#release'; {read_command()}; echo '#containers'; {container_states(ctx)}")
+    if not out.ok:
+        return ctx.failed(f"reading {RELEASE_FILE} failed: {out.stderr.strip()[-300:]}")
+    text, _, containers = out.stdout.partition("#containers")
+    record = parse_release(text.replace("#release", "", 1))
+    inventory_ref = ctx.host.settings.images.order_service
+    version = running_version(inventory_ref, record)
+    api = parse_states(containers).get("api")
+    running = api.image if api else None
+    rows = [["inventory", inventory_ref],
+            ["recorded release", f"{record.order_service} (run {record.run_id or '?'}, previous {record.previous or '?'})"
+             if record else "none"],
+            ["in force", f"{version.ref} (from {version.source})"], ["api runs", running or "no container"]]
+    data = {"recorded": record.model_dump() if record else None, "inventory": inventory_ref, "in_force": version.ref,
+            "source": version.source, "running": running}
+    note = "" if running == version.ref else f"; api runs {running or 'nothing'}"
+    return ctx.ok(f"{version.ref} from {version.source}: {version.reason}{note}", data,
+                  [Table("running release", ["what", "ref"], rows)])
 
 
 @step("Error lines", timeout=90)
@@ -150,7 +182,7 @@ def resources(ctx: StepContext) -> StepResult:
 @step("Certificate days left", timeout=30)
 def certificate(ctx: StepContext) -> StepResult:
     """Days until nginx's certificate (`<stack_dir>/tls/fullchain.pem`) expires, against `cert_min_days`."""
-    path = f"{ctx.host.settings.stack_dir}/tls/fullchain.pem"
+    path = StackLayout(ctx.host.settings.stack_dir).certificate
     out = ctx.sh(f"openssl x509 -enddate -noout -in {shlex.quote(path)}")
     if not out.ok or "notAfter=" not in out.stdout:
         return ctx.failed(f"cannot read {path}: {out.stderr.strip()[-200:]}")
@@ -185,5 +217,5 @@ RUNBOOK = Runbook(
     title="Daily check",
     doc=__doc__,
     params=DailyParams,
-    steps=(service_status, error_lines, resources, certificate, drift),
+    steps=(service_status, release, error_lines, resources, certificate, drift),
 )

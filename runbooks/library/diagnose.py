@@ -11,8 +11,10 @@ import shlex
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from deploys.contract.compose import PROJECT_LABEL
+from deploys.contract.services import SERVICES
 from runbooks.engine.model import Runbook, StepContext, StepResult, Table, step
-from runbooks.library._common import SERVICES, compose, psql, strip_ansi
+from runbooks.library._common import compose, psql, strip_ansi
 
 __all__ = ["RUNBOOK", "DiagnoseParams"]
 
@@ -72,7 +74,7 @@ def stats(ctx: StepContext) -> StepResult:
 @step("Networks", timeout=60)
 def networks(ctx: StepContext) -> StepResult:
     """Docker networks of the project and which containers are attached to each."""
-    project = shlex.quote(f"label=com.docker.compose.project={ctx.host.settings.compose_project}")
+    project = shlex.quote(f"label={PROJECT_LABEL}={ctx.host.settings.compose_project}")
     fmt = "{{.Name}}\t{{.Driver}}\t{{.Internal}}\t{{range .Containers}}{{.Name}} {{end}}"
     out = ctx.sh(f"ids=$(docker network ls -q --filter {project}); [ -z \"$ids\" ] || docker network inspect --format {shlex.quote(fmt)} $ids")
     rows = [line.split("\t") for line in out.stdout.splitlines() if line.count("\t") == 3]

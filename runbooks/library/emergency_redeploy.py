@@ -1,8 +1,8 @@
 """Runbook ``emergency-redeploy``: deploy a given order-service version, health-gated, with rollback.
 
-The running version is one value shared with the deploy: this runbook records it in
-``/var/lib/orderops/release.json`` (:mod:`deploys.facts.release`), and ``deploys/site.py`` reads
-it, so a later converge keeps the redeployed version and the drift check does not flag it.
+The running version is one value shared with the deploy: this runbook records it in the host's
+release record (:mod:`deploys.contract.release`), and ``deploys/site.py`` reads it, so a later
+converge keeps the redeployed version and the drift check does not flag it.
 
 The new version is deployed with the main deploy (``deploys/site.py``, images by the
 inventory's transport; ``archive`` needs the image on the controller's Docker). When health
@@ -14,18 +14,22 @@ the runbook stops and reports for the operator. Never ``docker compose down -v``
 
 from __future__ import annotations
 
-import json
 import shlex
+from datetime import datetime, timezone
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from inventories.schema import check_image_ref as _check_image_ref
+from deploys.contract.images import check_immutable, parse_image_ref
+from deploys.contract.paths import RELEASE_FILE
+from deploys.contract.release import ReleaseRecord, write_command
 from runbooks.engine.model import Runbook, StepContext, StepResult, Table, step
-from runbooks.library._common import compose, container_states, parse_states, psql
+from runbooks.library._common import container_states, parse_states, psql
 
-__all__ = ["RUNBOOK", "RedeployParams", "RELEASE_FILE", "target_ref"]
+__all__ = ["RUNBOOK", "RedeployParams", "target_ref"]
 
-RELEASE_FILE = "/var/lib/orderops/release.json"
+
+def _is_full_ref(version: str) -> bool:
+    return "/" in version or ":" in version or "@" in version
 
 
 class RedeployParams(BaseModel):
@@ -43,8 +47,8 @@ class RedeployParams(BaseModel):
         v = v.strip()
         if not v:
             raise ValueError("must not be empty")
-        if ("/" in v or ":" in v or "@" in v):
-            _check_image_ref(v)
+        if _is_full_ref(v):
+            check_immutable(v)
         elif v == "latest":
             raise ValueError("'latest' is mutable; give a version tag")
         return v
@@ -52,10 +56,9 @@ class RedeployParams(BaseModel):
 
 def target_ref(inventory_ref: str, version: str) -> str:
     """The image ref for ``version``: a full ref as is, a bare tag on the inventory's repository."""
-    if "/" in version or ":" in version or "@" in version:
+    if _is_full_ref(version):
         return version
-    repo = inventory_ref.split("@", 1)[0].rsplit(":", 1)[0] if ":" in inventory_ref.split("/")[-1] or "@" in inventory_ref else inventory_ref
-    return _check_image_ref(f"{repo}:{version}")
+    return check_immutable(str(parse_image_ref(inventory_ref).with_tag(version)))
 
 
 def _revision(ctx: StepContext) -> str:
@@ -64,10 +67,11 @@ def _revision(ctx: StepContext) -> str:
 
 
 def _write_release(ctx: StepContext, ref: str, previous: str) -> None:
-    record = {"order_service": ref, "inventory_ref": ctx.host.settings.images.order_service, "previous": previous, "run_id": ctx.run_id}
-    text = json.dumps(record, sort_keys=True)
-    out = ctx.sh(f"install -d -m 755 /var/lib/orderops && printf '%s\\n' {shlex.quote(text)} > {RELEASE_FILE}.new && "
-                 f"chmod 644 {RELEASE_FILE}.new && mv {RELEASE_FILE}.new {RELEASE_FILE}", executor="remote")
+    record = ReleaseRecord(
+        order_service=ref, inventory_ref=ctx.host.settings.images.order_service, previous=previous, run_id=ctx.run_id,
+        recorded_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    out = ctx.sh(write_command(record), executor="remote")
     if not out.ok:
         raise RuntimeError(f"cannot write {RELEASE_FILE}: {out.stderr.strip()[-200:]}")
 
@@ -78,7 +82,7 @@ def record(ctx: StepContext) -> StepResult:
     (`alembic_version`), kept for the rollback decision."""
     states = parse_states(ctx.sh(container_states(ctx)).stdout)
     api = states.get("api")
-    current = api["image"] if api else ctx.host.settings.images.order_service
+    current = api.image if api else ctx.host.settings.images.order_service
     revision = _revision(ctx)
     new = target_ref(ctx.host.settings.images.order_service, ctx.params.version)
     ctx.memory.update(current=current, revision_before=revision, new=new)
@@ -150,13 +154,13 @@ def verify(ctx: StepContext) -> StepResult:
     d = ctx.host.settings.domain
     code = ctx.sh(f"curl -sk --max-time 10 -o /dev/null -w '%{{http_code}}' --resolve {d}:443:127.0.0.1 https://{d}/api/ready", sudo=False).stdout.strip()
     revision = _revision(ctx)
-    rows = [[s, v["status"], v["health"], v["image"]] for s, v in sorted(states.items())]
-    api = states.get("api", {})
-    data = {"running": api.get("image"), "ready_http": code, "schema_revision": revision}
+    rows = [[s, v.status, v.health, v.image] for s, v in sorted(states.items())]
+    api = states.get("api")
+    data = {"running": api.image if api else None, "ready_http": code, "schema_revision": revision}
     table = Table("containers", ["service", "status", "health", "image"], rows)
-    if code != "200" or api.get("health") != "healthy":
-        return ctx.failed(f"not ready (HTTP {code}, api {api.get('health')})", data, [table])
-    return ctx.ok(f"running {api.get('image')}, ready", data, [table])
+    if code != "200" or api is None or not api.up:
+        return ctx.failed(f"not ready (HTTP {code}, api {api.health if api else 'missing'})", data, [table])
+    return ctx.ok(f"running {api.image}, ready", data, [table])
 
 
 RUNBOOK = Runbook(

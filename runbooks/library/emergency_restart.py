@@ -11,8 +11,9 @@ import time
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from deploys.contract.services import SERVICES
 from runbooks.engine.model import Runbook, StepContext, StepResult, Table, step
-from runbooks.library._common import SERVICES, compose, container_states, parse_states
+from runbooks.library._common import compose, container_states, parse_states
 
 __all__ = ["RUNBOOK", "RestartParams"]
 
@@ -42,8 +43,8 @@ def find(ctx: StepContext) -> StepResult:
     rows = []
     for svc in _wanted(ctx):
         st = states.get(svc)
-        rows.append([svc, st["status"] if st else "missing", st["health"] if st else "-"])
-        if st is None or st["status"] != "running" or st["health"] not in ("healthy", "none"):
+        rows.append([svc, st.status if st else "missing", st.health if st else "-"])
+        if st is None or not st.up:
             bad.append(svc)
     ctx.memory["restart"] = bad
     table = Table("services", ["service", "status", "health"], rows)
@@ -87,9 +88,9 @@ def wait_health(ctx: StepContext) -> StepResult:
     deadline = time.monotonic() + ctx.params.wait_timeout
     while True:
         states = parse_states(ctx.sh(container_states(ctx)).stdout)
-        waiting = [s for s in bad if not (states.get(s) and states[s]["status"] == "running" and states[s]["health"] in ("healthy", "none"))]
+        waiting = [s for s in bad if not (states.get(s) and states[s].up)]
         if not waiting:
-            rows = [[s, states[s]["status"], states[s]["health"], states[s]["restarts"]] for s in bad]
+            rows = [[s, states[s].status, states[s].health, states[s].restarts] for s in bad]
             return ctx.ok(f"healthy again: {', '.join(bad)}", {"healthy": bad},
                           [Table("after restart", ["service", "status", "health", "restarts"], rows)])
         if time.monotonic() > deadline:

@@ -8,7 +8,6 @@ Runs against whatever layout the harness started (1 host in both groups, or spli
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import ssl
 import time
@@ -19,15 +18,18 @@ from pathlib import Path
 
 import pytest
 
+from deploys.contract.paths import LOCK_FILE, STACK_DIR, STATE_DIR, StackLayout, local_state_dir
 from tests.integration.conftest import ROOT, run_pyinfra, ssh
 
 pytestmark = pytest.mark.integration
+
+STACK = StackLayout(STACK_DIR)
 
 RUNS: dict[str, object] = {}
 
 
 def _secret_values() -> list[str]:
-    state = Path(os.environ.get("ORDEROPS_STATE_DIR", ROOT / ".orderops"))
+    state = local_state_dir()
     return list(json.loads((state / "secrets" / "local.json").read_text()).values())
 
 
@@ -42,7 +44,7 @@ def test_bad_inventory_stops_before_any_host_is_touched(inventory, tmp_path):
         "check_inventory({'app': app, 'controller': controller})\n",
     )
     name, data = inventory["app"][0]
-    probe = "sudo ls -la --time-style=+%s /var/lib/orderops /opt /etc/ssh/sshd_config.d 2>&1; sudo cat /var/lib/orderops/host.lock 2>&1"
+    probe = f"sudo ls -la --time-style=+%s {STATE_DIR} /opt /etc/ssh/sshd_config.d 2>&1; sudo cat {LOCK_FILE} 2>&1"
     before = ssh(data, probe, check=False).stdout
     result = run_pyinfra(inventory=str(inv))
     assert result.returncode != 0
@@ -113,13 +115,13 @@ def test_order_created_over_https(inventory):
 def test_host_lock_blocks_a_concurrent_run(inventory):
     name, data = inventory["app"][0]
     expiry = int(time.time()) + 600
-    ssh(data, f"echo 'other-run {expiry} mallory@elsewhere' | sudo tee /var/lib/orderops/host.lock >/dev/null")
+    ssh(data, f"echo 'other-run {expiry} mallory@elsewhere' | sudo tee {LOCK_FILE} >/dev/null")
     try:
         result = run_pyinfra()
         assert result.returncode != 0
         assert "locked by mallory@elsewhere (run other-run)" in result.output
     finally:
-        ssh(data, "sudo rm -f /var/lib/orderops/host.lock")
+        ssh(data, f"sudo rm -f {LOCK_FILE}")
 
 
 def test_daemon_json_change_restarts_dockerd_and_stack_comes_back(inventory):
@@ -153,5 +155,5 @@ def test_controller_only_host_has_no_stack(inventory):
     if not only_controller:
         pytest.skip("single-host layout: the controller is also an app host")
     for name, data in only_controller:
-        assert ssh(data, "test -e /opt/orderops/compose.yaml", check=False).returncode != 0
+        assert ssh(data, f"test -e {STACK.compose_file}", check=False).returncode != 0
         assert "Status: active" in ssh(data, "sudo ufw status").stdout

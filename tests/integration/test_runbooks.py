@@ -18,9 +18,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from deploys.contract.paths import LOCK_FILE, RELEASE_FILE, RUNBOOK_DIR, STACK_DIR, RunbookLayout, StackLayout, local_state_dir
 from tests.integration.conftest import INVENTORY, ROOT, run_pyinfra, ssh
 
 pytestmark = pytest.mark.integration
+
+STACK, RUNBOOKS = StackLayout(STACK_DIR), RunbookLayout(RUNBOOK_DIR)
 
 BAD_TAG = "broken-runbook-test"
 #: the test host shares this machine's load (other test runs): thresholds other tests do not probe are relaxed
@@ -28,7 +31,7 @@ RELAXED = ["-p", "load_max_per_cpu=100", "-p", "memory_max_percent=100"]
 
 
 def _secret_values() -> list[str]:
-    state = Path(os.environ.get("ORDEROPS_STATE_DIR", ROOT / ".orderops"))
+    state = local_state_dir()
     return list(json.loads((state / "secrets" / "local.json").read_text()).values())
 
 
@@ -107,11 +110,11 @@ def test_daily_flags_a_crossed_disk_threshold_and_notifies(app_host, runs_dir, t
 
 def test_daily_drift_check_flags_an_edited_managed_file(app_host, runs_dir):
     name, data = app_host
-    ssh(data, "echo '# edited by hand' | sudo tee -a /opt/orderops/nginx/orderops.conf >/dev/null")
+    ssh(data, f"echo '# edited by hand' | sudo tee -a {STACK.nginx_conf} >/dev/null")
     try:
         proc, result = runbook("run", "daily", "-i", INVENTORY, *RELAXED, runs_dir=runs_dir)
     finally:
-        ssh(data, "sudo sed -i '/^# edited by hand$/d' /opt/orderops/nginx/orderops.conf")
+        ssh(data, f"sudo sed -i '/^# edited by hand$/d' {STACK.nginx_conf}")
     assert proc.returncode == 1
     drift = step_result(result, "Configuration drift", name)
     assert drift["status"] == "failed" and "order stack | nginx vhost" in drift["data"]["drift"]
@@ -142,11 +145,11 @@ def test_emergency_restart_check_mode_then_restart(app_host, runs_dir):
 
 def test_busy_host_lock_stops_the_runbook_before_any_step(app_host, runs_dir):
     name, data = app_host
-    ssh(data, "echo \"other-run $(( $(date +%s) + 600 )) mallory@elsewhere\" | sudo tee /var/lib/orderops/host.lock >/dev/null")
+    ssh(data, f"echo \"other-run $(( $(date +%s) + 600 )) mallory@elsewhere\" | sudo tee {LOCK_FILE} >/dev/null")
     try:
         proc, result = runbook("run", "emergency-restart", "-i", INVENTORY, runs_dir=runs_dir)
     finally:
-        ssh(data, "sudo rm -f /var/lib/orderops/host.lock")
+        ssh(data, f"sudo rm -f {LOCK_FILE}")
     assert proc.returncode == 1
     lock = step_result(result, "Take the host lock", name)
     assert lock["status"] == "failed" and "locked by mallory@elsewhere" in lock["message"]
@@ -171,9 +174,9 @@ def test_emergency_redeploy_needs_approval_and_check_changes_nothing(app_host, r
     assert step_result(result, "Deploy the new version", name)["message"].startswith(f"check mode: would deploy {bad_image}")
     proc, result = runbook("run", "emergency-redeploy", "-i", INVENTORY, "-p", f"version={BAD_TAG}", runs_dir=runs_dir)
     assert "not approved" in step_result(result, "Deploy the new version", name)["message"]
-    release = ssh(data, "cat /var/lib/orderops/release.json 2>/dev/null || echo '{}'").stdout
+    release = ssh(data, f"cat {RELEASE_FILE} 2>/dev/null || echo '{{}}'").stdout
     assert BAD_TAG not in json.loads(release).get("order_service", "")
-    assert BAD_TAG not in ssh(data, "cat /opt/orderops/compose.yaml").stdout
+    assert BAD_TAG not in ssh(data, f"cat {STACK.compose_file}").stdout
 
 
 def test_emergency_redeploy_rolls_back_a_bad_version(app_host, runs_dir, bad_image, inventory):
@@ -187,7 +190,7 @@ def test_emergency_redeploy_rolls_back_a_bad_version(app_host, runs_dir, bad_ima
     assert rollback["data"]["schema_revision_before"] == rollback["data"]["schema_revision_after"]
     verify = step_result(result, "Verify", name)
     assert verify["status"] == "ok" and verify["data"]["running"] == data["images"]["order_service"]
-    release = json.loads(ssh(data, "cat /var/lib/orderops/release.json").stdout)
+    release = json.loads(ssh(data, f"cat {RELEASE_FILE}").stdout)
     assert release["order_service"] == data["images"]["order_service"]
     # the shared running version: a converge keeps it and the drift check sees nothing
     dry = run_pyinfra("--dry", "--limit", name)
@@ -207,12 +210,12 @@ def test_timer_installed_by_the_deploy(inventory):
 
 def test_scheduled_run_from_the_controller_host(app_host, inventory):
     name, data = inventory["controller"][0]
-    ssh(data, "sudo mkdir -p /etc/systemd/system/orderops-runbook-daily.service.d && printf '[Service]\\nExecStart=\\nExecStart=/opt/orderops-runbooks/venv/bin/runbook run daily -i /opt/orderops-runbooks/inventory.py --textfile-dir /var/lib/prometheus/node-exporter -p load_max_per_cpu=100 -p memory_max_percent=100\\n' | sudo tee /etc/systemd/system/orderops-runbook-daily.service.d/test.conf >/dev/null && sudo systemctl daemon-reload")
+    ssh(data, f"sudo mkdir -p /etc/systemd/system/orderops-runbook-daily.service.d && printf '[Service]\\nExecStart=\\nExecStart={RUNBOOKS.runbook_cli} run daily -i {RUNBOOKS.inventory} --textfile-dir /var/lib/prometheus/node-exporter -p load_max_per_cpu=100 -p memory_max_percent=100\\n' | sudo tee /etc/systemd/system/orderops-runbook-daily.service.d/test.conf >/dev/null && sudo systemctl daemon-reload")
     try:
         ssh(data, "sudo systemctl start orderops-runbook-daily.service", check=False)
     finally:
         ssh(data, "sudo rm -rf /etc/systemd/system/orderops-runbook-daily.service.d && sudo systemctl daemon-reload")
-    latest = ssh(data, "sudo sh -c 'ls -1d /opt/orderops-runbooks/state/runs/*daily* | tail -n1'").stdout.strip()
+    latest = ssh(data, f"sudo sh -c 'ls -1d {RUNBOOKS.state_dir}/runs/*daily* | tail -n1'").stdout.strip()
     result = json.loads(ssh(data, f"sudo cat {latest}/result.json").stdout)
     assert result["status"] == "ok", json.dumps(result)[:3000]
     assert result["hosts"] == [n for n, _ in inventory["app"]]

@@ -9,11 +9,11 @@ import os
 import secrets
 import ssl
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, run_pyinfra
+from deploys.contract.paths import local_state_dir
+from tests.integration.conftest import run_pyinfra
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ def _ready(url: str, domain: str) -> int:
 
 
 def test_postgres_password_rotation_keeps_the_stack_ready(inventory):
-    state = Path(os.environ.get("ORDEROPS_STATE_DIR", ROOT / ".orderops"))
+    state = local_state_dir()
     path = state / "secrets" / "local.json"
     original = path.read_text()
     rotated = {**json.loads(original), "postgres_password": secrets.token_urlsafe(32)}

@@ -1,25 +1,39 @@
 """The idempotent compose operation: fact parsing and the decision, on fake facts."""
 
+import pytest
+
 from deploys.facts.compose import parse_compose_project
 from deploys.operations.compose import compose_differences, unhealthy_services, up_command
+from tests.support.docker_inspect import container_line
+from deploys.contract.compose import COMPOSE_PROJECT
+from deploys.contract.paths import STACK_DIR
 
 OUTPUT = [
     "#orderops:hash",
     "api 1111",
     "nginx 2222",
     "#orderops:containers",
-    "api 1111 running healthy sha256:aaa /orderops-api-1",
-    "nginx 2222 running healthy sha256:nnn /orderops-nginx-1",
+    container_line("api", config_hash="1111", image_id="sha256:aaa"),
+    container_line("nginx", config_hash="2222", image_id="sha256:nnn"),
 ]
 
 
-def test_parse_fact_output_ignores_noise():
-    state = parse_compose_project(["WARN[0000] some warning", *OUTPUT, "garbage line"])
+def test_parse_fact_output_ignores_leading_noise():
+    state = parse_compose_project(["WARN[0000] some warning", *OUTPUT, ""])
     assert state["hashes"] == {"api": "1111", "nginx": "2222"}
-    assert state["containers"][0] == {
-        "service": "api", "config_hash": "1111", "state": "running", "health": "healthy",
-        "image_id": "sha256:aaa", "name": "orderops-api-1",
-    }
+    c = state["containers"][0]
+    assert (c.service, c.config_hash, c.status, c.health, c.image_id, c.name) == (
+        "api", "1111", "running", "healthy", "sha256:aaa", "orderops-api-1")
+
+
+@pytest.mark.parametrize("bad", [
+    ["#orderops:containers", "api 1111 running healthy sha256:aaa /orderops-api-1"],  # the old space format
+    ["#orderops:containers", '{"Name": "/x"}'],  # JSON, but no inspect document
+    ["#orderops:hash", "api"],  # a short hash line
+])
+def test_a_line_that_does_not_parse_is_an_error_not_dropped(bad):
+    with pytest.raises(ValueError, match="api|x"):
+        parse_compose_project(bad)
 
 
 def test_converged_project_has_no_differences():
@@ -31,7 +45,7 @@ def test_converged_project_has_no_differences():
 
 
 def test_hash_change_is_a_difference():
-    state = parse_compose_project([l.replace("api 1111 running", "api 0000 running") for l in OUTPUT])
+    state = parse_compose_project(OUTPUT[:4] + [container_line("api", config_hash="0000")] + OUTPUT[5:])
     assert compose_differences(state, {}, {}) == ["api: configuration changed"]
 
 
@@ -45,8 +59,8 @@ def test_same_tag_new_image_id_is_a_difference():
 def test_missing_stopped_and_orphan_containers():
     state = parse_compose_project(
         ["#orderops:hash", "api 1111", "redis 3333", "#orderops:containers",
-         "api 1111 exited none sha256:aaa /orderops-api-1",
-         "old 9999 running none sha256:ooo /orderops-old-1"],
+         container_line("api", "exited", None, config_hash="1111"),
+         container_line("old", config_hash="9999", health=None)],
     )
     assert compose_differences(state, {}, {}) == [
         "api: container exited", "redis: no container", "old: orphan container",
@@ -60,15 +74,15 @@ def test_no_project_files_is_a_difference():
 def test_unhealthy_and_starting_services_are_waited_for():
     state = parse_compose_project(
         ["#orderops:hash", "a 1", "b 2", "c 3", "#orderops:containers",
-         "a 1 running unhealthy sha256:1 /x-a-1", "b 2 running starting sha256:2 /x-b-1",
-         "c 3 running none sha256:3 /x-c-1"],
+         container_line("a", health="unhealthy", config_hash="1"), container_line("b", health="starting", config_hash="2"),
+         container_line("c", health=None, config_hash="3")],
     )
     assert compose_differences(state, {}, {}) == []
     assert unhealthy_services(state) == ["a", "b"]
 
 
 def test_up_command_waits_and_reports_unhealthy_services():
-    cmd = up_command("orderops", "/opt/orderops", 120).get_raw_value()
+    cmd = up_command(COMPOSE_PROJECT, STACK_DIR, 120).get_raw_value()
     assert "up -d --wait --wait-timeout 120 --remove-orphans" in cmd
     assert cmd.startswith("timeout --kill-after=10 135 docker compose")
     assert "logs --no-color --tail 30" in cmd

@@ -7,6 +7,7 @@ import stat
 import pytest
 
 from inventories.schema import SECRET_NAMES, InventoryError, build_settings, load_secrets, validate_groups
+from deploys.contract.paths import STACK_DIR
 
 STRONG = {name: f"{name}-0123456789abcdefghijklmnop" for name in SECRET_NAMES}
 
@@ -43,7 +44,7 @@ def data(secrets_file):
 def test_valid_data_gives_settings_with_defaults(data):
     s = build_settings("app-1", data, ["app"])
     assert s.host == "app-1" and s.groups == ("app",)
-    assert s.stack_dir == "/opt/orderops"
+    assert s.stack_dir == STACK_DIR
     assert s.firewall_allow_tcp == (22, 80, 443)
     assert s.public_https_url == "https://orders.example.com"
     assert s.secrets.postgres_password.get_secret_value() == STRONG["postgres_password"]

@@ -2,13 +2,15 @@
 
 import pytest
 
-from inventories.schema import InventoryError, check_image_ref
+from deploys.contract.images import check_immutable as check_image_ref
+from inventories.schema import InventoryError
+from deploys.contract.paths import RUNBOOK_DIR
 
 
 def test_runbook_defaults(make_settings):
     s = make_settings(groups=("controller",))
     assert s.runbook_schedules == {"daily": "*-*-* 06:00:00"}
-    assert s.runbook_dir == "/opt/orderops-runbooks"
+    assert s.runbook_dir == RUNBOOK_DIR
     assert s.runbook_textfile_dir == "/var/lib/prometheus/node-exporter"
     assert s.runbook_webhook_url is None and s.controller_ssh_key is None
     assert s.runbook_schedule_args == {}

@@ -177,13 +177,13 @@ def test_busy_host_lock_skips_that_host_only(hosts, fake, executors, tmp_path):
 
 
 def test_lock_uses_sudo_and_the_deploy_lock_script(hosts, fake, executors, tmp_path):
-    from deploys.operations.lock import acquire_script
+    from deploys.contract.lock import SCRIPT_NAME, acquire_command
 
     _run(Runbook("t", "T", "", (Step("s", lambda ctx: ctx.ok()),)), hosts[:1], executors, tmp_path, run_id="rid-1")
     first = fake.calls[0]
     assert first.sudo
-    expected = acquire_script("rid-1", 600, "x", now=0).get_raw_value()
-    assert first.command.split("orderops-lock")[0] == expected.split("orderops-lock")[0]
+    expected = acquire_command("rid-1", 600, "x", now=0)
+    assert first.command.split(SCRIPT_NAME)[0] == expected.split(SCRIPT_NAME)[0]
 
 
 def test_targets_by_group(executors, tmp_path):

@@ -9,9 +9,21 @@ from runbooks.engine.runner import run
 from runbooks.executors.base import CommandResult, DeployResult
 from runbooks.executors.fake import FakeExecutor
 from runbooks.library import get_runbook
+from deploys.contract.services import SERVICES
+from tests.support.docker_inspect import container_line
 from tests.unit.runbooks.conftest import make_host
 
-STATES_OK = "\n".join(f"{s} running healthy 0 img/{s}:1" for s in ("api", "postgres", "redis", "nginx"))
+
+def stack_states(api_image="img/api:1", restarts=0, down=()):
+    """Inspect lines of the stack: every service running and healthy, except those in ``down`` (exited)."""
+    return "\n".join(
+        container_line(s, "exited" if s in down else "running", None if s in down else "healthy",
+                       image=api_image if s == "api" else f"img/{s}:1", restarts=restarts if s == "api" else 0)
+        for s in SERVICES
+    )
+
+
+STATES_OK = stack_states()
 USAGE = ("#df\n/dev/sda1 100 50 50 91% /\n/dev/sda1 100 50 50 40% /var/lib/docker\n#di\n/dev/sda1 100 5 95 5% /\n"
          "/dev/sda1 100 5 95 5% /var/lib/docker\n#mem\nMemTotal: 1000 kB\nMemAvailable: 500 kB\n#load\n0.5 0.6 0.7 1/100 1\n2\n")
 
@@ -49,7 +61,7 @@ def test_daily_flags_disk_and_restart_growth(tmp_path):
     assert _step(data, "Configuration drift")["data"]["drift"] == ["order stack | nginx vhost"]
     assert _step(data, "Certificate days left")["status"] == "ok"
     # the next run sees api restarted 3 times since this one
-    fake2 = FakeExecutor().on(r"docker inspect", STATES_OK.replace("api running healthy 0", "api running healthy 3"))
+    fake2 = FakeExecutor().on(r"docker inspect", stack_states(restarts=3))
     res2 = run(rb, [make_host("h1")], rb.params(drift=False), _executors(fake2), runs_dir=tmp_path)
     status = _step(_result(res2), "Service status")
     assert status["status"] == "failed" and "api: restarted 3 time(s) since the last run" in status["message"]
@@ -57,7 +69,7 @@ def test_daily_flags_disk_and_restart_growth(tmp_path):
 
 def test_emergency_restart_restarts_only_what_is_down(tmp_path):
     rb = get_runbook("emergency-restart")
-    down = STATES_OK.replace("redis running healthy", "redis exited none")
+    down = stack_states(down=("redis",))
     fake = FakeExecutor().on(r"docker inspect", down).on(r"ps -a --services", "api\npostgres\nredis\nnginx\n")
     res = run(rb, [make_host("h1")], rb.params(), _executors(fake), runs_dir=tmp_path, check=True)
     assert _step(_result(res), "Restart them")["message"] == "check mode: would restart redis"
@@ -80,7 +92,7 @@ def test_emergency_restart_restarts_only_what_is_down(tmp_path):
 def _redeploy(tmp_path, revisions, deploys, **params):
     rb = get_runbook("emergency-redeploy")
     revs = iter(revisions)
-    fake = (FakeExecutor().on(r"docker inspect", STATES_OK.replace("img/api:1", "orderops/order-service:1.0"))
+    fake = (FakeExecutor().on(r"docker inspect", stack_states(api_image="orderops/order-service:1.0"))
             .on(r"alembic_version", lambda h, c: next(revs)).on(r"curl", "200").on(r"docker image inspect", "sha256:abc"))
     pyinfra = FakePyinfra(deploys)
     res = run(rb, [make_host("h1")], rb.params(version="2.0", health_timeout=30, **params), _executors(fake, pyinfra),
@@ -111,3 +123,21 @@ def test_redeploy_happy_path_needs_no_rollback(tmp_path):
     assert _step(data, "Deploy the new version")["status"] == "changed"
     assert _step(data, "Roll back if unhealthy")["message"] == "not needed"
     assert data["status"] == "changed"
+
+
+def test_daily_states_the_recorded_release(tmp_path):
+    rb = get_runbook("daily")
+    record = json.dumps({"order_service": "orderops/order-service:2.0", "inventory_ref": "orderops/order-service:1.0",
+                         "run_id": "r9"})
+    fake = (FakeExecutor().on(r"#release", f"#release\n{record}\n#containers\n"
+                              + stack_states(api_image="orderops/order-service:2.0"))
+            .on(r"docker inspect", STATES_OK))
+    res = run(rb, [make_host("h1")], rb.params(drift=False), _executors(fake), runs_dir=tmp_path)
+    step = _step(_result(res), "Running release")
+    assert step["status"] == "ok" and step["message"].startswith("orderops/order-service:2.0 from release.json")
+    assert step["data"]["recorded"]["run_id"] == "r9" and step["data"]["running"] == "orderops/order-service:2.0"
+    # no record: the inventory's ref, and a mismatch with what runs is named
+    fake = FakeExecutor().on(r"#release", "#release\n#containers\n" + STATES_OK).on(r"docker inspect", STATES_OK)
+    step = _step(_result(run(rb, [make_host("h1")], rb.params(drift=False), _executors(fake), runs_dir=tmp_path)),
+                 "Running release")
+    assert step["data"]["source"] == "inventory" and step["message"].endswith("; api runs img/api:1")

@@ -1,13 +1,12 @@
-"""The controller role's pure parts (inventory for the controller host, units, bundle key) and
-the shared running version (release record -> effective settings)."""
+"""The controller role's pure parts: inventory for the controller host, units, bundle key."""
 
 from __future__ import annotations
 
 import ast
 
-from deploys.facts.release import parse_release
+from deploys.contract.paths import RUNBOOK_DIR
+
 from deploys.roles.controller import controller_host_data, render_inventory, source_key, unit_texts
-from deploys.roles.order_stack import compose_text, effective_settings
 
 DATA = {
     "ssh_hostname": "127.0.0.1", "ssh_port": 2201, "ssh_user": "deploy", "ssh_key": "/home/me/.orderops/keys/id",
@@ -19,11 +18,11 @@ DATA = {
 
 
 def test_app_host_as_the_controller_host_sees_it():
-    d = controller_host_data("app-1", DATA, "/opt/orderops-runbooks")
+    d = controller_host_data("app-1", DATA, RUNBOOK_DIR)
     assert (d["ssh_hostname"], d["ssh_port"], d["ssh_user"]) == ("172.17.0.3", 22, "deploy")
-    assert d["ssh_key"] == "/opt/orderops-runbooks/keys/controller_ed25519"
-    assert d["secrets_file"] == "/opt/orderops-runbooks/secrets/app-1.json"
-    assert d["compose_deb"] == "/opt/orderops-runbooks/cache/docker-compose_2.26.1-4_amd64.deb"
+    assert d["ssh_key"] == f"{RUNBOOK_DIR}/keys/controller_ed25519"
+    assert d["secrets_file"] == f"{RUNBOOK_DIR}/secrets/app-1.json"
+    assert d["compose_deb"] == f"{RUNBOOK_DIR}/cache/docker-compose_2.26.1-4_amd64.deb"
     assert d["https_url"] == "https://172.17.0.3" and d["image_transport"] == "registry"
     assert "/home/me" not in repr(d)
 
@@ -52,7 +51,7 @@ def test_units_carry_the_calendar_and_persistent(make_settings):
     assert "OnCalendar=*-*-* 05:30:00" in timer and "Persistent=true" in timer
     assert "Unit=orderops-runbook-daily.service" in timer
     exec_line = next(l for l in service.splitlines() if l.startswith("ExecStart="))
-    assert exec_line == ("ExecStart=/opt/orderops-runbooks/venv/bin/runbook run daily -i /opt/orderops-runbooks/inventory.py "
+    assert exec_line == (f"ExecStart={RUNBOOK_DIR}/venv/bin/runbook run daily -i {RUNBOOK_DIR}/inventory.py "
                          "--textfile-dir /var/lib/prometheus/node-exporter --webhook-url http://127.0.0.1:9000/h -p drift=false")
     assert "User=deploy" in service and "Type=oneshot" in service
 
@@ -71,23 +70,3 @@ def test_bundle_key_follows_sources(tmp_path):
     assert deps2 == deps1 and key2 != key1
     (tmp_path / "pyproject.toml").write_text("[project]\nname='x'\n")
     assert source_key(tmp_path)[0] != deps1
-
-
-def test_release_record_parsing():
-    assert parse_release("") is None
-    assert parse_release("not json") is None
-    assert parse_release('{"other": 1}') is None
-    assert parse_release('{"order_service": "a/b:2", "inventory_ref": "a/b:1"}')["order_service"] == "a/b:2"
-
-
-def test_effective_settings_keeps_a_redeployed_version(make_settings):
-    s = make_settings()
-    inv_ref = s.images.order_service
-    new = inv_ref.rsplit(":", 1)[0] + ":0.2.0"
-    eff = effective_settings(s, {"order_service": new, "inventory_ref": inv_ref})
-    assert eff.images.order_service == new and f"image: {new}" in compose_text(eff)
-    # the inventory moved on: a new deliberate release wins over the record
-    assert effective_settings(s, {"order_service": new, "inventory_ref": "other/ref:9"}) is s
-    # no record, or a broken one: the inventory's
-    assert effective_settings(s, None) is s
-    assert effective_settings(s, {"order_service": "bad ref!", "inventory_ref": inv_ref}).images.order_service == inv_ref
