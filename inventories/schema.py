@@ -143,6 +143,15 @@ class Images(BaseModel):
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
 _SIZE = re.compile(r"^[1-9][0-9]*[kmg]$")
 
+#: The runbook registry's names as data (the schema does not import the runbooks).
+RUNBOOK_NAMES_FILE = Path(__file__).resolve().parents[1] / "runbooks" / "library" / "names.txt"
+
+
+def runbook_names(path: Path = RUNBOOK_NAMES_FILE) -> tuple[str, ...]:
+    """The runbook names that may be scheduled: the lines of ``path`` without ``#`` comments and blanks."""
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return tuple(line for line in lines if line)
+
 
 class HostSettings(BaseModel):
     """Validated orderops host data of one host.
@@ -252,6 +261,8 @@ class HostSettings(BaseModel):
         for name, calendar in v.items():
             if not re.fullmatch(r"[a-z][a-z0-9-]{0,40}", name):
                 raise ValueError(f"runbook name {name!r}: lower-case letters, digits and '-' only")
+            if name not in (known := runbook_names()):
+                raise ValueError(f"unknown runbook {name!r}; known: {', '.join(known)}")
             if not calendar.strip() or not calendar.isprintable() or any(c in calendar for c in "\"'$`;"):
                 raise ValueError(f"{name}: not a systemd calendar expression: {calendar!r}")
         return v

@@ -27,6 +27,7 @@ def test_adding_a_schedule_is_data(make_settings):
     ({"runbook_schedules": {"Daily!": "daily"}}, "runbook_schedules"),
     ({"runbook_schedules": {"daily": "daily; rm -rf /"}}, "runbook_schedules"),
     ({"runbook_schedules": {"daily": ""}}, "runbook_schedules"),
+    ({"runbook_schedules": {"dialy": "daily"}}, "runbook_schedules"),
     ({"runbook_schedule_args": {"daily": ["$(reboot)"]}}, "runbook_schedule_args"),
     ({"runbook_webhook_url": "ftp://x"}, "runbook_webhook_url"),
     ({"runbook_webhook_url": "http://x/a b"}, "runbook_webhook_url"),
