@@ -193,7 +193,7 @@ class HostSettings(BaseModel):
     firewall_allow_tcp: tuple[int, ...] = (22, 80, 443)
     lock_ttl: int = Field(3600, ge=60, description="seconds after which a left-over host lock is stale")
 
-    # runbooks on the controller host (deploys/roles/controller.py)
+    # runbooks on the controller host (deploys/roles/controller/)
     runbook_dir: str = Field(RUNBOOK_DIR, description="venv, rendered inventory and runs on the controller host")
     runbook_schedules: dict[str, str] = Field(
         default_factory=lambda: {"daily": "*-*-* 06:00:00"},

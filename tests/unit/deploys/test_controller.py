@@ -6,7 +6,9 @@ import ast
 
 from deploys.contract.paths import RUNBOOK_DIR
 
-from deploys.roles.controller import controller_host_data, render_inventory, source_key, unit_texts
+from deploys.roles.controller.inventory_export import controller_host_data, render_inventory
+from deploys.roles.controller.units import unit_texts
+from deploys.roles.controller.wheelhouse import source_key
 
 DATA = {
     "ssh_hostname": "127.0.0.1", "ssh_port": 2201, "ssh_user": "deploy", "ssh_key": "/home/me/.orderops/keys/id",
@@ -70,3 +72,20 @@ def test_bundle_key_follows_sources(tmp_path):
     assert deps2 == deps1 and key2 != key1
     (tmp_path / "pyproject.toml").write_text("[project]\nname='x'\n")
     assert source_key(tmp_path)[0] != deps1
+
+
+def test_exported_host_data_is_the_inventory_files_without_run_overrides():
+    from pyinfra.api import Inventory
+
+    from deploys.roles.controller.inventory_export import inventory_file_data
+
+    inv = Inventory(
+        (["app-1"], {"timezone": "UTC", "deploy_user": "all"}),
+        override_data={"health_timeout": "30"},
+        app=(["app-1"], {"deploy_user": "group", "domain": "a.example.com"}),
+    )
+    h = inv.get_host("app-1")
+    assert h.data.health_timeout == "30"  # the run sees the override ...
+    data = inventory_file_data(inv, h)
+    assert "health_timeout" not in data  # ... the exported inventory does not
+    assert (data["deploy_user"], data["domain"], data["timezone"]) == ("group", "a.example.com", "UTC")

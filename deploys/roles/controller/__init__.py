@@ -1,0 +1,106 @@
+"""Role ``controller``: the runbook tooling on the controller host, with its schedules.
+
+What lands on the controller host (``runbook_dir``; layout :class:`deploys.contract.paths.RunbookLayout`)::
+
+    wheelhouse.tar        the project wheel + wheels of all its dependencies, built on the
+                          controller machine (cached by content) and uploaded: no index needed
+    venv/                 Debian's python3 venv with orderops installed from the wheelhouse
+    installed             bundle key of what is installed (reinstall only when it changes)
+    keys/controller_ed25519   the key that reaches the app hosts (0600, runbook user)
+    secrets/<host>.json   app hosts' secrets (0600, runbook user), for validation and masking
+    inventory.py          the app hosts as the controller host reaches them
+    state/runs/           run directories of scheduled runs
+
+plus the runbooks' timers and a textfile-collector directory (``runbook_textfile_dir``), and on
+every ``app`` host the controller key authorised for the SSH user (:func:`authorise_controller`).
+
+One part per job: :mod:`.wheelhouse` (build the tooling), :mod:`.keys` (the controller key),
+:mod:`.inventory_export` (the controller host's inventory), :mod:`.units` (timers); this module
+only puts them on the host in order.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.api.exceptions import OperationError
+from pyinfra.facts.server import Command
+from pyinfra.operations import apt, files, server
+
+from deploys.contract.paths import RunbookLayout
+from deploys.operations import secret_files
+from deploys.roles.controller.inventory_export import app_hosts, controller_host_data, render_inventory
+from deploys.roles.controller.keys import authorise_controller, controller_key
+from deploys.roles.controller.units import runbook_units
+from deploys.roles.controller.wheelhouse import build_bundle
+from inventories.schema import HostSettings
+
+__all__ = ["controller", "authorise_controller"]
+
+
+def _tooling(layout: RunbookLayout) -> None:
+    """Upload the wheelhouse and install it into the venv when its bundle key changed."""
+    local_py = f"{sys.version_info.major}.{sys.version_info.minor}"
+    remote_py = host.get_fact(Command, "python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])' 2>/dev/null || echo none").strip()
+    if remote_py != local_py:
+        raise OperationError(f"controller host has Python {remote_py}, the wheelhouse is built for {local_py}: "
+                             "build on a controller machine with the same Python minor version")
+    bundle, key = build_bundle()
+    files.put(name="Runbook wheelhouse", src=str(bundle), dest=layout.wheelhouse, mode="644")
+    installed = (host.get_fact(Command, f"cat {layout.installed} 2>/dev/null || true") or "").strip()
+    if installed != key:
+        server.shell(
+            name="Install the runbook tooling (no index)",
+            commands=[
+                f"set -e; cd {layout.root}; rm -rf wheelhouse; tar -xf {Path(layout.wheelhouse).name}; "
+                f"[ -x venv/bin/python ] || python3 -m venv venv; "
+                f"venv/bin/pip install -q --no-index --find-links wheelhouse orderops; "
+                f"venv/bin/pip install -q --no-index --no-deps --force-reinstall wheelhouse/orderops-*.whl; "
+                f"rm -rf wheelhouse; echo {key} > {layout.installed}",
+            ],
+        )
+    else:
+        host.noop(f"runbook tooling {key} installed")
+
+
+def _inventory(layout: RunbookLayout, user: str, upload_dir: str) -> None:
+    """The app hosts' secrets (0600), Compose .debs for the drift check, and the rendered inventory."""
+    hosts = []
+    for name, data, app_settings in app_hosts():
+        secrets = {k: v.get_secret_value() for k, v in app_settings.secrets}
+        secret_files.present(
+            name=f"Secrets of {name}", dest=layout.secrets_file(name), content=json.dumps(secrets, sort_keys=True),
+            upload_dir=upload_dir, user=user, group=user, mode="0600",
+        )
+        if app_settings.compose_deb:
+            files.put(name=f"Compose .deb for {name}'s drift check", src=str(app_settings.compose_deb),
+                      dest=f"{layout.cache_dir}/{Path(app_settings.compose_deb).name}", mode="644")
+        hosts.append((name, controller_host_data(name, data, layout.root)))
+    files.put(name="Controller inventory", src=io.StringIO(render_inventory(hosts)), dest=layout.inventory,
+              user=user, group=user, mode="644")
+
+
+@deploy("controller")
+def controller(settings: HostSettings, upload_dir: str) -> None:
+    """Install the runbook tooling, key, inventory and timers on the controller host."""
+    layout, user = RunbookLayout(settings.runbook_dir), settings.deploy_user
+    home = f"/home/{user}"
+    apt.packages(name="Python venv for the runbook tooling", packages=["python3-venv", "openssh-client"],
+                 update=True, cache_time=24 * 3600, no_recommends=True)
+    for path, mode in ((layout.root, "755"), (layout.keys_dir, "700"), (layout.secrets_dir, "700"),
+                       (layout.state_dir, "700"), (layout.cache_dir, "755")):
+        files.directory(name=f"runbook directory {path}", path=path, user=user, group=user, mode=mode)
+
+    _tooling(layout)
+    secret_files.present(
+        name="Controller SSH key", dest=layout.controller_key, content=controller_key(settings).read_text(),
+        upload_dir=upload_dir, user=user, group=user, mode="0600",
+    )
+    _inventory(layout, user, upload_dir)
+    files.directory(name="Textfile collector directory", path=settings.runbook_textfile_dir, user=user, group=user, mode="755")
+    runbook_units(settings, home)

@@ -1,0 +1,73 @@
+"""The controller host's inventory: the app hosts as the controller host reaches them.
+
+Host data is read through pyinfra's public inventory API (global, group and host data of the
+inventory file), so ``--data`` overrides of this run (a runbook's deploy passes e.g.
+``health_timeout``) never end up in the exported inventory.
+"""
+
+from __future__ import annotations
+
+import pprint
+from pathlib import Path
+from typing import Any
+
+from pyinfra import inventory as current_inventory
+from pyinfra.api import Host, Inventory
+
+from deploys.contract.paths import RunbookLayout
+from inventories.schema import HostSettings, settings_for
+
+__all__ = ["controller_host_data", "render_inventory", "inventory_file_data", "app_hosts"]
+
+
+def inventory_file_data(inventory: Inventory, h: Host) -> dict[str, Any]:
+    """``h``'s data as the inventory file gives it: global < group (in ``h.groups`` order) < host data."""
+    return {**inventory.get_data(), **inventory.get_groups_data(h.groups), **inventory.get_host_data(h.name)}
+
+
+def app_hosts(inventory: Inventory | None = None) -> list[tuple[str, dict[str, Any], HostSettings]]:
+    """``[(name, inventory-file data, validated settings)]`` of the ``app`` group."""
+    inventory = current_inventory if inventory is None else inventory
+    return [(h.name, inventory_file_data(inventory, h), settings_for(h)) for h in inventory.get_group("app", [])]
+
+
+def controller_host_data(name: str, data: dict[str, Any], root: str) -> dict[str, Any]:
+    """An app host's data as the controller host's inventory holds it.
+
+    Connection: ``testhost_ip`` port 22 when set (local harness), else the inventory's address;
+    the controller key; the host's secrets file under ``root/secrets``; nginx URLs by IP; the
+    ``archive`` image transport becomes ``registry`` (presence checks: the controller host has
+    no copy of the deploy machine's images).
+    """
+    layout = RunbookLayout(root)
+    out = {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(data.items()) if not k.startswith(("ssh_", "_"))}
+    ip = data.get("testhost_ip")
+    out["ssh_hostname"] = ip or data.get("ssh_hostname") or name
+    out["ssh_port"] = 22 if ip else int(data.get("ssh_port") or 22)
+    out["ssh_user"] = data.get("ssh_user") or out.get("deploy_user", "deploy")
+    out["ssh_key"] = layout.controller_key
+    for k in ("ssh_strict_host_key_checking", "ssh_known_hosts_file"):
+        if k in data:
+            out[k] = data[k]
+    out["_sudo"] = True
+    out["secrets_file"] = layout.secrets_file(name)
+    if out.get("compose_deb"):
+        out["compose_deb"] = f"{layout.cache_dir}/{Path(str(out['compose_deb'])).name}"
+    if ip:
+        out["https_url"], out["http_url"] = f"https://{ip}", f"http://{ip}"
+    if out.get("image_transport") == "archive":
+        # The controller host holds no copy of the deploy machine's images: from here the images
+        # role checks that every wanted ref is present on the app host (registry semantics), so
+        # the drift check works; a redeploy from here of an image the host lacks needs a registry.
+        out["image_transport"] = "registry"
+    return out
+
+
+def render_inventory(hosts: list[tuple[str, dict[str, Any]]]) -> str:
+    """Python source of the controller host's inventory (group ``app``; validated on load)."""
+    return (
+        '"""Rendered by orderops (deploys/roles/controller/inventory_export.py): the app hosts as this controller host reaches them."""\n\n'
+        "from inventories.schema import check_inventory\n\n"
+        f"app = {pprint.pformat(hosts, width=110, sort_dicts=True)}\n\n"
+        'check_inventory({"app": app})\n'
+    )
