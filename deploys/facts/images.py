@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
 __all__ = ["DockerImageIds", "DockerRepositoryTags"]
@@ -43,8 +45,10 @@ class DockerRepositoryTags(FactBase):
 
     + repository: repository name without tag, e.g. ``orderops/order-service``
 
-    Returns ``[{"tag": str, "id": "sha256:...", "created": "<docker CreatedAt text>"}]``
-    sorted by creation time, newest first (``docker images`` order).
+    Reads ``docker images --format '{{json .}}'`` (one JSON object per image). Returns
+    ``[{"tag": str, "id": "sha256:...", "created": "<docker CreatedAt text>"}]`` sorted by
+    creation time, newest first (``docker images`` order); untagged (``<none>``) images are left
+    out. Raises ``ValueError`` naming a line that is not such an object.
     """
 
     requires_command = "docker"
@@ -54,15 +58,16 @@ class DockerRepositoryTags(FactBase):
         return []
 
     def command(self, repository: str) -> StringCommand:
-        return StringCommand(
-            "docker", "images", "--no-trunc", "--format", QuoteString("{{.Tag}} {{.ID}} {{.CreatedAt}}"),
-            QuoteString(repository),
-        )
+        return StringCommand("docker", "images", "--no-trunc", "--format", QuoteString("{{json .}}"), QuoteString(repository))
 
     def process(self, output: list[str]) -> list[dict[str, str]]:
         rows = []
-        for line in output:
-            parts = line.strip().split(" ", 2)
-            if len(parts) == 3 and parts[0] != "<none>":
-                rows.append({"tag": parts[0], "id": parts[1], "created": parts[2]})
+        for line in filter(None, (line.strip() for line in output)):
+            try:
+                doc = json.loads(line)
+                row = {"tag": doc["Tag"], "id": doc["ID"], "created": doc["CreatedAt"]}
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise ValueError(f"not a docker images JSON object: {line[:120]!r}") from None
+            if row["tag"] != "<none>":
+                rows.append(row)
         return rows

@@ -25,7 +25,6 @@ from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, files, systemd
 
 from inventories.schema import HostSettings
-from templates import render
 
 __all__ = ["docker", "DockerPlan", "docker_plan", "daemon_json", "DOCKER_APT_URL"]
 
@@ -99,10 +98,14 @@ def docker_plan(distribution: dict, settings: HostSettings, arch: str = "amd64")
 
 
 def daemon_json(settings: HostSettings) -> str:
-    """The ``/etc/docker/daemon.json`` text: json-file logs with rotation from the settings."""
-    text = render("docker/daemon.json.j2", log_max_size=settings.docker_log_max_size, log_max_file=settings.docker_log_max_file)
-    json.loads(text)  # a template mistake must fail here, not in dockerd
-    return text
+    """The ``/etc/docker/daemon.json`` text (``json.dumps``, 2-space indent): json-file logs with
+    rotation from the settings (keys: docs.docker.com/reference/cli/dockerd, "daemon configuration file")."""
+    config = {
+        "log-driver": "json-file",
+        "log-opts": {"max-size": settings.docker_log_max_size, "max-file": str(settings.docker_log_max_file)},
+        "live-restore": False,
+    }
+    return json.dumps(config, indent=2) + "\n"
 
 
 @deploy("docker")

@@ -2,7 +2,7 @@
 
 Files on the host (``stack_dir``; layout :class:`deploys.contract.paths.StackLayout`)::
 
-    compose.yaml            rendered from templates/order_stack/compose.yaml.j2
+    compose.yaml            the project as data (:func:`compose_project`), written with yaml.safe_dump
     .env                    secrets for interpolation, mode 0600 (never printed or diffed)
     nginx/orderops.conf     the vhost, bind-mounted read-only into nginx
     tls/                    certificate and key (role ``tls``)
@@ -14,8 +14,11 @@ project differs from what runs, and fails naming the unhealthy service when heal
 
 from __future__ import annotations
 
+import posixpath
 from io import StringIO
+from typing import Any
 
+import yaml
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
@@ -29,7 +32,9 @@ from deploys.operations import images as image_ops
 from inventories.schema import HostSettings
 from templates import render
 
-__all__ = ["order_stack", "compose_text", "nginx_text", "env_text", "api_environment", "effective_settings"]
+__all__ = [
+    "order_stack", "compose_project", "compose_text", "service_images", "nginx_text", "env_text", "api_environment", "effective_settings",
+]
 
 
 def effective_settings(settings: HostSettings, release: ReleaseRecord | None) -> tuple[HostSettings, RunningVersion]:
@@ -82,15 +87,87 @@ def _attachment_limit(client_max_body_size: str) -> int:
     return max(1024, size - 16 * 1024)
 
 
+def service_images(settings: HostSettings) -> dict[str, str]:
+    """``{compose service: image ref}`` of the stack (:data:`deploys.contract.services.SERVICE_IMAGES`)."""
+    return {service: getattr(settings.images, field) for service, field in SERVICE_IMAGES.items()}
+
+
+def _healthcheck(test: list[str], start_period: str) -> dict[str, Any]:
+    return {"test": test, "interval": "5s", "timeout": "3s", "retries": 30, "start_period": start_period}
+
+
+def compose_project(settings: HostSettings) -> dict[str, Any]:
+    """The Compose project of the order stack as data (compose-spec.io): services, networks, volumes.
+
+    Secrets are ``${VAR}`` references compose interpolates from ``.env``; ``env_file:`` is avoided
+    on purpose (docker/compose#14001: with Compose 2.26 its config hash never matches the
+    container label, so nothing converges). ``$$`` is compose's escape for a literal ``$``.
+    """
+    images = service_images(settings)
+    layout = StackLayout(settings.stack_dir)
+
+    def here(path: str) -> str:  # bind mounts relative to the project directory
+        return "./" + posixpath.relpath(path, layout.root)
+
+    always = {"restart": "unless-stopped"}
+    return {
+        "name": settings.compose_project,
+        "services": {
+            "postgres": {
+                "image": images["postgres"], **always,
+                "environment": {
+                    "POSTGRES_USER": DB_USER, "POSTGRES_DB": DB_NAME,
+                    "POSTGRES_PASSWORD": "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD missing from .env}",
+                },
+                "volumes": ["pgdata:/var/lib/postgresql/data"],
+                # TCP, not the socket: proves the server accepts network connections.
+                "healthcheck": _healthcheck(
+                    ["CMD-SHELL", f"pg_isready -h 127.0.0.1 -p {DB_PORT} -U {DB_USER} -d {DB_NAME}"], "20s"),
+                "networks": ["backend"],
+            },
+            "redis": {
+                "image": images["redis"], **always,
+                "environment": {"REDIS_PASSWORD": "${REDIS_PASSWORD:?REDIS_PASSWORD missing from .env}"},
+                # The password stays in the environment, not in the compose file or the container's args.
+                "command": ["sh", "-c", 'exec redis-server --appendonly yes --requirepass "$$REDIS_PASSWORD"'],
+                "volumes": ["redisdata:/data"],
+                "healthcheck": _healthcheck(
+                    ["CMD-SHELL", 'REDISCLI_AUTH="$$REDIS_PASSWORD" redis-cli -h 127.0.0.1 ping | grep -q PONG'],
+                    "5s"),
+                "networks": ["backend"],
+            },
+            "api": {
+                "image": images["api"], **always,
+                "environment": api_environment(settings),
+                "volumes": ["attachments:/data/attachments"],
+                "depends_on": {"postgres": {"condition": "service_healthy"}, "redis": {"condition": "service_healthy"}},
+                "healthcheck": _healthcheck(
+                    ["CMD", "python3", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen("
+                     "'http://127.0.0.1:8000/api/health', timeout=2).status == 200 else 1)"], "30s"),
+                "networks": ["backend", "frontend"],
+            },
+            "nginx": {
+                "image": images["nginx"], **always,
+                "ports": ["80:80", "443:443"],
+                "volumes": [
+                    f"{here(layout.nginx_conf)}:/etc/nginx/conf.d/default.conf:ro", f"{here(layout.tls_dir)}:/etc/nginx/tls:ro",
+                    f"{here(layout.acme_dir)}:/var/www/acme:ro",
+                ],
+                "depends_on": {"api": {"condition": "service_healthy"}},
+                "healthcheck": _healthcheck(["CMD", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/443"], "5s"),
+                "networks": ["frontend"],
+            },
+        },
+        # PostgreSQL and Redis live on an internal network: no published ports, no route out.
+        "networks": {"backend": {"internal": True}, "frontend": {}},
+        "volumes": {"pgdata": {}, "redisdata": {}, "attachments": {}},
+    }
+
+
 def compose_text(settings: HostSettings) -> str:
-    """The rendered ``compose.yaml``."""
-    return render(
-        "order_stack/compose.yaml.j2",
-        project=settings.compose_project,
-        images=settings.images.refs(),
-        db_user=DB_USER, db_name=DB_NAME, db_port=DB_PORT,
-        api_environment={k: _yaml_str(v) for k, v in api_environment(settings).items()},
-    )
+    """``compose.yaml``: :func:`compose_project` written by ``yaml.safe_dump`` under a header comment."""
+    header = "# Managed by orderops (deploys/roles/order_stack.py). Secrets come from .env (mode 0600).\n"
+    return header + yaml.safe_dump(compose_project(settings), sort_keys=False, default_flow_style=False, width=1000)
 
 
 def nginx_text(settings: HostSettings) -> str:
@@ -104,10 +181,6 @@ def env_text(settings: HostSettings) -> str:
     """The rendered ``.env`` (contains secrets: never log it)."""
     secrets = {k: v.get_secret_value() for k, v in settings.secrets}
     return render("order_stack/env.j2", secrets=secrets)
-
-
-def _yaml_str(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @deploy("order stack")
@@ -142,12 +215,11 @@ def order_stack(settings: HostSettings, upload_dir: str, certificate_op=None) ->
         name="nginx vhost", src=StringIO(nginx_text(settings)), dest=layout.nginx_conf, mode="644",
     )
 
-    images = {service: getattr(settings.images, field) for service, field in SERVICE_IMAGES.items()}
     compose.up(
         name="Order stack converged and healthy",
         project=settings.compose_project,
         project_dir=root,
-        images=images,
+        images=service_images(settings),
         wait_timeout=settings.health_timeout,
     )
 

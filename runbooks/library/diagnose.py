@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from deploys.contract.compose import PROJECT_LABEL
 from deploys.contract.services import SERVICES
 from runbooks.engine.model import Runbook, StepContext, StepResult, Table, step
-from runbooks.library._common import compose, psql, strip_ansi
+from runbooks.library._common import compose, json_lines, psql, strip_ansi
 
 __all__ = ["RUNBOOK", "DiagnoseParams"]
 
@@ -34,10 +34,10 @@ def _lines_table(title: str, text: str, limit: int = 200) -> Table:
 @step("Compose status", timeout=60)
 def compose_status(ctx: StepContext) -> StepResult:
     """`docker compose ps -a`: every container of the project with state and health."""
-    out = ctx.sh(compose(ctx, "ps", "-a", "--format", shlex.quote("{{.Service}}\t{{.State}}\t{{.Status}}\t{{.Image}}")))
+    out = ctx.sh(compose(ctx, "ps", "-a", "--format", "json"))
     if not out.ok:
         return ctx.failed(f"compose ps failed: {out.stderr.strip()[-300:]}")
-    rows = [line.split("\t") for line in out.stdout.splitlines() if line.count("\t") == 3]
+    rows = [[c.get("Service", ""), c.get("State", ""), c.get("Status", ""), c.get("Image", "")] for c in json_lines(out.stdout)]
     return ctx.ok(f"{len(rows)} container(s)", {"containers": rows}, [Table("compose ps", ["service", "state", "status", "image"], rows)])
 
 
@@ -63,11 +63,10 @@ def recent_logs(ctx: StepContext) -> StepResult:
 @step("Container resources", timeout=60)
 def stats(ctx: StepContext) -> StepResult:
     """`docker stats --no-stream`: CPU, memory, network and block I/O per container."""
-    fmt = "{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.NetIO}}\t{{.BlockIO}}"
-    out = ctx.sh(f"docker stats --no-stream --format {shlex.quote(fmt)}")
-    rows = [line.split("\t") for line in out.stdout.splitlines() if line.count("\t") == 4]
+    out = ctx.sh("docker stats --no-stream --format '{{json .}}'")
     if not out.ok:
         return ctx.failed(f"docker stats failed: {out.stderr.strip()[-300:]}")
+    rows = [[s.get(k, "") for k in ("Name", "CPUPerc", "MemUsage", "NetIO", "BlockIO")] for s in json_lines(out.stdout)]
     return ctx.ok(f"{len(rows)} container(s)", tables=[Table("docker stats", ["container", "cpu", "memory", "net io", "block io"], rows)])
 
 
@@ -75,11 +74,11 @@ def stats(ctx: StepContext) -> StepResult:
 def networks(ctx: StepContext) -> StepResult:
     """Docker networks of the project and which containers are attached to each."""
     project = shlex.quote(f"label={PROJECT_LABEL}={ctx.host.settings.compose_project}")
-    fmt = "{{.Name}}\t{{.Driver}}\t{{.Internal}}\t{{range .Containers}}{{.Name}} {{end}}"
-    out = ctx.sh(f"ids=$(docker network ls -q --filter {project}); [ -z \"$ids\" ] || docker network inspect --format {shlex.quote(fmt)} $ids")
-    rows = [line.split("\t") for line in out.stdout.splitlines() if line.count("\t") == 3]
+    out = ctx.sh(f"ids=$(docker network ls -q --filter {project}); [ -z \"$ids\" ] || docker network inspect --format '{{{{json .}}}}' $ids")
     if not out.ok:
         return ctx.failed(f"docker network inspect failed: {out.stderr.strip()[-300:]}")
+    rows = [[n.get("Name", ""), n.get("Driver", ""), str(n.get("Internal", "")).lower(),
+             " ".join(sorted(c.get("Name", "") for c in (n.get("Containers") or {}).values()))] for n in json_lines(out.stdout)]
     return ctx.ok(f"{len(rows)} network(s)", tables=[Table("networks", ["network", "driver", "internal", "containers"], rows)])
 
 

@@ -1,5 +1,9 @@
 """Image transport helpers: pruning choice and archive caching."""
 
+import json
+
+import pytest
+
 from deploys.facts.images import DockerImageIds, DockerRepositoryTags
 from deploys.operations.images import tags_to_prune
 
@@ -26,9 +30,23 @@ def test_image_id_fact_parsing():
     assert "a:1" in cmd and "docker image inspect" in cmd
 
 
-def test_repository_tags_fact_skips_dangling():
-    out = DockerRepositoryTags().process(["1.0 sha256:a 2026-11-01 10:00:00 +0000 UTC", "<none> sha256:b 2026-10-01 x"])
+def _images_line(tag, image_id, created):
+    # the fields of `docker images --format '{{json .}}'` (docker CLI 24-27 formatter, cli/command/formatter/image.go)
+    return json.dumps({"Containers": "N/A", "CreatedAt": created, "CreatedSince": "2 weeks ago", "Digest": "<none>",
+                       "ID": image_id, "Repository": "orderops/order-service", "SharedSize": "N/A", "Size": "258MB",
+                       "Tag": tag, "UniqueSize": "N/A", "VirtualSize": "258MB"})
+
+
+def test_repository_tags_fact_reads_json_and_skips_dangling():
+    out = DockerRepositoryTags().process([_images_line("1.0", "sha256:a", "2026-11-01 10:00:00 +0000 UTC"),
+                                          _images_line("<none>", "sha256:b", "2026-10-01 10:00:00 +0000 UTC"), ""])
     assert out == [{"tag": "1.0", "id": "sha256:a", "created": "2026-11-01 10:00:00 +0000 UTC"}]
+    assert "{{json .}}" in DockerRepositoryTags().command(repository="a/b").get_raw_value()
+
+
+def test_repository_tags_fact_refuses_a_line_it_cannot_read():
+    with pytest.raises(ValueError, match="1.0 sha256:a"):
+        DockerRepositoryTags().process(["1.0 sha256:a 2026-11-01"])
 
 
 def test_archive_is_saved_once_and_old_ones_are_removed(tmp_path, monkeypatch):

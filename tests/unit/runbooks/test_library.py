@@ -141,3 +141,15 @@ def test_daily_states_the_recorded_release(tmp_path):
     step = _step(_result(run(rb, [make_host("h1")], rb.params(drift=False), _executors(fake), runs_dir=tmp_path)),
                  "Running release")
     assert step["data"]["source"] == "inventory" and step["message"].endswith("; api runs img/api:1")
+
+
+def test_diagnose_reads_docker_json_and_names_a_line_it_cannot_read(tmp_path):
+    rb = get_runbook("diagnose")
+    ps = "\n".join(json.dumps({"Service": s, "State": "running", "Status": "Up 2 hours (healthy)", "Image": f"img/{s}:1"})
+                   for s in SERVICES)
+    fake = FakeExecutor().on(r"ps -a --format json", ps).on(r"docker stats", '{"Name": "orderops-api-1", "CPUPerc": "0.5%"}\nshort')
+    data = _result(run(rb, [make_host("h1")], rb.params(), _executors(fake), runs_dir=tmp_path))
+    status = _step(data, "Compose status")
+    assert [r[0] for r in status["tables"][0]["rows"]] == list(SERVICES)
+    stats = _step(data, "Container resources")
+    assert stats["status"] == "failed" and "'short'" in stats["message"]

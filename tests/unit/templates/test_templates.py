@@ -1,4 +1,5 @@
-"""Templates render with StrictUndefined into files their consumers accept."""
+"""Config files render into what their consumers accept: templates (StrictUndefined) for config
+languages, yaml.safe_dump / json.dumps for data files."""
 
 import json
 
@@ -18,7 +19,9 @@ def test_missing_variable_raises():
 
 
 def test_daemon_json_log_rotation(make_settings):
-    data = json.loads(daemon_json(make_settings(docker_log_max_size="25m", docker_log_max_file=7)))
+    text = daemon_json(make_settings(docker_log_max_size="25m", docker_log_max_file=7))
+    data = json.loads(text)
+    assert text.endswith("}\n")
     assert data["log-driver"] == "json-file"
     assert data["log-opts"] == {"max-size": "25m", "max-file": "7"}
 
@@ -71,3 +74,12 @@ def test_nginx_vhost(make_settings):
     # a client-sent X-Forwarded-For is overwritten, never appended to
     assert "proxy_set_header X-Forwarded-For   $remote_addr;" in text
     assert "$proxy_add_x_forwarded_for" not in text
+
+
+def test_compose_values_that_need_quoting_survive_yaml(make_settings):
+    """yaml.safe_dump quotes what would change type ("80:80" is a base-60 int in YAML 1.1, "5432" an int)."""
+    doc = yaml.safe_load(compose_text(make_settings(service_workers=4)))
+    assert doc["services"]["api"]["environment"]["POSTGRES_PORT"] == "5432"
+    assert doc["services"]["api"]["environment"]["WORKERS"] == "4"
+    assert doc["services"]["nginx"]["ports"] == ["80:80", "443:443"]
+    assert doc["services"]["redis"]["command"][-1].endswith('--requirepass "$$REDIS_PASSWORD"')
