@@ -1,4 +1,5 @@
-"""Jinja2 templates shared by deploys, runbooks and tests.
+"""Jinja2 templates of config languages (nginx, sshd, systemd units, shell); data files (compose.yaml,
+daemon.json) are built as data and written with yaml.safe_dump / json.dumps instead.
 
 Every template renders with ``StrictUndefined``: a variable missing from the context raises
 ``jinja2.UndefinedError`` instead of silently rendering an empty string.
@@ -6,13 +7,12 @@ Every template renders with ``StrictUndefined``: a variable missing from the con
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-__all__ = ["TEMPLATE_DIR", "render", "sha256_text"]
+__all__ = ["TEMPLATE_DIR", "render"]
 
 #: Folder holding the ``*.j2`` files.
 TEMPLATE_DIR = Path(__file__).resolve().parent
@@ -25,7 +25,6 @@ _ENV = jinja2.Environment(
     lstrip_blocks=True,
     autoescape=False,
 )
-_ENV.filters["tojson_compact"] = lambda v: __import__("json").dumps(v, separators=(",", ":"))
 
 
 def render(name: str, **context: Any) -> str:
@@ -34,8 +33,3 @@ def render(name: str, **context: Any) -> str:
     Returns the rendered text. Raises ``jinja2.TemplateNotFound`` or ``jinja2.UndefinedError``.
     """
     return _ENV.get_template(name).render(**context)
-
-
-def sha256_text(text: str) -> str:
-    """Hex SHA-256 of ``text`` encoded as UTF-8 (used to tie config files to compose hashes)."""
-    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,7 +1,7 @@
 """Fingerprint of this machine's cgroup setup, to notice when test hosts damage it.
 
 A test host given the machine's ``/sys/fs/cgroup`` read-write can create hierarchies in the host's
-tmpfs, mount new v1 hierarchies kernel-wide and remount the tmpfs read-only (test-hosts.md §9);
+tmpfs, mount new v1 hierarchies kernel-wide and remount the tmpfs read-only;
 ``docker stats`` then breaks for every container. The harness never does that, and this module
 checks it: a fingerprint is the list of mounts at or below ``/sys/fs/cgroup`` (mount point, type,
 source, per-mount and super options; no mount IDs) plus the listing of ``/sys/fs/cgroup`` (name,

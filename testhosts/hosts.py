@@ -1,7 +1,7 @@
 """Start, check and remove the local test hosts.
 
 Each host is a container of the target image running systemd as PID 1, with the Docker-in-Docker
-flag set of test-hosts.md §2 (the deploy installs Docker inside)::
+flag set below (the deploy installs Docker inside)::
 
     --cgroupns=private --tmpfs /sys/fs/cgroup          systemd mounts its own hierarchies
     --cap-add SYS_ADMIN --cap-add NET_ADMIN            mounts/overlay; iptables, ufw
@@ -186,7 +186,7 @@ class Hosts:
             self.console.print(
                 f"[yellow]warning ({when}): the host's cgroup setup differs from the baseline in "
                 f"{self.paths.fingerprint_json}:[/]\n  " + "\n  ".join(changes)
-                + "\n  (test-hosts.md §9; `python -m testhosts fingerprint --reset` accepts the current state)")
+                + "\n  (see testhosts/fingerprint.py; `python -m testhosts fingerprint --reset` accepts the current state)")
         return current
 
     # ------------------------------------------------------------------ removal
@@ -284,7 +284,7 @@ class Hosts:
         changes = fingerprint.diff(before, after)
         if changes:
             raise HostsError("the host's cgroup setup changed while the test hosts started "
-                             "(test-hosts.md §9):\n" + "\n".join(changes))
+                             "(see testhosts/fingerprint.py):\n" + "\n".join(changes))
         return state
 
     def wait_ready(self, plan: HostPlan, key: Path, timeout: float = READY_TIMEOUT) -> str:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, TypedDict
+from typing import Any
 
 from typing_extensions import override
 
 from pyinfra.api import FactBase, FactProcessError, StringCommand
 
 __all__ = [
-    "UfwRule",
     "UfwStatus",
     "UfwAddedRules",
     "UfwDefaults",
@@ -30,20 +29,6 @@ __all__ = [
     "parse_location",
     "inactive_status",
 ]
-
-UfwRule = TypedDict(
-    "UfwRule",
-    {
-        "to": str,  # the "To" column without "(v6)" markers, e.g. "22/tcp", "8080/tcp on eth0"
-        "action": str,  # ALLOW | DENY | REJECT | LIMIT
-        "direction": str,  # IN | OUT | FWD (FWD: a "ufw route" rule)
-        "from": str,  # the "From" column without "(v6)" markers, e.g. "Anywhere", "10.0.0.0/8"
-        "v6": bool,
-        "log": "str | None",  # "log" | "log-all" | None
-        "comment": "str | None",
-    },
-)
-
 
 class UfwParseError(ValueError):
     """A line of ufw output that the parser does not understand."""
@@ -105,7 +90,9 @@ def parse_ufw_status(output: list[str] | str) -> dict[str, Any]:
     The defaults and logging are ``None`` when the output does not show them (an inactive
     firewall, or the non-verbose forms). Each IPv4 and IPv6 rule is its own row; the ``(v6)``
     markers are removed from ``to``/``from`` and reported as ``v6``. Rows without a direction
-    (non-verbose output) are ``IN`` rules.
+    (non-verbose output) are ``IN`` rules. A rule's ``to``/``from`` are ufw's columns (e.g.
+    ``8080/tcp on eth0``, ``10.0.0.0/8``), ``action`` is ALLOW | DENY | REJECT | LIMIT, ``direction``
+    IN | OUT | FWD (a ``ufw route`` rule), ``log`` ``log`` | ``log-all`` | ``None``.
 
     Texts handled, exactly as ufw prints them (columns are padded to 26 and 12 characters, a
     long "To" pushes the rest of its row right)::

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from io import StringIO
+
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.server import Command
@@ -43,7 +45,7 @@ def base(settings: HostSettings) -> None:
     )
 
     files.link(name="Time zone", path="/etc/localtime", target=f"/usr/share/zoneinfo/{settings.timezone}")
-    files.put(name="Time zone name", src=_text(f"{settings.timezone}\n"), dest="/etc/timezone", mode="644")
+    files.put(name="Time zone name", src=StringIO(f"{settings.timezone}\n"), dest="/etc/timezone", mode="644")
     in_container = host.get_fact(Command, "systemd-detect-virt --container 2>/dev/null || true").strip() not in ("", "none")
     # systemd-timesyncd skips itself in containers (ConditionVirtualization=!container): only enable it there.
     systemd.service(
@@ -72,9 +74,3 @@ def base(settings: HostSettings) -> None:
 
     sshd.drop_in(name="sshd hardening drop-in", filename="00-orderops.conf", content=render("sshd/orderops.conf.j2"), service="ssh")
     sshd.enforced(name="sshd uses the hardened settings", settings=SSHD_SETTINGS)
-
-
-def _text(text: str):
-    from io import StringIO
-
-    return StringIO(text)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from io import StringIO
 from pathlib import Path
 
 from pyinfra import host
@@ -133,7 +134,7 @@ def docker(settings: HostSettings, upload_dir: str) -> None:
 
     daemon = files.put(
         name="dockerd configuration (log rotation)",
-        src=_text(daemon_json(settings)),
+        src=StringIO(daemon_json(settings)),
         dest="/etc/docker/daemon.json",
         mode="644",
         create_remote_dir=True,
@@ -141,9 +142,3 @@ def docker(settings: HostSettings, upload_dir: str) -> None:
     systemd.service(name="Docker running and enabled", service="docker", running=True, enabled=True)
     # A changed daemon.json needs a restart; containers with a restart policy come back by themselves.
     systemd.service(name="Restart dockerd for new daemon.json", service="docker", restarted=True, _if=daemon.did_change)
-
-
-def _text(text: str):
-    from io import StringIO
-
-    return StringIO(text)

@@ -1,0 +1,40 @@
+"""secret_files.present on fake facts: SHA-256 and metadata decide, the secret never appears in a command."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from pyinfra.facts.files import File, Sha256File
+
+from deploys.operations import secret_files
+from tests.unit.deploys.fake_host import run_op
+
+SECRET = "s3cr3t-value-0123456789-abcdef"
+SHA = hashlib.sha256(SECRET.encode()).hexdigest()
+DEST = "/opt/orderops/.env"
+STAGED = f"/var/lib/orderops/upload/.{hashlib.sha256(DEST.encode()).hexdigest()[:12]}.part"
+UPLOAD = [
+    "umask 077 && install -d -m 0700 /var/lib/orderops/upload",
+    f"upload {STAGED}",
+    f"install -m 0600 -o root -g root {STAGED} {DEST} && rm -f {STAGED}",
+]
+OK_META = {"user": "root", "group": "root", "mode": 600}
+
+CASES = {
+    "missing file: staged upload, then installed with its mode": (None, None, UPLOAD, []),
+    "same content and metadata: noop": (OK_META, SHA, [], [f"{DEST} is up to date"]),
+    "other content: uploaded again": (OK_META, "0" * 64, UPLOAD, []),
+    "same content, world-readable: only chown + chmod": (
+        {**OK_META, "mode": 644}, SHA, [f"chown root:root {DEST} && chmod 0600 {DEST}"], []),
+    "same content, other owner: only chown + chmod": (
+        {**OK_META, "user": "deploy"}, SHA, [f"chown root:root {DEST} && chmod 0600 {DEST}"], []),
+}
+
+
+@pytest.mark.parametrize("info, sha, commands, noops", CASES.values(), ids=CASES.keys())
+def test_present(info, sha, commands, noops):
+    facts = {File: lambda path: info, Sha256File: lambda path: sha}
+    got, got_noops = run_op(secret_files.present, facts, dest=DEST, content=SECRET, upload_dir="/var/lib/orderops/upload")
+    assert (got, got_noops) == (commands, noops)
+    assert not any(SECRET in c for c in got)
