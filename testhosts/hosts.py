@@ -34,6 +34,7 @@ import docker
 from docker.errors import APIError, NotFound
 from rich.console import Console
 from rich.table import Table
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from . import fingerprint
 from .state import (
@@ -53,6 +54,8 @@ MAX_HOSTS = 50
 LAYOUTS = ("single", "split")
 LABEL = "orderops.testhost"
 READY_TIMEOUT = 180.0
+#: seconds between readiness probes
+READY_POLL = 0.3
 
 
 class HostsError(RuntimeError):
@@ -288,38 +291,50 @@ class Hosts:
         return state
 
     def wait_ready(self, plan: HostPlan, key: Path, timeout: float = READY_TIMEOUT) -> str:
-        """Poll ``systemctl is-system-running --wait`` over SSH until it answers; require ``running``."""
+        """Poll ``systemctl is-system-running --wait`` over SSH until it answers; require ``running``.
+
+        Polls every :data:`READY_POLL` seconds for up to ``timeout`` seconds (tenacity); raises
+        :class:`HostsError` when the container stops, systemd is degraded, sudo fails, or time is up.
+        """
         deadline = time.monotonic() + timeout
+        last = {"ssh": ""}
+        poll = Retrying(
+            stop=stop_after_delay(timeout), wait=wait_fixed(READY_POLL),
+            retry=retry_if_result(lambda state: state is None), retry_error_callback=lambda _: None,
+        )
+        state = poll(self._probe_ready, plan, key, deadline, last)
+        if state is None:
+            raise HostsError(f"{plan.name}: not ready after {timeout:.0f} s (ssh on 127.0.0.1:{plan.ssh_port}: {last['ssh']})")
+        return state
+
+    def _probe_ready(self, plan: HostPlan, key: Path, deadline: float, last: dict[str, str]) -> str | None:
+        """One readiness probe: ``running``, or ``None`` while sshd/systemd do not answer yet."""
+        try:
+            c = self.client.containers.get(plan.container)
+        except NotFound as exc:
+            raise HostsError(f"{plan.name}: container disappeared") from exc
+        if c.status in ("exited", "dead"):
+            logs = c.logs(tail=30).decode(errors="replace")
+            raise HostsError(f"{plan.name}: container {c.status} while booting; last log lines:\n{logs}")
         remote = "systemctl is-system-running --wait; sudo -n true && echo sudo-ok"
-        last = ""
-        while time.monotonic() < deadline:
-            try:
-                c = self.client.containers.get(plan.container)
-            except NotFound as exc:
-                raise HostsError(f"{plan.name}: container disappeared") from exc
-            if c.status in ("exited", "dead"):
-                logs = c.logs(tail=30).decode(errors="replace")
-                raise HostsError(f"{plan.name}: container {c.status} while booting; last log lines:\n{logs}")
-            remaining = max(1.0, deadline - time.monotonic())
-            try:
-                proc = subprocess.run(ssh_command(key, plan.ssh_port, remote), capture_output=True,
-                                      text=True, timeout=remaining)
-            except subprocess.TimeoutExpired:
-                break
-            lines = proc.stdout.split()
-            if lines:
-                state = lines[0]
-                if state == "running" and "sudo-ok" in lines:
-                    return state
-                if state == "running":
-                    raise HostsError(f"{plan.name}: systemd running but `sudo -n true` failed: {proc.stderr.strip()}")
-                failed = subprocess.run(
-                    ssh_command(key, plan.ssh_port, "systemctl --failed --no-legend --plain"),
-                    capture_output=True, text=True, timeout=30).stdout.strip()
-                raise HostsError(f"{plan.name}: systemd is {state!r}, not 'running'; failed units:\n{failed}")
-            last = proc.stderr.strip()
-            time.sleep(0.3)
-        raise HostsError(f"{plan.name}: not ready after {timeout:.0f} s (ssh on 127.0.0.1:{plan.ssh_port}: {last})")
+        try:
+            proc = subprocess.run(ssh_command(key, plan.ssh_port, remote), capture_output=True,
+                                  text=True, timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return None
+        lines = proc.stdout.split()
+        if not lines:
+            last["ssh"] = proc.stderr.strip()
+            return None
+        state = lines[0]
+        if state == "running" and "sudo-ok" in lines:
+            return state
+        if state == "running":
+            raise HostsError(f"{plan.name}: systemd running but `sudo -n true` failed: {proc.stderr.strip()}")
+        failed = subprocess.run(
+            ssh_command(key, plan.ssh_port, "systemctl --failed --no-legend --plain"),
+            capture_output=True, text=True, timeout=30).stdout.strip()
+        raise HostsError(f"{plan.name}: systemd is {state!r}, not 'running'; failed units:\n{failed}")
 
     # ------------------------------------------------------------------ down / status
     def down(self) -> list[str]:

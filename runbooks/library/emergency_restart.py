@@ -7,9 +7,9 @@ removal. With ``--check`` it only lists what it would restart.
 from __future__ import annotations
 
 import shlex
-import time
 
 from pydantic import BaseModel, ConfigDict, Field
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from deploys.contract.services import SERVICES
 from runbooks.engine.model import Runbook, StepContext, StepResult, Table, step
@@ -76,6 +76,16 @@ def restart(ctx: StepContext) -> StepResult:
     return ctx.changed(f"restarted {', '.join(bad)}", {"restarted": bad})
 
 
+#: seconds between health polls
+POLL_INTERVAL = 3
+
+
+def _waiting(ctx: StepContext, services: list[str]) -> tuple[list[str], dict]:
+    """``(services not running and healthy yet, all states)``."""
+    states = parse_states(ctx.sh(container_states(ctx)).stdout)
+    return [s for s in services if not (states.get(s) and states[s].up)], states
+
+
 @step("Wait for health", timeout=1800, changes=False)
 def wait_health(ctx: StepContext) -> StepResult:
     """Poll the restarted services until every one is running and healthy, up to `wait_timeout`
@@ -85,19 +95,19 @@ def wait_health(ctx: StepContext) -> StepResult:
         return ctx.ok("nothing was restarted")
     if ctx.check:
         return ctx.skipped("check mode: nothing restarted")
-    deadline = time.monotonic() + ctx.params.wait_timeout
-    while True:
-        states = parse_states(ctx.sh(container_states(ctx)).stdout)
-        waiting = [s for s in bad if not (states.get(s) and states[s].up)]
-        if not waiting:
-            rows = [[s, states[s].status, states[s].health, states[s].restarts] for s in bad]
-            return ctx.ok(f"healthy again: {', '.join(bad)}", {"healthy": bad},
-                          [Table("after restart", ["service", "status", "health", "restarts"], rows)])
-        if time.monotonic() > deadline:
-            logs = ctx.sh(compose(ctx, "logs", "--no-color", "--tail", "20", *waiting) + " 2>&1").stdout
-            return ctx.failed(f"not healthy after {ctx.params.wait_timeout} s: {', '.join(waiting)}", {"unhealthy": waiting},
-                              [Table("last log lines", ["line"], [[l] for l in logs.splitlines()[-40:]])])
-        time.sleep(3)
+    poll = Retrying(
+        stop=stop_after_delay(ctx.params.wait_timeout), wait=wait_fixed(POLL_INTERVAL),
+        retry=retry_if_result(lambda outcome: bool(outcome[0])),
+        retry_error_callback=lambda state: state.outcome.result(),  # timed out: the last poll's answer
+    )
+    waiting, states = poll(_waiting, ctx, bad)
+    if not waiting:
+        rows = [[s, states[s].status, states[s].health, states[s].restarts] for s in bad]
+        return ctx.ok(f"healthy again: {', '.join(bad)}", {"healthy": bad},
+                      [Table("after restart", ["service", "status", "health", "restarts"], rows)])
+    logs = ctx.sh(compose(ctx, "logs", "--no-color", "--tail", "20", *waiting) + " 2>&1").stdout
+    return ctx.failed(f"not healthy after {ctx.params.wait_timeout} s: {', '.join(waiting)}", {"unhealthy": waiting},
+                      [Table("last log lines", ["line"], [[l] for l in logs.splitlines()[-40:]])])
 
 
 RUNBOOK = Runbook(
