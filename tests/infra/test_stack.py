@@ -8,6 +8,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from deploys.contract.compose import compose_command
+from deploys.contract.paths import StackLayout
+from deploys.contract.services import DB_PORT, REDIS_PORT
 from infra_checks import (
     ORDER,
     check_order,
@@ -21,7 +24,7 @@ from infra_checks import (
     wait_until,
 )
 
-DATA_STORE_PORTS = {"postgresql": 5432, "redis": 6379}
+DATA_STORE_PORTS = {"postgresql": DB_PORT, "redis": REDIS_PORT}
 
 
 @pytest.fixture
@@ -44,8 +47,9 @@ def api(api, settings):
 
 
 def test_env_file_is_private(app_host, settings):
-    env = app_host.file(f"{settings.stack_dir}/.env")
-    assert env.is_file, f"{settings.stack_dir}/.env is missing"
+    path = StackLayout(settings.stack_dir).env_file
+    env = app_host.file(path)
+    assert env.is_file, f"{path} is missing"
     assert env.mode == 0o600, f".env has mode {env.mode:04o}, want 0600"
 
 
@@ -152,7 +156,7 @@ def test_order_survives_compose_restart(app_host, settings, api):
     project, stack_dir = settings.compose_project, settings.stack_dir
     count = len(compose_containers(app_host, project))
 
-    result = app_host.run("docker compose -p %s --project-directory %s restart", project, stack_dir)
+    result = app_host.run(compose_command(project, stack_dir, "restart"))
     assert result.rc == 0, f"restart failed: {result.stderr.strip()}"
 
     problems = wait_healthy(app_host, project, expected=count, timeout=settings.health_timeout)
