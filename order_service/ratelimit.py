@@ -1,28 +1,42 @@
-"""Fixed-window rate limiting in Redis, per user and per client address.
+"""Fixed-window rate limiting in Redis, per user and per client address, with :pypi:`limits`.
 
-A request counts against ``rl:<scope>:<subject>:<window start>`` (``INCR`` plus
-``EXPIRE`` in one pipeline, a single round trip). Over the limit the API answers
-429 with ``Retry-After`` (seconds until the window ends). When Redis is
-unreachable the limiter lets requests through (logged): losing the limiter must
-not take the API down with it.
+Each :class:`Limit` is a ``limits`` fixed window (``FixedWindowRateLimiter`` on the asyncio
+Redis storage, redis-py implementation): the first request of a subject starts a window of
+``window_seconds``, each request increments the subject's counter (one Lua ``INCR`` +
+``EXPIRE`` round trip per limit, the limits run concurrently), and over ``requests`` the API
+answers 429 with ``Retry-After`` (seconds until the window ends, from the counter's TTL).
+Keys are ``rl:LIMITER/<scope>/<subject>/<requests>/<window_seconds>/second``.
+
+When Redis is unreachable the limiter lets requests through (logged): losing the limiter
+must not take the API down with it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import time
 from dataclasses import dataclass
 
-from redis import Redis
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import FixedWindowRateLimiter
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
+#: Prefix of every rate-limit key in Redis.
+KEY_PREFIX = "rl"
+
 
 @dataclass(frozen=True)
 class Limit:
-    """At most ``requests`` per ``window_seconds`` for ``subject`` in ``scope`` (``ip`` or ``user``)."""
+    """At most ``requests`` per ``window_seconds`` for ``subject`` in ``scope`` (``ip`` or ``user``).
+
+    ``requests == 0`` disables the limit (nothing is counted).
+    """
 
     scope: str
     subject: str
@@ -31,7 +45,7 @@ class Limit:
 
 
 class RateLimited(Exception):  # noqa: N818 - reads as a state, like HTTP's "Too Many Requests"
-    """Raised by :func:`hit` when a limit is exceeded; ``retry_after`` is in whole seconds (>= 1)."""
+    """Raised by :meth:`RateLimiter.hit` when a limit is exceeded; ``retry_after`` is in whole seconds (>= 1)."""
 
     def __init__(self, scope: str, retry_after: int) -> None:
         super().__init__(f"rate limit exceeded ({scope})")
@@ -39,64 +53,42 @@ class RateLimited(Exception):  # noqa: N818 - reads as a state, like HTTP's "Too
         self.retry_after = retry_after
 
 
-def _keys(limits: tuple[Limit, ...], now: float) -> list[tuple[Limit, int, str]]:
-    return [
-        (limit, int(now // limit.window_seconds), f"rl:{limit.scope}:{limit.subject}:{int(now // limit.window_seconds)}")
-        for limit in limits
-        if limit.requests > 0
-    ]
+class RateLimiter:
+    """Counts requests against :class:`Limit` s in Redis, through the connection pool of ``redis``.
 
-
-def _check(keyed: list[tuple[Limit, int, str]], results: list[object], now: float) -> None:
-    for index, (limit, window, _key) in enumerate(keyed):
-        count = int(results[2 * index])  # type: ignore[call-overload]
-        if count > limit.requests:
-            retry_after = max(1, int((window + 1) * limit.window_seconds - now + 0.999))
-            raise RateLimited(limit.scope, retry_after)
-
-
-async def hit_async(redis: AsyncRedis, *limits: Limit, now: float | None = None) -> None:
-    """:func:`hit` for the event loop (``redis.asyncio`` client): same keys, same answers."""
-    now = time.time() if now is None else now
-    keyed = _keys(limits, now)
-    if not keyed:
-        return
-    pipe = redis.pipeline(transaction=False)
-    for limit, _window, key in keyed:
-        pipe.incr(key)
-        pipe.expire(key, limit.window_seconds + 1)
-    try:
-        results = await pipe.execute()
-    except (RedisError, OSError) as exc:
-        logger.warning("rate limiter unavailable, request allowed", extra={"error": type(exc).__name__})
-        return
-    _check(keyed, results, now)
-
-
-def hit(redis: Redis, *limits: Limit, now: float | None = None) -> None:
-    """Count one request against every limit (one Redis round trip); raise :class:`RateLimited`.
-
-    Limits with ``requests == 0`` are disabled and not counted.
+    Bound to the event loop of ``redis`` (an asyncio client): make one per loop.
     """
-    active = [limit for limit in limits if limit.requests > 0]
-    if not active:
-        return
-    now = time.time() if now is None else now
-    pipe = redis.pipeline(transaction=False)
-    keys = []
-    for limit in active:
-        window = int(now // limit.window_seconds)
-        key = f"rl:{limit.scope}:{limit.subject}:{window}"
-        keys.append((limit, window))
-        pipe.incr(key)
-        pipe.expire(key, limit.window_seconds + 1)
-    try:
-        results = pipe.execute()
-    except RedisError as exc:
-        logger.warning("rate limiter unavailable, request allowed", extra={"error": type(exc).__name__})
-        return
-    for index, (limit, window) in enumerate(keys):
-        count = int(results[2 * index])
-        if count > limit.requests:
-            retry_after = max(1, int((window + 1) * limit.window_seconds - now + 0.999))
-            raise RateLimited(limit.scope, retry_after)
+
+    def __init__(self, redis: AsyncRedis) -> None:
+        storage = RedisStorage(
+            "async+redis://", implementation="redispy", key_prefix=KEY_PREFIX,
+            connection_pool=redis.connection_pool,
+        )
+        self._strategy = FixedWindowRateLimiter(storage)
+        self._items: dict[tuple[int, int], RateLimitItem] = {}
+
+    def _item(self, limit: Limit) -> RateLimitItem:
+        key = (limit.requests, limit.window_seconds)
+        item = self._items.get(key)
+        if item is None:
+            item = self._items[key] = RateLimitItemPerSecond(limit.requests, limit.window_seconds)
+        return item
+
+    async def hit(self, *limits: Limit) -> None:
+        """Count one request against every active limit; raise :class:`RateLimited` for the first exceeded.
+
+        Redis errors (and socket errors) are logged and the request is allowed.
+        """
+        active = [(limit, self._item(limit)) for limit in limits if limit.requests > 0]
+        if not active:
+            return
+        try:
+            allowed = await asyncio.gather(
+                *(self._strategy.hit(item, limit.scope, limit.subject) for limit, item in active)
+            )
+            for (limit, item), ok in zip(active, allowed, strict=True):
+                if not ok:
+                    stats = await self._strategy.get_window_stats(item, limit.scope, limit.subject)
+                    raise RateLimited(limit.scope, max(1, math.ceil(stats.reset_time - time.time())))
+        except (RedisError, OSError) as exc:
+            logger.warning("rate limiter unavailable, request allowed", extra={"error": type(exc).__name__})

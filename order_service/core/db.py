@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from order_service.core.config import Settings
 
@@ -28,6 +29,22 @@ def make_engine(settings: Settings) -> Engine:
         connect_args={
             "connect_timeout": settings.DEPENDENCY_TIMEOUT_SECONDS,
             "application_name": "order_service",
+        },
+    )
+
+
+def make_migration_engine(settings: Settings) -> Engine:
+    """An engine without a pool (``NullPool``) for migrations: each connection is closed on return.
+
+    Used by ``python -m order_service migrate`` (which holds its advisory lock on one
+    connection) and by the plain ``alembic`` CLI; ``connect_timeout`` as in :func:`make_engine`.
+    """
+    return create_engine(
+        settings.SQLALCHEMY_DATABASE_URI,
+        poolclass=NullPool,
+        connect_args={
+            "connect_timeout": settings.DEPENDENCY_TIMEOUT_SECONDS,
+            "application_name": "order_service-migrate",
         },
     )
 
