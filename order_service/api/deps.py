@@ -35,7 +35,7 @@ from order_service import crud, ratelimit
 from order_service.core.config import Settings
 from order_service.core.redis_clients import make_async_redis
 from order_service.core.security import InvalidTokenError, decode_access_token
-from order_service.models import Role, User
+from order_service.models import TRANSITION_ROLES, Role, User
 from order_service.storage import Storage
 
 TOKEN_URL = "/api/login/access-token"
@@ -259,4 +259,5 @@ def require_role(*roles: Role) -> Callable[[Principal], Principal]:
 
 
 AdminUser = Annotated[Principal, Depends(require_role(Role.admin))]
-StaffUser = Annotated[Principal, Depends(require_role(Role.operator, Role.admin))]
+#: A user who may change an order's status (the roles of :data:`~order_service.models.TRANSITION_ROLES`).
+StaffUser = Annotated[Principal, Depends(require_role(*sorted(TRANSITION_ROLES)))]
