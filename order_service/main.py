@@ -35,9 +35,10 @@ from order_service import __version__, crud, metrics
 from order_service.api.deps import UserCache
 from order_service.api.main import api_router
 from order_service.core.config import Settings, get_settings
-from order_service.core.db import make_engine, make_session_factory
+from order_service.core.db import make_autocommit_session_factory, make_engine, make_session_factory
 from order_service.core.logging import configure_logging, request_id_var
 from order_service.core.redis_clients import make_redis
+from order_service.core.security import VerifiedTokens
 from order_service.storage import StorageError, make_storage
 
 logger = logging.getLogger("order_service")
@@ -280,10 +281,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.migration_heads = migration_heads()
     app.state.storage = make_storage(settings)
     app.state.user_cache = UserCache(settings.AUTH_CACHE_SECONDS)
+    app.state.verified_tokens = VerifiedTokens(settings.SECRET_KEY.get_secret_value())
     app.state.async_redis = weakref.WeakKeyDictionary()  # event loop -> redis.asyncio client
     app.state.rate_limiters = weakref.WeakKeyDictionary()  # event loop -> RateLimiter on that client
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.autocommit_session_factory = make_autocommit_session_factory(engine)
     app.state.redis = make_redis(settings)
 
     if settings.CORS_ORIGINS:

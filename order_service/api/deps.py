@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from order_service import crud, ratelimit
 from order_service.core.config import Settings
 from order_service.core.redis_clients import make_async_redis
-from order_service.core.security import InvalidTokenError, decode_access_token
+from order_service.core.security import InvalidTokenError, VerifiedTokens
 from order_service.models import TRANSITION_ROLES, Role, User
 from order_service.storage import Storage
 
@@ -52,6 +52,13 @@ async def get_engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
+async def _close(session: Session) -> None:
+    if session.in_transaction():
+        await run_in_threadpool(session.close)
+    else:
+        session.close()
+
+
 async def get_db(request: Request) -> AsyncIterator[Session]:
     """A session for the duration of the request; rolled back if not committed, then closed.
 
@@ -64,10 +71,16 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
     try:
         yield session
     finally:
-        if session.in_transaction():
-            await run_in_threadpool(session.close)
-        else:
-            session.close()
+        await _close(session)
+
+
+async def get_autocommit_db(request: Request) -> AsyncIterator[Session]:
+    """:func:`get_db` on autocommit connections: for routes that run one (atomic) statement."""
+    session = request.app.state.autocommit_session_factory()
+    try:
+        yield session
+    finally:
+        await _close(session)
 
 
 async def get_redis(request: Request) -> Redis:
@@ -109,6 +122,7 @@ async def get_storage(request: Request) -> Storage:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_db)]
+AutocommitSessionDep = Annotated[Session, Depends(get_autocommit_db)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
 
@@ -222,7 +236,8 @@ async def get_current_user(
     if not token:
         raise _unauthorized("not authenticated")
     try:
-        claims = decode_access_token(token, settings.SECRET_KEY.get_secret_value())
+        tokens: VerifiedTokens = request.app.state.verified_tokens
+        claims = tokens.decode(token)
     except InvalidTokenError:
         raise _unauthorized("invalid or expired token") from None
     try:

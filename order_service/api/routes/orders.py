@@ -24,7 +24,16 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime
 
 from order_service import crud, idempotency, metrics
-from order_service.api.deps import CurrentUser, Principal, RedisDep, SessionDep, SettingsDep, StaffUser, StorageDep
+from order_service.api.deps import (
+    AutocommitSessionDep,
+    CurrentUser,
+    Principal,
+    RedisDep,
+    SessionDep,
+    SettingsDep,
+    StaffUser,
+    StorageDep,
+)
 from order_service.models import Attachment, Order, OrderStatus, Role
 from order_service.schemas import (
     AttachmentPublic,
@@ -93,7 +102,7 @@ def _header_error(name: str, message: str) -> RequestValidationError:
 def create_order(
     order_in: OrderCreate,
     user: CurrentUser,
-    session: SessionDep,
+    session: AutocommitSessionDep,  # crud.create_order is one statement
     redis: RedisDep,
     settings: SettingsDep,
     request: Request,
@@ -150,7 +159,7 @@ def create_order(
 
 
 @router.get("/{order_id}", response_model=OrderPublic, responses={404: {"model": Message}})
-def read_order(order_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Response:
+def read_order(order_id: uuid.UUID, user: CurrentUser, session: AutocommitSessionDep) -> Response:
     """The order with ``order_id`` and its ``ETag``; 404 when there is none (or it is not yours).
 
     Serialised once, straight to JSON (the hot path: no second validation pass).
