@@ -23,9 +23,10 @@ scheduled start (no coordinated omission).
 Environment: ``BENCH_WORKERS`` (default 2, the inventory default), ``BENCH_DURATION`` seconds
 per wrk run (10), ``BENCH_CONNECTIONS`` (32), ``BENCH_FIXED_DURATION`` (15), ``BENCH_KEEP=1``
 keeps the temporary directory with the servers' logs. ``BENCH_PROFILE=1`` also samples the
-service's uvicorn workers with py-spy (``pip install -e '.[bench]' -c constraints.txt``) during
-its two max-rate wrk runs and prints where their CPU time goes, by part of the request path
-(:data:`PROFILE_PARTS`); sampling costs CPU, so the figures of a profiled run are lower.
+uvicorn workers with py-spy (``pip install -e '.[bench]' -c constraints.txt``) during the four
+max-rate wrk runs and prints, service and bare app side by side, where their CPU time goes by
+part of the request path (:data:`PROFILE_PARTS`); sampling costs CPU, so the rates of a
+profiled run are lower.
 Not a test: nothing is gated; the targets are printed next to the figures.
 """
 
@@ -251,7 +252,7 @@ PROFILE_PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("metrics (prometheus_client)", ("prometheus_client/", "order_service/metrics.py")),
     # py-spy sees only the innermost frames of a coroutine run by the event loop: the asyncio
     # Redis client's own frames count here (on the measured path only the limiter uses it)
-    ("rate limit (limits + asyncio Redis client)", ("order_service/ratelimit.py", "limits/", "redis/asyncio/")),
+    ("rate limit (Redis counters, asyncio client)", ("order_service/ratelimit.py", "limits/", "redis/asyncio/")),
     ("auth: JWT decode", ("decode_access_token",)),
     ("auth: user lookup (cache, query)", ("_load_principal", "UserCache")),
     ("idempotency (Redis)", ("order_service/idempotency.py",)),
@@ -469,15 +470,13 @@ def main() -> int:
         if PROFILE:
             runs = ("svc_post", "svc_get", "bare_post", "bare_get")
             shares = {run: profile_shares(root / f"{run}.pyspy") for run in runs}
-            samples = {run: sample_count(root / f"{run}.pyspy") for run in runs}
-            rps = dict(zip(runs, (r["rps"] for r in results.values()), strict=True))
-            print("\nwhere the workers' CPU time goes under wrk (py-spy, 100 Hz, waiting threads left out):"
-                  "\nshare of samples, and CPU ms per request (samples * 10 ms / requests)")
+            print("\nwhere the workers' CPU time goes under wrk (py-spy, 100 Hz, waiting threads left out; "
+                  "share of samples)")
             print(f"  {'part of the request path':50} " + " ".join(f"{run:>9}" for run in runs))
             for name in shares["svc_post"]:
                 print(f"  {name:50} " + " ".join(f"{shares[run][name]:9.1%}" for run in runs))
-            print(f"  {'CPU ms per request':50} "
-                  + " ".join(f"{samples[run] * 10 / (rps[run] * DURATION):9.2f}" for run in runs))
+            print("  " + " " * 50 + " " + " ".join(f"{sample_count(root / f'{run}.pyspy'):9d}" for run in runs)
+                  + "  samples")
         load = os.getloadavg()
         print(f"\nload average before the run: {load_before[0]:.1f} {load_before[1]:.1f} {load_before[2]:.1f}, "
               f"after: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {cpu} CPUs "
