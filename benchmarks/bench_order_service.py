@@ -14,13 +14,19 @@ Starts its own PostgreSQL 15 (Debian's binaries, initdb in a temporary directory
 
 Measures with wrk (Debian's ``wrk``; closed loop, ``--latency``) the maximum rate and
 p50/p99 of ``POST /api/orders`` vs ``POST /bare/orders`` and ``GET /api/orders/{id}`` vs
-``GET /bare/orders/{id}``, prints the ratios, then offers the service half of each measured
+``GET /bare/orders/{id}``, and during each run the CPU time per request of the service's
+processes, the bare app's, PostgreSQL's and Redis' (from /proc: unlike requests/s it hardly
+moves with other load on a shared machine), prints the ratios, then offers the service half of each measured
 maximum with a fixed-rate (open-loop) generator and reports p99 measured from each request's
 scheduled start (no coordinated omission).
 
 Environment: ``BENCH_WORKERS`` (default 2, the inventory default), ``BENCH_DURATION`` seconds
 per wrk run (10), ``BENCH_CONNECTIONS`` (32), ``BENCH_FIXED_DURATION`` (15), ``BENCH_KEEP=1``
-keeps the temporary directory with the servers' logs.
+keeps the temporary directory with the servers' logs. ``BENCH_PROFILE=1`` also samples the
+uvicorn workers with py-spy (``pip install -e '.[bench]' -c constraints.txt``) during the four
+max-rate wrk runs and prints, service and bare app side by side, where their CPU time goes by
+part of the request path (:data:`PROFILE_PARTS`); sampling costs CPU, so the rates of a
+profiled run are lower.
 Not a test: nothing is gated; the targets are printed next to the figures.
 """
 
@@ -55,6 +61,7 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 DURATION = int(os.environ.get("BENCH_DURATION", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 FIXED_DURATION = int(os.environ.get("BENCH_FIXED_DURATION", "15"))
+PROFILE = os.environ.get("BENCH_PROFILE") == "1"
 ORDER = {"customer": "ACME GmbH", "currency": "EUR",
          "lines": [{"sku": "WIDGET-1", "quantity": 3, "unit_price_minor": 1250}]}
 
@@ -111,14 +118,14 @@ def redis_server(root: Path, password: str) -> Iterator[int]:
 
 
 @contextmanager
-def process(argv: list[str], env: dict[str, str], health_url: str, what: str, logfile: Path) -> Iterator[None]:
-    """Run ``argv`` until the block ends (SIGTERM: uvicorn's graceful shutdown)."""
+def process(argv: list[str], env: dict[str, str], health_url: str, what: str, logfile: Path) -> Iterator[int]:
+    """Run ``argv`` until the block ends (SIGTERM: uvicorn's graceful shutdown); yields its pid."""
     with logfile.open("wb") as log:
         child = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                  preexec_fn=die_with_parent(signal.SIGTERM))
     try:
         _wait_http(health_url, child, what)
-        yield
+        yield child.pid
     finally:
         child.send_signal(signal.SIGTERM)
         try:
@@ -142,14 +149,82 @@ wrk.headers["Content-Type"] = "application/json"
 """
 
 
-def wrk(url: str, method: str, body: str | None, token: str | None, root: Path, name: str) -> dict[str, float]:
-    """Closed-loop max-rate run; returns requests/s, p50 and p99 (ms) and non-2xx count."""
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _process_table() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, command name, user + system CPU seconds), from /proc."""
+    table = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        table[int(stat.parent.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+    return table
+
+
+def cpu_by_part(service_pid: int, bare_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the service's processes, the bare app's, PostgreSQL's and Redis'.
+
+    Processes are found below this benchmark process: ``service_pid`` / ``bare_pid`` and their
+    children (uvicorn workers), every ``postgres`` and ``redis-server`` process. CPU of processes
+    that already exited (a PostgreSQL backend of a closed connection) is not counted.
+    """
+    table = _process_table()
+
+    def below(root: int, pid: int) -> bool:
+        while pid > 1:
+            if pid == root:
+                return True
+            pid = table.get(pid, (0, "", 0.0))[0]
+        return False
+
+    parts = {"service": 0.0, "bare app": 0.0, "PostgreSQL": 0.0, "Redis": 0.0}
+    me = os.getpid()
+    for pid, (_, name, cpu) in table.items():
+        if below(service_pid, pid):
+            parts["service"] += cpu
+        elif below(bare_pid, pid):
+            parts["bare app"] += cpu
+        elif below(me, pid) and name == "postgres":
+            parts["PostgreSQL"] += cpu
+        elif below(me, pid) and name == "redis-server":
+            parts["Redis"] += cpu
+    return parts
+
+
+def wrk(url: str, method: str, body: str | None, token: str | None, root: Path, name: str,
+        profile_pid: int | None = None, cpu: Any = None) -> dict[str, Any]:
+    """Closed-loop max-rate run; returns requests/s, p50 and p99 (ms) and non-2xx count.
+
+    With ``cpu`` (a function returning :func:`cpu_by_part`), also ``cpu_ms``: CPU milliseconds
+    per request of each part during the measured run (robust to other load on the machine,
+    unlike requests/s).
+    With ``profile_pid``, py-spy samples that process and its children during the measured run
+    (raw collapsed stacks in ``root/<name>.pyspy``; :func:`profile_shares` leaves out the stacks
+    of waiting threads, so its shares are of CPU time).
+    """
     script = root / f"{name}.lua"
     auth = f'wrk.headers["Authorization"] = "Bearer {token}"' if token else ""
     script.write_text(WRK_SCRIPT.format(method=method, body=json.dumps(body) if body else "nil", auth=auth))
     base = ["wrk", "-t", "2", "-c", str(CONNECTIONS), "--latency", "-s", str(script)]
     subprocess.run([*base, "-d", "2s", url], capture_output=True, check=True)  # warm-up: workers, pools
+    sampler = None
+    if profile_pid is not None:
+        sampler = subprocess.Popen(
+            [PY_SPY, "record", "--pid", str(profile_pid), "--subprocesses", "--nonblocking", "--rate", "100",
+             "--duration", str(DURATION), "--format", "raw", "--output", str(root / f"{name}.pyspy")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.5)  # py-spy attaches before the load starts
+    cpu_before = cpu() if cpu else None
     result = subprocess.run([*base, "-d", f"{DURATION}s", url], capture_output=True, text=True, check=True)
+    cpu_after = cpu() if cpu else None
+    if sampler is not None:
+        sampler.wait(timeout=60)
     out = result.stdout
 
     def latency(label: str) -> float:
@@ -162,8 +237,74 @@ def wrk(url: str, method: str, body: str | None, token: str | None, root: Path, 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
-    return {"rps": rps, "p50": latency("50"), "p99": latency("99"),
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    cpu_ms = ({part: (cpu_after[part] - cpu_before[part]) * 1000 / max(requests, 1) for part in cpu_after}
+              if cpu_before and cpu_after else {})
+    return {"rps": rps, "p50": latency("50"), "p99": latency("99"), "cpu_ms": cpu_ms,
             "non2xx": float(non2xx.group(1)) if non2xx else 0.0, "socket_errors": errors.group(0) if errors else ""}
+
+
+#: Parts of the request path, in the order they are matched: a sample belongs to the first part
+#: whose pattern occurs in one of its frames (so the JSON encoding inside a log call counts as
+#: logging); "service code" is what is left whose innermost frame is in order_service/.
+PROFILE_PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("logging (JSON access and app log)", ("logging/__init__.py", "order_service/core/logging.py")),
+    ("metrics (prometheus_client)", ("prometheus_client/", "order_service/metrics.py")),
+    # py-spy sees only the innermost frames of a coroutine run by the event loop: the asyncio
+    # Redis client's own frames count here (on the measured path only the limiter uses it)
+    ("rate limit (Redis counters, asyncio client)", ("order_service/ratelimit.py", "limits/", "redis/asyncio/")),
+    ("auth: JWT decode", ("decode_access_token",)),
+    ("auth: user lookup (cache, query)", ("_load_principal", "UserCache")),
+    ("idempotency (Redis)", ("order_service/idempotency.py",)),
+    ("database (SQLAlchemy + psycopg)", ("sqlalchemy/", "psycopg/", "psycopg_binary/")),
+    ("validation + serialisation (pydantic, JSON)", ("pydantic", "model_validate", "model_dump", "jsonable_encoder",
+                                                     "serialize_response", "json/", "JSONResponse")),
+    ("service code (own time)", ()),
+    ("FastAPI/Starlette (routing, dependencies, body)", ("fastapi/", "starlette/")),
+    ("thread hand-off (anyio)", ("anyio/", "threading.py", "concurrent/")),
+    ("uvicorn, httptools, event loop", ("uvicorn/", "httptools", "asyncio/", "uvloop")),
+)
+#: Innermost frames of a thread that waits (py-spy's own idle detection misses these here):
+#: thread-pool workers waiting for work, psycopg waiting for the server's answer, the event
+#: loop in select, uvicorn's supervisor pipe. Such samples are waiting, not CPU: dropped.
+IDLE_LEAVES = ("Condition.wait (threading.py", "Event.wait (threading.py", "Connection.wait (psycopg/",
+               "Runner.run (asyncio/runners.py", "(selectors.py", "Connection._recv (multiprocessing/")
+PY_SPY = str(Path(sys.executable).with_name("py-spy"))
+
+
+def _busy_samples(raw: Path) -> Iterator[tuple[list[str], int]]:
+    """``(frames, count)`` of py-spy's raw output ``raw``, outermost frame first, waiting stacks left out."""
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, number = line.rpartition(" ")
+        if not number.isdigit() or ";" not in stack:
+            continue
+        frames = stack.split(";")[1:]  # the first "frame" names the process
+        if frames and not any(leaf in frames[-1] for leaf in IDLE_LEAVES):
+            yield frames, int(number)
+
+
+def sample_count(raw: Path) -> int:
+    """Number of busy (CPU) samples in py-spy's raw output ``raw``."""
+    return sum(count for _, count in _busy_samples(raw))
+
+
+def profile_shares(raw: Path) -> dict[str, float]:
+    """Share (0..1) of the busy samples in py-spy's raw output ``raw`` that fall to each part of
+    :data:`PROFILE_PARTS`."""
+    counts: dict[str, int] = {}
+    for frames, number in _busy_samples(raw):
+        part = "other"
+        for name, patterns in PROFILE_PARTS:
+            if not patterns:
+                if frames and "order_service/" in frames[-1]:
+                    part = name
+                    break
+            elif any(pattern in frame for frame in frames for pattern in patterns):
+                part = name
+                break
+        counts[part] = counts.get(part, 0) + number
+    total = sum(counts.values()) or 1
+    return {name: counts.get(name, 0) / total for name, _ in (*PROFILE_PARTS, ("other", ()))}
 
 
 async def _fixed_rate(host: str, port: int, request: bytes, rate: float, duration: float,
@@ -229,6 +370,7 @@ def main() -> int:
     for tool in (str(PG_BIN / "postgres"), REDIS_SERVER, shutil.which("wrk") or "/usr/bin/wrk"):
         if not Path(tool).exists():
             raise SystemExit(f"{tool} missing: apt-get install postgresql-15 redis-server wrk")
+    load_before = os.getloadavg()
     root = Path(tempfile.mkdtemp(prefix="orderops-bench-"))
     os.chmod(root, 0o755)
     pg_password, redis_password = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
@@ -272,8 +414,13 @@ def main() -> int:
             bare_argv[bare_argv.index("order_service.main:create_app")] = "benchmarks.bare_app:create_app"
             assert "--log-config" in bare_argv and str(UVICORN_LOG_CONFIG) in bare_argv
             svc, bare = f"http://127.0.0.1:{svc_port}", f"http://127.0.0.1:{bare_port}"
-            with process(service_argv, env, f"{svc}/api/health", "order service", root / "service.log"), \
-                 process(bare_argv, env, f"{bare}/docs", "bare app", root / "bare.log"):
+            with process(service_argv, env, f"{svc}/api/health", "order service", root / "service.log") as svc_pid, \
+                 process(bare_argv, env, f"{bare}/docs", "bare app", root / "bare.log") as bare_pid:
+                profiled = svc_pid if PROFILE else None
+
+                def cpu() -> dict[str, float]:
+                    return cpu_by_part(svc_pid, bare_pid)
+
                 form = urllib.parse.urlencode({"username": env["ADMIN_EMAIL"], "password": admin_password}).encode()
                 token = http("POST", f"{svc}/api/login/access-token", form,
                              {"Content-Type": "application/x-www-form-urlencoded"})["access_token"]
@@ -282,12 +429,13 @@ def main() -> int:
                 order_id = http("POST", f"{svc}/api/orders", body.encode(), auth)["id"]
                 bare_id = http("POST", f"{bare}/bare/orders", body.encode(), {"Content-Type": "application/json"})["id"]
                 results = {
-                    "service POST /api/orders": wrk(f"{svc}/api/orders", "POST", body, token, root, "svc_post"),
-                    "bare    POST /bare/orders": wrk(f"{bare}/bare/orders", "POST", body, None, root, "bare_post"),
+                    "service POST /api/orders": wrk(f"{svc}/api/orders", "POST", body, token, root, "svc_post", profiled, cpu),
+                    "bare    POST /bare/orders": wrk(f"{bare}/bare/orders", "POST", body, None, root, "bare_post",
+                                                 bare_pid if PROFILE else None, cpu),
                     "service GET  /api/orders/{id}": wrk(f"{svc}/api/orders/{order_id}", "GET", None, token, root,
-                                                         "svc_get"),
+                                                         "svc_get", profiled, cpu),
                     "bare    GET  /bare/orders/{id}": wrk(f"{bare}/bare/orders/{bare_id}", "GET", None, None, root,
-                                                          "bare_get"),
+                                                          "bare_get", bare_pid if PROFILE else None, cpu),
                 }
                 post_rate = results["service POST /api/orders"]["rps"] / 2
                 get_rate = results["service GET  /api/orders/{id}"]["rps"] / 2
@@ -305,6 +453,11 @@ def main() -> int:
         print(f"{'endpoint':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
         for name, r in results.items():
             print(f"{name:34} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['non2xx']:8.0f}")
+        print(f"\nCPU ms per request during each run (from /proc; other load on the machine does not count)")
+        parts = ("service", "bare app", "PostgreSQL", "Redis")
+        print(f"{'endpoint':34} " + " ".join(f"{part:>10}" for part in parts))
+        for name, r in results.items():
+            print(f"{name:34} " + " ".join(f"{r['cpu_ms'].get(part, 0.0):10.2f}" for part in parts))
         post_ratio = results["service POST /api/orders"]["rps"] / results["bare    POST /bare/orders"]["rps"]
         get_ratio = results["service GET  /api/orders/{id}"]["rps"] / results["bare    GET  /bare/orders/{id}"]["rps"]
         print(f"\nratio POST service/bare: {post_ratio:.2f}  (target >= 0.5)")
@@ -314,8 +467,19 @@ def main() -> int:
         for name, r in fixed.items():
             print(f"  {name:34} offered {r['rate']:5.0f}/s achieved {r['achieved']:5.0f}/s  p50 {r['p50']:6.2f} ms  "
                   f"p99 {r['p99']:7.2f} ms  non-2xx {r['failures']}")
+        if PROFILE:
+            runs = ("svc_post", "svc_get", "bare_post", "bare_get")
+            shares = {run: profile_shares(root / f"{run}.pyspy") for run in runs}
+            print("\nwhere the workers' CPU time goes under wrk (py-spy, 100 Hz, waiting threads left out; "
+                  "share of samples)")
+            print(f"  {'part of the request path':50} " + " ".join(f"{run:>9}" for run in runs))
+            for name in shares["svc_post"]:
+                print(f"  {name:50} " + " ".join(f"{shares[run][name]:9.1%}" for run in runs))
+            print("  " + " " * 50 + " " + " ".join(f"{sample_count(root / f'{run}.pyspy'):9d}" for run in runs)
+                  + "  samples")
         load = os.getloadavg()
-        print(f"\nload average after the run: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {cpu} CPUs "
+        print(f"\nload average before the run: {load_before[0]:.1f} {load_before[1]:.1f} {load_before[2]:.1f}, "
+              f"after: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {cpu} CPUs "
               "(other work on the machine skews every figure)")
         return 0
     finally:

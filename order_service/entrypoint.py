@@ -19,18 +19,26 @@ import logging
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from pydantic import ValidationError
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.pool import NullPool
+from tenacity import (
+    RetryCallState,
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_delay,
+    wait_fixed,
+)
 
 from order_service.core.config import Settings
+from order_service.core.db import make_migration_engine
 from order_service.core.logging import configure_logging
 
 logger = logging.getLogger("order_service.entrypoint")
@@ -62,34 +70,51 @@ def alembic_config(settings: Settings, connection: Connection | None = None) -> 
     return config
 
 
+def _log_database_wait(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    logger.info("waiting for the database", extra={"error": type(getattr(error, "orig", error)).__name__})
+
+
 def _connect(engine: Engine, timeout: float) -> Connection:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return engine.connect()
-        except sa_exc.OperationalError as exc:
-            if time.monotonic() >= deadline:
-                raise StartupError(f"database unreachable after {timeout:.0f}s: {exc.orig}") from exc
-            logger.info("waiting for the database", extra={"error": type(exc.orig).__name__})
-            time.sleep(1)
+    """``engine.connect()``, tried every second for ``timeout`` seconds (tenacity)."""
+    retrying = Retrying(
+        retry=retry_if_exception_type(sa_exc.OperationalError),
+        wait=wait_fixed(1),
+        stop=stop_after_delay(timeout),
+        before_sleep=_log_database_wait,
+        reraise=True,
+    )
+    try:
+        return retrying(engine.connect)
+    except sa_exc.OperationalError as exc:
+        raise StartupError(f"database unreachable after {timeout:.0f}s: {exc.orig}") from exc
+
+
+def _log_lock_wait(state: RetryCallState) -> None:
+    if state.attempt_number == 1:  # once, not every 0.25 s
+        logger.info("waiting for the migration lock held by another process")
 
 
 def _lock(connection: Connection, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    waiting_logged = False
-    while True:
+    """Take the migration advisory lock, tried every 0.25 s for ``timeout`` seconds (tenacity)."""
+
+    def try_lock() -> bool:
         locked = connection.execute(
             text("SELECT pg_try_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
         ).scalar_one()
         connection.commit()  # session-level lock: it outlives this transaction
-        if locked:
-            return
-        if time.monotonic() >= deadline:
-            raise StartupError(f"migration lock still held by another process after {timeout:.0f}s")
-        if not waiting_logged:
-            logger.info("waiting for the migration lock held by another process")
-            waiting_logged = True
-        time.sleep(0.25)
+        return bool(locked)
+
+    retrying = Retrying(
+        retry=retry_if_result(lambda locked: not locked),
+        wait=wait_fixed(0.25),
+        stop=stop_after_delay(timeout),
+        before_sleep=_log_lock_wait,
+    )
+    try:
+        retrying(try_lock)
+    except RetryError:
+        raise StartupError(f"migration lock still held by another process after {timeout:.0f}s") from None
 
 
 def migrate(
@@ -106,11 +131,7 @@ def migrate(
     lets Alembic/SQLAlchemy errors of the migration itself propagate (the
     migration is one transaction: it applies completely or not at all).
     """
-    engine = create_engine(
-        settings.SQLALCHEMY_DATABASE_URI,
-        poolclass=NullPool,
-        connect_args={"connect_timeout": settings.DEPENDENCY_TIMEOUT_SECONDS},
-    )
+    engine = make_migration_engine(settings)
     try:
         with _connect(engine, connect_timeout) as connection:
             _lock(connection, lock_timeout)

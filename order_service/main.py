@@ -25,10 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
-from redis import Redis
 from redis.exceptions import RedisError
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 from sqlalchemy import exc as sa_exc
 from starlette.datastructures import MutableHeaders
 from starlette.routing import compile_path
@@ -38,8 +35,10 @@ from order_service import __version__, crud, metrics
 from order_service.api.deps import UserCache
 from order_service.api.main import api_router
 from order_service.core.config import Settings, get_settings
-from order_service.core.db import make_engine, make_session_factory
+from order_service.core.db import make_autocommit_session_factory, make_engine, make_session_factory
 from order_service.core.logging import configure_logging, request_id_var
+from order_service.core.redis_clients import make_redis
+from order_service.core.security import VerifiedTokens
 from order_service.storage import StorageError, make_storage
 
 logger = logging.getLogger("order_service")
@@ -282,19 +281,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.migration_heads = migration_heads()
     app.state.storage = make_storage(settings)
     app.state.user_cache = UserCache(settings.AUTH_CACHE_SECONDS)
+    app.state.verified_tokens = VerifiedTokens(settings.SECRET_KEY.get_secret_value())
     app.state.async_redis = weakref.WeakKeyDictionary()  # event loop -> redis.asyncio client
+    app.state.rate_limiters = weakref.WeakKeyDictionary()  # event loop -> RateLimiter on that client
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
-    app.state.redis = Redis(
-        host=settings.REDIS_HOST,
-        port=settings.REDIS_PORT,
-        password=settings.REDIS_PASSWORD.get_secret_value() if settings.REDIS_PASSWORD else None,
-        socket_connect_timeout=settings.DEPENDENCY_TIMEOUT_SECONDS,
-        socket_timeout=settings.DEPENDENCY_TIMEOUT_SECONDS,
-        health_check_interval=30,
-        # Two quick retries (<= 0.5 s apart), so readiness answers within the timeout budget.
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
-    )
+    app.state.autocommit_session_factory = make_autocommit_session_factory(engine)
+    app.state.redis = make_redis(settings)
 
     if settings.CORS_ORIGINS:
         app.add_middleware(

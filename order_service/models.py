@@ -84,6 +84,22 @@ class Role(enum.StrEnum):
     admin = "admin"
 
 
+#: Roles that may change an order's status (``POST /api/orders/{id}/transitions``).
+TRANSITION_ROLES: frozenset[Role] = frozenset({Role.operator, Role.admin})
+
+
+def allowed_transitions(current: OrderStatus, role: Role) -> list[OrderStatus]:
+    """The statuses ``role`` may move an order in status ``current`` to, in lifecycle order.
+
+    :data:`ALLOWED_TRANSITIONS` for the roles in :data:`TRANSITION_ROLES`, nothing for the others:
+    the one rule the API enforces and reports (``allowed_transitions`` of every order it returns).
+    """
+    if role not in TRANSITION_ROLES:
+        return []
+    possible = ALLOWED_TRANSITIONS[current]
+    return [status for status in OrderStatus if status in possible]
+
+
 def _enum(enum_class: type[enum.Enum], name: str) -> Enum:
     return Enum(enum_class, name=name, values_callable=lambda members: [member.value for member in members])
 

@@ -14,7 +14,16 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 from order_service.core.config import EMAIL_PATTERN
 from order_service.models import (
@@ -26,6 +35,7 @@ from order_service.models import (
     SKU_MAX_LENGTH,
     OrderStatus,
     Role,
+    allowed_transitions,
 )
 
 
@@ -95,9 +105,14 @@ class OrderLinePublic(BaseModel):
 
 
 class OrderPublic(BaseModel):
-    """A stored order; ``total_minor`` is the sum of its line totals, computed by the server."""
+    """A stored order; ``total_minor`` is the sum of its line totals, computed by the server.
 
-    model_config = ConfigDict(from_attributes=True)
+    ``allowed_transitions`` are the statuses the signed-in user may move the order to now
+    (:func:`~order_service.models.allowed_transitions` of its status and the user's role):
+    build it with ``OrderPublic.model_validate(order, context={"role": role})``.
+    """
+
+    model_config = ConfigDict(from_attributes=True, json_schema_serialization_defaults_required=True)
 
     id: uuid.UUID
     customer: str
@@ -108,6 +123,24 @@ class OrderPublic(BaseModel):
     owner_id: uuid.UUID | None
     version: int
     lines: list[OrderLinePublic]
+    allowed_transitions: list[OrderStatus] = Field(
+        default=None,  # type: ignore[assignment] - always replaced by _for_role
+        validate_default=True,
+        description="Statuses the signed-in user may move this order to now (empty: none), lifecycle order",
+    )
+
+    @field_validator("allowed_transitions", mode="before")
+    @classmethod
+    def _for_role(cls, value: object, info: ValidationInfo) -> object:
+        """Computed from ``status`` and the ``role`` in the validation context, never taken from input."""
+        role = (info.context or {}).get("role")
+        if role is None:
+            if value is None:
+                raise ValueError("OrderPublic needs the signed-in role in its validation context")
+            return value  # an OrderPublic dumped and validated again (FastAPI's response check)
+        if "status" not in info.data:
+            return []  # status itself failed validation and is reported
+        return allowed_transitions(info.data["status"], role)
 
 
 class TransitionCreate(BaseModel):

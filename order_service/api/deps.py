@@ -13,6 +13,7 @@ limit (429 with ``Retry-After``).
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 import weakref
@@ -21,20 +22,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
+from cachetools import TTLCache
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
 from starlette.concurrency import run_in_threadpool
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import ExponentialBackoff
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from order_service import crud, ratelimit
 from order_service.core.config import Settings
-from order_service.core.security import InvalidTokenError, decode_access_token
-from order_service.models import Role, User
+from order_service.core.redis_clients import make_async_redis
+from order_service.core.security import InvalidTokenError, VerifiedTokens
+from order_service.models import TRANSITION_ROLES, Role, User
 from order_service.storage import Storage
 
 TOKEN_URL = "/api/login/access-token"
@@ -51,6 +52,13 @@ async def get_engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
+async def _close(session: Session) -> None:
+    if session.in_transaction():
+        await run_in_threadpool(session.close)
+    else:
+        session.close()
+
+
 async def get_db(request: Request) -> AsyncIterator[Session]:
     """A session for the duration of the request; rolled back if not committed, then closed.
 
@@ -63,10 +71,16 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
     try:
         yield session
     finally:
-        if session.in_transaction():
-            await run_in_threadpool(session.close)
-        else:
-            session.close()
+        await _close(session)
+
+
+async def get_autocommit_db(request: Request) -> AsyncIterator[Session]:
+    """:func:`get_db` on autocommit connections: for routes that run one (atomic) statement."""
+    session = request.app.state.autocommit_session_factory()
+    try:
+        yield session
+    finally:
+        await _close(session)
 
 
 async def get_redis(request: Request) -> Redis:
@@ -84,18 +98,20 @@ def async_redis(request: Request) -> AsyncRedis:
     loop = asyncio.get_running_loop()
     client = clients.get(loop)
     if client is None:
-        settings: Settings = request.app.state.settings
-        client = AsyncRedis(
-            host=settings.REDIS_HOST,
-            port=settings.REDIS_PORT,
-            password=settings.REDIS_PASSWORD.get_secret_value() if settings.REDIS_PASSWORD else None,
-            socket_connect_timeout=settings.DEPENDENCY_TIMEOUT_SECONDS,
-            socket_timeout=settings.DEPENDENCY_TIMEOUT_SECONDS,
-            # as the sync client: two quick retries, not redis-py's default of seconds of backoff
-            retry=AsyncRetry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
-        )
-        clients[loop] = client
+        client = clients[loop] = make_async_redis(request.app.state.settings)
     return client
+
+
+def rate_limiter(request: Request) -> ratelimit.RateLimiter:
+    """The rate limiter of the running event loop, on :func:`async_redis`'s connection pool."""
+    limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ratelimit.RateLimiter] = (
+        request.app.state.rate_limiters
+    )
+    loop = asyncio.get_running_loop()
+    limiter = limiters.get(loop)
+    if limiter is None:
+        limiter = limiters[loop] = ratelimit.RateLimiter(async_redis(request))
+    return limiter
 
 
 async def get_storage(request: Request) -> Storage:
@@ -106,6 +122,7 @@ async def get_storage(request: Request) -> Storage:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_db)]
+AutocommitSessionDep = Annotated[Session, Depends(get_autocommit_db)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
 
@@ -131,8 +148,7 @@ def _too_many(exc: ratelimit.RateLimited) -> HTTPException:
 async def limit_by_address(request: Request, settings: SettingsDep) -> None:
     """Count the request against the per-address limit only (unauthenticated routes: login)."""
     try:
-        await ratelimit.hit_async(
-            async_redis(request),
+        await rate_limiter(request).hit(
             ratelimit.Limit("ip", client_address(request), settings.RATE_LIMIT_IP, settings.RATE_LIMIT_WINDOW_SECONDS),
         )
     except ratelimit.RateLimited as exc:
@@ -164,31 +180,41 @@ class Principal:
 class UserCache:
     """Per-process snapshots of users for ``AUTH_CACHE_SECONDS`` (saves a query per request).
 
-    A change through this process's API (role, deactivation) is seen at once; other
-    worker processes see it within ``AUTH_CACHE_SECONDS``. ``0`` disables the cache.
+    A :class:`cachetools.TTLCache` of at most :attr:`MAX_USERS` entries (least recently
+    used evicted first) on the monotonic clock, behind a lock: the event loop reads and
+    fills it, admin routes in the thread pool call :meth:`forget`. A change through this
+    process's API (role, deactivation) is seen at once; other worker processes see it
+    within ``AUTH_CACHE_SECONDS``. ``0`` disables the cache.
     """
 
-    def __init__(self, ttl_seconds: float) -> None:
+    MAX_USERS = 10_000
+
+    def __init__(self, ttl_seconds: float, timer: Callable[[], float] = time.monotonic) -> None:
+        """``ttl_seconds``: lifetime of an entry; ``timer``: the clock, in seconds (tests pass their own)."""
         self.ttl_seconds = ttl_seconds
-        self._entries: dict[uuid.UUID, tuple[float, Principal]] = {}
+        self._entries: TTLCache[uuid.UUID, Principal] | None = (
+            TTLCache(maxsize=self.MAX_USERS, ttl=ttl_seconds, timer=timer) if ttl_seconds > 0 else None
+        )
+        self._lock = threading.Lock()
 
     def get(self, user_id: uuid.UUID) -> Principal | None:
         """The cached snapshot when it is fresh, else ``None``."""
-        entry = self._entries.get(user_id)
-        if entry is None or entry[0] < time.monotonic():
+        if self._entries is None:
             return None
-        return entry[1]
+        with self._lock:
+            return self._entries.get(user_id)
 
     def put(self, principal: Principal) -> None:
         """Remember ``principal`` for ``ttl_seconds``."""
-        if self.ttl_seconds > 0:
-            if len(self._entries) > 10_000:
-                self._entries.clear()
-            self._entries[principal.id] = (time.monotonic() + self.ttl_seconds, principal)
+        if self._entries is not None:
+            with self._lock:
+                self._entries[principal.id] = principal
 
     def forget(self, user_id: uuid.UUID) -> None:
         """Drop ``user_id`` (after a change)."""
-        self._entries.pop(user_id, None)
+        if self._entries is not None:
+            with self._lock:
+                self._entries.pop(user_id, None)
 
 
 def _load_principal(request: Request, user_id: uuid.UUID) -> Principal | None:
@@ -210,12 +236,12 @@ async def get_current_user(
     if not token:
         raise _unauthorized("not authenticated")
     try:
-        claims = decode_access_token(token, settings.SECRET_KEY.get_secret_value())
+        tokens: VerifiedTokens = request.app.state.verified_tokens
+        claims = tokens.decode(token)
     except InvalidTokenError:
         raise _unauthorized("invalid or expired token") from None
     try:
-        await ratelimit.hit_async(
-            async_redis(request),
+        await rate_limiter(request).hit(
             ratelimit.Limit("user", str(claims.user_id), settings.RATE_LIMIT_USER, settings.RATE_LIMIT_WINDOW_SECONDS),
             ratelimit.Limit("ip", client_address(request), settings.RATE_LIMIT_IP, settings.RATE_LIMIT_WINDOW_SECONDS),
         )
@@ -248,4 +274,5 @@ def require_role(*roles: Role) -> Callable[[Principal], Principal]:
 
 
 AdminUser = Annotated[Principal, Depends(require_role(Role.admin))]
-StaffUser = Annotated[Principal, Depends(require_role(Role.operator, Role.admin))]
+#: A user who may change an order's status (the roles of :data:`~order_service.models.TRANSITION_ROLES`).
+StaffUser = Annotated[Principal, Depends(require_role(*sorted(TRANSITION_ROLES)))]

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import bcrypt
 import jwt
+from cachetools import TTLCache
 
 ALGORITHM = "HS256"
 #: A valid hash of a random password, checked when the user does not exist (same timing).
@@ -76,3 +79,35 @@ def decode_access_token(token: str, secret: str) -> TokenClaims:
         )
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise InvalidTokenError(str(exc)) from exc
+
+
+class VerifiedTokens:
+    """Tokens already verified by this process, so a reused token skips the signature check.
+
+    :meth:`decode` answers like :func:`decode_access_token` for ``secret``: a token seen
+    before is taken from a :class:`cachetools.TTLCache` (at most ``max_tokens`` tokens, each
+    kept up to ``ttl_seconds``) and its expiry checked against the clock again; a new token
+    is verified in full. Only tokens that verified are kept, so a bad one costs a full check
+    every time. One instance per application (per secret); thread-safe.
+    """
+
+    def __init__(self, secret: str, ttl_seconds: float = 60.0, max_tokens: int = 10_000) -> None:
+        self._secret = secret
+        self._cache: TTLCache[str, tuple[float, TokenClaims]] = TTLCache(
+            maxsize=max_tokens, ttl=ttl_seconds, timer=time.monotonic
+        )
+        self._lock = threading.Lock()
+
+    def decode(self, token: str) -> TokenClaims:
+        """The claims of ``token``; raises :class:`InvalidTokenError` as :func:`decode_access_token` does."""
+        with self._lock:
+            entry = self._cache.get(token)
+        if entry is not None:
+            expires, claims = entry
+            if time.time() < expires:
+                return claims
+            raise InvalidTokenError("Signature has expired")
+        claims = decode_access_token(token, self._secret)
+        with self._lock:
+            self._cache[token] = (claims.expires_at.timestamp(), claims)
+        return claims

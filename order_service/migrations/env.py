@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 
 from alembic import context
-from sqlalchemy import Connection, create_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Connection
 
 from order_service.core.config import Settings, get_settings
+from order_service.core.db import make_migration_engine
 from order_service.core.logging import configure_logging
 from order_service.models import Base
 
@@ -49,12 +49,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    settings = _settings()
-    engine = create_engine(
-        settings.SQLALCHEMY_DATABASE_URI,
-        poolclass=NullPool,
-        connect_args={"connect_timeout": settings.DEPENDENCY_TIMEOUT_SECONDS},
-    )
+    engine = make_migration_engine(_settings())
     try:
         with engine.connect() as fresh:
             _run(fresh)

@@ -2,7 +2,10 @@
 
 Access: every route needs a bearer token. ``customer`` users see and create only
 their own orders (another's order is a 404, its existence is not revealed);
-``operator`` and ``admin`` see all and change status.
+``operator`` and ``admin`` see all and change status. Every order returned carries
+``allowed_transitions``: the statuses the caller may move it to now (one rule,
+:func:`order_service.models.allowed_transitions`); a replayed ``Idempotency-Key``
+answer is the first answer as it was stored.
 """
 
 from __future__ import annotations
@@ -21,7 +24,16 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime
 
 from order_service import crud, idempotency, metrics
-from order_service.api.deps import CurrentUser, Principal, RedisDep, SessionDep, SettingsDep, StaffUser, StorageDep
+from order_service.api.deps import (
+    AutocommitSessionDep,
+    CurrentUser,
+    Principal,
+    RedisDep,
+    SessionDep,
+    SettingsDep,
+    StaffUser,
+    StorageDep,
+)
 from order_service.models import Attachment, Order, OrderStatus, Role
 from order_service.schemas import (
     AttachmentPublic,
@@ -90,7 +102,7 @@ def _header_error(name: str, message: str) -> RequestValidationError:
 def create_order(
     order_in: OrderCreate,
     user: CurrentUser,
-    session: SessionDep,
+    session: AutocommitSessionDep,  # crud.create_order is one statement
     redis: RedisDep,
     settings: SettingsDep,
     request: Request,
@@ -131,7 +143,7 @@ def create_order(
         if store is not None:
             store.release()
         raise
-    body = OrderPublic.model_validate(order).model_dump(mode="json")
+    body = OrderPublic.model_validate(order, context={"role": user.role}).model_dump(mode="json")
     headers = {
         "Location": str(request.app.url_path_for("read_order", order_id=str(order.id))),
         "ETag": etag(order),
@@ -147,7 +159,7 @@ def create_order(
 
 
 @router.get("/{order_id}", response_model=OrderPublic, responses={404: {"model": Message}})
-def read_order(order_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Response:
+def read_order(order_id: uuid.UUID, user: CurrentUser, session: AutocommitSessionDep) -> Response:
     """The order with ``order_id`` and its ``ETag``; 404 when there is none (or it is not yours).
 
     Serialised once, straight to JSON (the hot path: no second validation pass).
@@ -157,7 +169,7 @@ def read_order(order_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> R
     if view is None or (user.role == Role.customer and view["owner_id"] != user.id):
         raise _not_found()
     return Response(
-        OrderPublic.model_validate(view).model_dump_json(),
+        OrderPublic.model_validate(view, context={"role": user.role}).model_dump_json(),
         media_type="application/json",
         headers={"ETag": f'"{view["version"]}"'},
     )
@@ -201,7 +213,7 @@ def list_orders(
     orders, next_cursor = crud.list_orders(session, limit=limit, after=after, where=where)
     crud.end_read(session)
     return OrderPage(
-        items=[OrderPublic.model_validate(order) for order in orders],
+        items=[OrderPublic.model_validate(order, context={"role": user.role}) for order in orders],
         next=next_cursor.encode() if next_cursor else None,
     )
 
@@ -255,7 +267,7 @@ def transition_order(
     metrics.ORDER_TRANSITIONS.labels(previous.value, change.to.value).inc()
     response.headers["ETag"] = etag(order)
     logger.info("order status changed", extra={"order_id": str(order.id), "to": change.to.value, "by": str(user.id)})
-    return OrderPublic.model_validate(order)
+    return OrderPublic.model_validate(order, context={"role": user.role})
 
 
 @router.get(

@@ -69,3 +69,35 @@ def test_cursor_round_trip() -> None:
 def test_cursor_rejects_garbage(token: str) -> None:
     with pytest.raises(crud.InvalidCursorError):
         crud.PageCursor.decode(token)
+
+
+def test_create_order_is_one_autocommit_statement_and_atomic(app: Any, order_body: dict[str, Any]) -> None:
+    """The API's write path: one statement on an autocommit connection (no BEGIN/COMMIT round
+    trips), and still all or nothing: a line the database refuses leaves no order behind."""
+    from sqlalchemy import event, exc, func, select  # noqa: PLC0415
+
+    from order_service.models import Order  # noqa: PLC0415
+    from order_service.schemas import OrderLineCreate  # noqa: PLC0415
+
+    seen: list[tuple[str, bool]] = []
+
+    def record(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append((statement.split()[0], conn.connection.dbapi_connection.autocommit))
+
+    engine = app.state.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with app.state.autocommit_session_factory() as session:
+            crud.create_order(session, OrderCreate.model_validate(order_body))
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert seen == [("WITH", True)]
+    bad = OrderCreate.model_construct(
+        customer="ACME", currency="EUR",
+        lines=[OrderLineCreate.model_construct(sku="OK-1", quantity=1, unit_price_minor=1),
+               OrderLineCreate.model_construct(sku="BAD-2", quantity=0, unit_price_minor=1)],
+    )
+    with app.state.autocommit_session_factory() as session, pytest.raises(exc.DBAPIError):
+        crud.create_order(session, bad)
+    with app.state.session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Order)) == 1

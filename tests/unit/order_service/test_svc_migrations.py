@@ -12,10 +12,10 @@ from typing import Any
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
-from sqlalchemy.pool import NullPool
+from sqlalchemy import inspect
 
 from order_service.core.config import Settings
+from order_service.core.db import make_migration_engine
 from order_service.entrypoint import ALEMBIC_INI, alembic_config, migrate
 from order_service.models import Base
 
@@ -23,7 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_migration_matches_models(settings: Any) -> None:
-    engine = create_engine(settings.SQLALCHEMY_DATABASE_URI, poolclass=NullPool)
+    engine = make_migration_engine(settings)
     try:
         with engine.connect() as connection:
             diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
@@ -38,7 +38,7 @@ def test_downgrade_to_base_and_back(pg_server: Any, settings_factory: Any) -> No
     with pg_server.admin("orderops_downgrade") as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0002",)
     command.downgrade(alembic_config(settings), "base")
-    engine = create_engine(settings.SQLALCHEMY_DATABASE_URI, poolclass=NullPool)
+    engine = make_migration_engine(settings)
     try:
         with engine.connect() as connection:
             assert set(inspect(connection).get_table_names()) == {"alembic_version"}
