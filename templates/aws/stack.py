@@ -299,6 +299,7 @@ def _container(settings: AwsSettings, name: str, command: list[str]) -> dict[str
     }
     spec: dict[str, Any] = {
         "Name": name, "Image": _ref("ImageUri"), "Essential": True,
+        "Memory": settings.api.memory,  # hard limit = the task's size (one container per task)
         "Environment": [{"Name": k, "Value": v} for k, v in env.items()],
         "Secrets": [{"Name": k, "ValueFrom": _ref(v)} for k, v in SECRET_ENV.items()],
         "ReadonlyRootFilesystem": True, "User": "10001",

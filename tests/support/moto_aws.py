@@ -6,10 +6,11 @@ where moto's CloudFormation differs from AWS in a way that would stop the real t
 aligned with AWS's documented behaviour; everything else is moto as released:
 
 1. ``Fn::GetAtt`` of a resource whose *type* moto does not implement raises "references undefined
-   resource" (in an output: an AttributeError while validating it), while a ``Ref`` to it resolves to null (moto skips such resources silently). The shim
-   resolves the ``GetAtt`` to the string ``moto-skipped:<Logical>.<Attr>``, so a template that uses
-   ElastiCache's endpoint or CloudFront's domain can be applied, and the skipped resources are
-   exactly the ones the test lists.
+   resource" (in an output: an AttributeError while validating it), while a ``Ref`` to it resolves
+   to null, which drops required properties (a task definition's secret ``valueFrom``). The shim
+   resolves both to marker strings (``moto-skipped:<Logical>[.<Attr>]``), so a template that uses
+   ElastiCache's endpoint, CloudFront's domain or a secret's ARN can be applied, and the skipped
+   resources are exactly the ones the test lists.
 2. A stack created or updated by executing a change set keeps the outputs of its previous template
    (none for a new stack); AWS evaluates the new template's outputs. The shim rebuilds them.
 3. ``Ref`` of an ``AWS::RDS::DBParameterGroup`` returns moto's Python object instead of the group's
@@ -61,6 +62,10 @@ def _apply_shims() -> None:
         if _getatt_of_skipped(resource_json, declared, supported) and resource_json["Fn::GetAtt"][0] in declared:
             name, attr = resource_json["Fn::GetAtt"][0], resource_json["Fn::GetAtt"][1]
             return f"{SKIPPED_PREFIX}{name}.{attr}"
+        if isinstance(resource_json, dict) and isinstance(resource_json.get("Ref"), str):
+            target = declared.get(resource_json["Ref"])
+            if isinstance(target, dict) and target.get("Type") not in supported:
+                return f"{SKIPPED_PREFIX}{resource_json['Ref']}"
         return original(resource_json, resources_map)
 
     parsing.clean_json = clean_json
