@@ -17,6 +17,7 @@ aws = {
     # The tests create the zone in moto first (its id is random) and export it here.
     "hosted_zone_id": _os.environ.get("ORDEROPS_AWS_ZONE", "Z0EXAMPLE12345"),
     "version": _os.environ.get("ORDEROPS_AWS_VERSION", "0.1.0"),
+    "poll_seconds": 0.2,  # test speed: moto answers at once
     "api": {"cpu": 256, "memory": 512, "desired_count": 1, "min_count": 1, "max_count": 2},
     "db": {"instance_class": "db.t4g.micro", "allocated_storage": 20, "max_allocated_storage": 20,
            "multi_az": False, "backup_retention_days": 1, "manual_snapshots_keep": 2},

@@ -137,6 +137,7 @@ class AwsSettings(_Model):
     + log_retention_days: CloudWatch Logs retention (a value CloudWatch accepts)
     + waf_rate_limit: requests per 5 minutes per client IP before WAF blocks
     + alarm_email: optional address subscribed to the alarm topic
+    + poll_seconds: how often waiters poll AWS (the local test inventory lowers it)
     + api / db / cache: see their models
     """
 
@@ -153,6 +154,7 @@ class AwsSettings(_Model):
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731] = 30
     waf_rate_limit: int = Field(2000, ge=100, le=2_000_000_000)
     alarm_email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    poll_seconds: float = Field(15.0, ge=0.1, le=300)
     api: ApiSettings = ApiSettings()
     db: DbSettings = DbSettings()
     cache: CacheSettings = CacheSettings()

@@ -20,7 +20,6 @@ from deploys.aws.session import AwsSession, call
 __all__ = ["CertificatePlan", "find_certificate", "ensure_certificate"]
 
 _TAG = "orderops:environment"
-_WAIT = {"WaiterConfig": {"Delay": 5, "MaxAttempts": 360}}
 
 
 @dataclass(frozen=True)
@@ -86,5 +85,5 @@ def ensure_certificate(aws: AwsSession, domain: str, region: str) -> str:
              {"Action": "UPSERT", "ResourceRecordSet": {
                  "Name": rec["Name"], "Type": rec["Type"], "TTL": 300,
                  "ResourceRecords": [{"Value": rec["Value"]}]}} for rec in records]})
-    call("acm", "Wait", acm.get_waiter("certificate_validated").wait, CertificateArn=arn, **_WAIT)
+    call("acm", "Wait", acm.get_waiter("certificate_validated").wait, CertificateArn=arn, **aws.wait(1800))
     return arn

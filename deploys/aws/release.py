@@ -41,7 +41,6 @@ __all__ = ["ReleaseRecord", "Pusher", "DockerPusher", "Verifier", "https_ready",
 _REGISTER_FIELDS = ("family", "taskRoleArn", "executionRoleArn", "networkMode", "containerDefinitions",
                     "volumes", "placementConstraints", "requiresCompatibilities", "cpu", "memory",
                     "runtimePlatform", "ephemeralStorage", "pidMode", "ipcMode", "proxyConfiguration")
-_WAIT = {"WaiterConfig": {"Delay": 5, "MaxAttempts": 120}}
 
 
 @dataclass(frozen=True)
@@ -176,7 +175,7 @@ def _migrate(aws: AwsSession, out: dict[str, str], task_definition: str) -> None
     if started.get("failures") or not started.get("tasks"):
         raise ReleaseFailed(f"migration task did not start: {started.get('failures')}", None)
     arn = started["tasks"][0]["taskArn"]
-    call("ecs", "Wait", ecs.get_waiter("tasks_stopped").wait, cluster=out["ClusterName"], tasks=[arn], **_WAIT)
+    call("ecs", "Wait", ecs.get_waiter("tasks_stopped").wait, cluster=out["ClusterName"], tasks=[arn], **aws.wait(900))
     task = call("ecs", "DescribeTasks", ecs.describe_tasks, cluster=out["ClusterName"], tasks=[arn])["tasks"][0]
     codes = [c.get("exitCode") for c in task.get("containers", [])]
     if not codes or any(code != 0 for code in codes):
@@ -190,7 +189,7 @@ def _deploy(aws: AwsSession, out: dict[str, str], task_definition: str) -> None:
          deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": True},
                                   "maximumPercent": 200, "minimumHealthyPercent": 100})
     call("ecs", "Wait", ecs.get_waiter("services_stable").wait, cluster=out["ClusterName"],
-         services=[out["ApiServiceName"]], **_WAIT)
+         services=[out["ApiServiceName"]], **aws.wait(1800))
 
 
 def release(aws: AwsSession, version: str, local_image: str, pusher: Pusher, verify: Verifier,

@@ -7,6 +7,7 @@ uses it, so a test configuration can never reach a real AWS account.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -46,6 +47,11 @@ class AwsSession:
                 service, region_name=region, endpoint_url=self.settings.endpoint_url,
                 config=Config(retries={"mode": "standard", "max_attempts": 5}))
         return self._clients[key]
+
+    def wait(self, timeout_seconds: float) -> dict[str, Any]:
+        """``WaiterConfig`` kwargs: poll every ``settings.poll_seconds`` for up to ``timeout_seconds``."""
+        delay = self.settings.poll_seconds
+        return {"WaiterConfig": {"Delay": delay, "MaxAttempts": max(1, math.ceil(timeout_seconds / delay))}}
 
     @property
     def local(self) -> bool:

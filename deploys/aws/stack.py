@@ -26,7 +26,6 @@ __all__ = ["Change", "Plan", "plan", "apply", "outputs", "stack_status", "NO_CHA
 #: changes...", older: "No updates are to be performed.").
 NO_CHANGES_REASONS = ("didn't contain changes", "No updates are to be performed")
 
-_WAIT = {"WaiterConfig": {"Delay": 2, "MaxAttempts": 900}}
 
 
 @dataclass(frozen=True)
@@ -97,7 +96,7 @@ def plan(aws: AwsSession, stack: str, body: str, parameters: dict[str, str] | No
     kind = "CREATE" if status in (None, "REVIEW_IN_PROGRESS") else "UPDATE"
     if status == "ROLLBACK_COMPLETE":  # a failed first create can only be deleted
         call("cloudformation", "DeleteStack", cfn.delete_stack, StackName=stack)
-        call("cloudformation", "Wait", cfn.get_waiter("stack_delete_complete").wait, StackName=stack, **_WAIT)
+        call("cloudformation", "Wait", cfn.get_waiter("stack_delete_complete").wait, StackName=stack, **aws.wait(3600))
         kind = "CREATE"
     name = f"orderops-{int(time.time() * 1000)}"
     try:
@@ -110,7 +109,7 @@ def plan(aws: AwsSession, stack: str, body: str, parameters: dict[str, str] | No
         if any(text in str(exc) for text in NO_CHANGES_REASONS):
             return Plan(stack, region, None, kind)
         raise
-    desc = _wait_change_set(cfn, stack, name)
+    desc = _wait_change_set(cfn, stack, name, aws.settings.poll_seconds)
     if desc["Status"] == "FAILED":
         reason = desc.get("StatusReason", "")
         if any(text in reason for text in NO_CHANGES_REASONS):
@@ -137,13 +136,13 @@ def discard(aws: AwsSession, the_plan: Plan) -> None:
         call("cloudformation", "DeleteStack", cfn.delete_stack, StackName=the_plan.stack)
 
 
-def _wait_change_set(cfn: Any, stack: str, name: str) -> dict[str, Any]:
-    for _ in range(600):
+def _wait_change_set(cfn: Any, stack: str, name: str, poll: float) -> dict[str, Any]:
+    for _ in range(int(600 / poll) + 1):
         desc = call("cloudformation", "DescribeChangeSet", cfn.describe_change_set,
                     StackName=stack, ChangeSetName=name)
         if desc["Status"] in ("CREATE_COMPLETE", "FAILED"):
             return desc
-        time.sleep(1)
+        time.sleep(poll)
     raise AwsCallError("cloudformation", "DescribeChangeSet", "Timeout", f"change set {name} still pending")
 
 
@@ -161,7 +160,7 @@ def apply(aws: AwsSession, the_plan: Plan) -> str:
          StackName=the_plan.stack, ChangeSetName=the_plan.change_set)
     waiter = "stack_create_complete" if the_plan.kind == "CREATE" else "stack_update_complete"
     try:
-        cfn.get_waiter(waiter).wait(StackName=the_plan.stack, **_WAIT)
+        cfn.get_waiter(waiter).wait(StackName=the_plan.stack, **aws.wait(3600))
     except Exception:  # noqa: BLE001 - any waiter failure: report what the stack says
         status = stack_status(aws, the_plan.stack, the_plan.region) or "DELETED"
         raise StackFailed(the_plan.stack, status, failed_events(aws, the_plan.stack, the_plan.region, started)) from None
