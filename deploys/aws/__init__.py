@@ -1,0 +1,11 @@
+"""The AWS layout, driven by boto3: CloudFormation change sets, ECS releases, the environment lock.
+
+Arrows: ``deploys.aws`` reads ``inventories.aws_settings`` and ``templates.aws``; runbooks read it.
+
+    session.py     boto3 clients for one environment (local-endpoint guard, one error mapping)
+    errors.py      AwsError hierarchy
+    stack.py       plan / apply a stack through a change set, events on failure
+    lock.py        the environment lock (an SSM parameter created only if absent)
+    release.py     image push, migration task, task definition revision, service update, rollback
+    cli.py         ``orderops-aws plan|apply|release|rollback|status``
+"""

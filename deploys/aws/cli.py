@@ -1,0 +1,93 @@
+"""``orderops-aws``: plan, apply, release, roll back and inspect an AWS environment.
+
+    orderops-aws -i inventories/aws_example.py plan
+    orderops-aws -i INVENTORY apply [--yes]
+    orderops-aws -i INVENTORY release VERSION --image LOCAL_IMAGE [--yes]
+    orderops-aws -i INVENTORY rollback [--yes]
+    orderops-aws -i INVENTORY status
+
+Exit status: 0 done (or nothing to do), 1 a step failed (message on stderr, stack events included),
+2 bad input (inventory or arguments; nothing was called), 3 not approved.
+Without ``--yes`` a change is applied only after a ``y`` on an interactive terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from deploys.aws.errors import AwsError
+from deploys.aws.session import AwsSession
+from inventories.aws_settings import load_aws_inventory
+from inventories.schema import InventoryError
+
+__all__ = ["main"]
+
+
+def _approver(yes: bool):
+    def approve(text: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            print("orderops-aws: not a terminal and no --yes: nothing applied", file=sys.stderr)
+            return False
+        return input("apply these changes? [y/N] ").strip().lower() == "y"
+    return approve
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="orderops-aws", description=__doc__.splitlines()[0])
+    p.add_argument("-i", "--inventory", required=True, help="AWS inventory file (defines `aws`)")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("plan", help="show what apply would change (change sets), change nothing")
+    a = sub.add_parser("apply", help="create/update certificates and stacks through change sets")
+    a.add_argument("--yes", action="store_true", help="apply without asking")
+    r = sub.add_parser("release", help="push an image, migrate, update the service, verify")
+    r.add_argument("version")
+    r.add_argument("--image", required=True, help="local image to push (e.g. orderops/order-service:dev)")
+    r.add_argument("--yes", action="store_true")
+    b = sub.add_parser("rollback", help="put the previous recorded release back in service")
+    b.add_argument("--yes", action="store_true")
+    sub.add_parser("status", help="recorded release and service state")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit status documented in the module docstring."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_aws_inventory(args.inventory)
+    except (InventoryError, FileNotFoundError) as exc:
+        print(f"orderops: {exc}", file=sys.stderr)
+        return 2
+    aws = AwsSession(settings)
+    from deploys.aws import environment, release
+
+    verify = release.https_ready(f"https://{settings.domain}/api/ready")
+    try:
+        if args.command == "plan":
+            print(environment.plan_environment(aws).render())
+        elif args.command == "apply":
+            environment.apply_environment(aws, _approver(args.yes))
+        elif args.command == "release":
+            if not _approver(args.yes)(f"release {args.version}"):
+                return 3
+            pusher = release.DockerPusher(None if settings.registry_url else release.ecr_login(aws))
+            release.release(aws, args.version, args.image, pusher, verify)
+        elif args.command == "rollback":
+            if not _approver(args.yes)("rollback"):
+                return 3
+            release.rollback(aws, verify)
+        elif args.command == "status":
+            record = release.read_record(aws)
+            print(f"recorded release: {record.version} ({record.task_definition})" if record
+                  else "recorded release: none")
+    except AwsError as exc:
+        print(f"orderops-aws: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Fixtures of the AWS layout's tests: moto's server mode on loopback (tests/support/moto_aws.py)."""
+
+from __future__ import annotations
+
+import os
+
+import boto3
+import pytest
+
+from tests.support.moto_aws import moto_server
+
+
+@pytest.fixture(scope="module")
+def moto_url(monkeypatch_module):
+    """A fresh moto server per test module (state never leaks between modules)."""
+    # Test-speed values: ACM issues DNS-validated certificates at once, and every ECS service
+    # reports its desired count (1 in inventories/aws_local.py) as running.
+    monkeypatch_module.setenv("MOTO_ACM_VALIDATION_WAIT", "0")
+    monkeypatch_module.setenv("MOTO_ECS_SERVICE_RUNNING", "1")
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def aws(moto_url, monkeypatch_module):
+    """An :class:`AwsSession` for ``inventories/aws_local.py`` against the module's moto server."""
+    from deploys.aws.session import AwsSession
+    from inventories.aws_settings import load_aws_inventory
+
+    assert moto_url.startswith("http://127.0.0.1:"), "tests run against a local endpoint only"
+    zone = boto3.client("route53", endpoint_url=moto_url, region_name="us-east-1").create_hosted_zone(
+        Name="example.com", CallerReference=os.urandom(8).hex())["HostedZone"]["Id"].split("/")[-1]
+    monkeypatch_module.setenv("ORDEROPS_AWS_ENDPOINT", moto_url)
+    monkeypatch_module.setenv("ORDEROPS_AWS_ZONE", zone)
+    settings = load_aws_inventory("inventories/aws_local.py")
+    assert settings.endpoint_url == moto_url
+    return AwsSession(settings)
