@@ -36,6 +36,7 @@ from deploys.facts.monitoring import GrafanaLogin, PostgresRoleExists
 from deploys.operations import compose, secret_files, validated_config
 from deploys.operations import images as image_ops
 from deploys.roles.images import archive_cache_dir
+from deploys.roles.order_stack import STUB_STATUS_PORT
 from inventories.schema import HostSettings
 from templates import render
 from templates.monitoring.grafana.dashboards import DASHBOARDS, dashboard_json
@@ -44,8 +45,6 @@ __all__ = ["monitoring", "config_files", "compose_text", "env_text", "checks", "
            "SERVICE_IMAGES", "RELOAD", "RESTART"]
 
 PG_MONITOR_USER = "orderops_monitor"
-#: nginx's stub_status listener of the order stack (compose network only, never published)
-STUB_STATUS_PORT = 8081
 #: compose service -> monitoring image role
 SERVICE_IMAGES = {
     "prometheus": "prometheus", "alertmanager": "alertmanager", "node-exporter": "node_exporter",

@@ -28,6 +28,9 @@ __all__ = [
     "order_stack", "compose_text", "nginx_text", "env_text", "api_environment", "SERVICE_IMAGES", "effective_settings",
 ]
 
+#: nginx's stub_status listener for nginx-prometheus-exporter: compose network only, never published
+STUB_STATUS_PORT = 8081
+
 #: compose service -> Images field
 SERVICE_IMAGES = {"api": "order_service", "postgres": "postgres", "redis": "redis", "nginx": "nginx"}
 
@@ -91,6 +94,8 @@ def compose_text(settings: HostSettings) -> str:
         "order_stack/compose.yaml.j2",
         project=settings.compose_project,
         images=settings.images.refs(),
+        redis_maxmemory=settings.redis_maxmemory,
+        redis_maxmemory_policy=settings.redis_maxmemory_policy,
         api_environment={k: _yaml_str(v) for k, v in api_environment(settings).items()},
     )
 
@@ -99,6 +104,7 @@ def nginx_text(settings: HostSettings) -> str:
     """The rendered nginx vhost."""
     return render(
         "nginx/orderops.conf.j2", domain=settings.domain, client_max_body_size=settings.nginx_client_max_body_size,
+        stub_status_port=STUB_STATUS_PORT,
     )
 
 
