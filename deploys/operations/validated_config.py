@@ -53,7 +53,7 @@ def tree(dest: str, files: Mapping[str, str], checks: Sequence[str] = (), mode: 
         yield StringCommand("mkdir", "-p", QuoteString(posixpath.join(staging, directory)))
     for path in changed:
         target = posixpath.join(staging, path)
-        yield FileUploadCommand(StringIO(files[path]), target, remote_temp_filename=f"{target}.tmp")
+        yield FileUploadCommand(StringIO(files[path]), target)  # pyinfra stages it in its temp dir, moves with sudo
         yield StringCommand("chmod", mode, QuoteString(target))
     for check in checks:
         yield StringCommand(check.replace("{dir}", _quote(staging)))

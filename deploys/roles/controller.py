@@ -260,7 +260,7 @@ def controller(settings: HostSettings, upload_dir: str) -> None:
 
     app_hosts = []
     for name, data, app_settings in _app_hosts():
-        secrets = {k: v.get_secret_value() for k, v in app_settings.secrets}
+        secrets = {k: v.get_secret_value() for k, v in app_settings.secrets if v is not None}
         secret_files.present(
             name=f"Secrets of {name}", dest=f"{root}/secrets/{name}.json", content=__import__("json").dumps(secrets, sort_keys=True),
             upload_dir=upload_dir, user=user, group=user, mode="0600",

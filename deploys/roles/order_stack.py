@@ -110,7 +110,7 @@ def nginx_text(settings: HostSettings) -> str:
 
 def env_text(settings: HostSettings) -> str:
     """The rendered ``.env`` (contains secrets: never log it)."""
-    secrets = {k: v.get_secret_value() for k, v in settings.secrets}
+    secrets = {k: v.get_secret_value() for k, v in settings.secrets if v is not None}
     return render("order_stack/env.j2", secrets=secrets)
 
 
