@@ -34,9 +34,28 @@ def _start_time(text: str) -> float:
 
 
 class CadvisorApp:
-    def __init__(self, client: DockerClient):
+    def __init__(self, client: DockerClient, housekeeping_s: float = 10.0):
         self.client = client
         self.pool = ThreadPoolExecutor(max_workers=4)
+        self.housekeeping_s = housekeeping_s
+        self.cached: str | None = None
+        self.error: str | None = None
+
+    def start(self) -> None:
+        """Collect every ``housekeeping_s`` in the background; /metrics serves the last collection
+        (as cAdvisor does: scrapes never wait for the Docker API)."""
+        import threading
+
+        def loop() -> None:
+            while True:
+                try:
+                    self.cached, self.error = self.metrics(), None
+                except (OSError, RuntimeError) as exc:
+                    self.error = str(exc)
+                    log("error", "failed to collect container metrics", err=str(exc))
+                time.sleep(self.housekeeping_s)
+
+        threading.Thread(target=loop, daemon=True).start()
 
     def _one(self, c: dict) -> tuple[dict, dict, dict]:
         stats = self.client.get_json(f"/containers/{c['Id']}/stats?stream=false&one-shot=true")
@@ -79,18 +98,16 @@ class CadvisorApp:
         if path == "/healthz":
             return 200, {"Content-Type": "text/plain"}, "ok"
         if path == "/metrics":
-            try:
-                return 200, {"Content-Type": "text/plain; version=0.0.4"}, self.metrics()
-            except (OSError, RuntimeError) as exc:
-                log("error", "failed to collect container metrics", err=str(exc))
-                return 500, {}, f"collection failed: {exc}\n"
+            if self.cached is None:
+                return 500, {}, f"no collection yet: {self.error or 'starting'}\n"
+            return 200, {"Content-Type": "text/plain; version=0.0.4"}, self.cached
         return 404, {}, "404 page not found\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     flags, _ = parse_go_flags(sys.argv[1:] if argv is None else argv,
                               {"port": "8080", "listen_ip": "", "docker": "unix:///var/run/docker.sock",
-                               "docker_only": False, "version": False})
+                               "docker_only": False, "version": False, "housekeeping_interval": "10s"})
     if flags["version"]:
         print(f"cAdvisor version {VERSION}")
         return 0
@@ -99,7 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         log("error", "bad --docker", err=str(exc))
         return 1
-    serve(CadvisorApp(client), str(flags["listen_ip"]) or "0.0.0.0", int(flags["port"]))
+    text = str(flags["housekeeping_interval"])
+    seconds = float(text[:-2]) / 1000 if text.endswith("ms") else float(text.rstrip("s")) * (60 if text.endswith("m") else 1)
+    app = CadvisorApp(client, seconds)
+    app.start()
+    serve(app, str(flags["listen_ip"]) or "0.0.0.0", int(flags["port"]))
     log("info", "Starting cAdvisor", version=VERSION, port=flags["port"])
     wait_forever()
     return 0
