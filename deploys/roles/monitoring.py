@@ -161,6 +161,13 @@ def monitoring(settings: HostSettings, upload_dir: str) -> None:
                       refs=sorted(set(m.images.refs().values())), transport=settings.image_transport,
                       cache_dir=str(archive_cache_dir()), upload_dir=upload_dir)
 
+    if m.smtp is not None and m.smtp.username:
+        # read by Alertmanager (user nobody) through smtp_auth_password_file
+        files.directory(name="Alertmanager secrets directory", path=f"{root}/config/alertmanager/secrets", mode="755")
+        secret_files.present(name="SMTP password (0400, nobody)", dest=f"{root}/config/alertmanager/secrets/smtp_password",
+                             content=settings.secrets.smtp_password.get_secret_value(), upload_dir=upload_dir,
+                             user="nobody", group="nogroup", mode="0400")
+
     # Configuration: validated against a staging copy before it replaces the running files.
     wanted = config_files(settings)
     changed = validated_config.changed_files(wanted, validated_config.current_hashes(f"{root}/config", wanted))
