@@ -30,7 +30,7 @@ def test_grafana_hardening_and_secrets_by_interpolation(monitoring_settings):
 
 def test_every_config_file_has_a_validator(monitoring_settings):
     joined = "\n".join(checks(monitoring_settings()))
-    for needle in ("promtool check config", "promtool check rules", "amtool check-config", "--config.check",
+    for needle in ("/bin/promtool", "check config /etc/prometheus", "check rules /etc/prometheus", "/bin/amtool", "check-config", "--config.check",
                    "-verify-config", "validate /etc/alloy/config.alloy"):
         assert needle in joined
 
