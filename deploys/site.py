@@ -18,6 +18,7 @@ tls                 app                      nginx's certificate
 order_stack         app                      compose project, healthy
 controller access   app                      the controller host's SSH key authorised
 controller          controller               runbook tooling, inventory, key, timers
+monitoring          monitoring               Prometheus, Alertmanager, exporters, Loki, Alloy, Grafana
 ==================  =======================  ===========================================
 """
 
@@ -31,6 +32,7 @@ from deploys.roles.controller import authorise_controller, controller
 from deploys.roles.docker_engine import docker
 from deploys.roles.firewall import firewall
 from deploys.roles.images import images
+from deploys.roles.monitoring import monitoring
 from deploys.roles.order_stack import effective_settings, order_stack
 from deploys.roles.tls import tls
 from inventories.schema import InventoryError, settings_for
@@ -55,6 +57,9 @@ if "app" in settings.groups:
     certificate = tls(settings)
     order_stack(settings, upload_dir=UPLOAD_DIR, certificate_op=certificate)
     authorise_controller(settings)
+
+if "monitoring" in settings.groups:  # validated: a monitoring host is an app host (single layout)
+    monitoring(settings, upload_dir=UPLOAD_DIR)
 
 if "controller" in settings.groups:
     controller(settings, upload_dir=UPLOAD_DIR)

@@ -29,6 +29,27 @@ _hosts_state = _load("hosts.json")
 _images = _load("images.json")
 
 
+# Test-speed monitoring values live here only (production defaults: inventories/monitoring.py).
+# alert-sink is the live test's webhook receiver + SMTP sink (tests/integration/test_monitoring.py).
+_MONITORING = {
+    "images": _images.get("monitoring") or None,
+    "scrape_interval_s": 5,
+    "evaluation_interval_s": 5,
+    "alert_for_s": 10,
+    "resend_delay_s": 5,
+    "group_wait_s": 5,
+    "group_interval_s": 10,
+    "repeat_interval_s": 3600,
+    "retention_time": "2d",
+    "retention_size": "512MB",
+    "loki_retention_hours": 48,
+    "probe_tls_verify": False,  # the local certificate is self-signed
+    "webhook_url": "http://alert-sink:9099/alerts",
+    "smtp": {"smarthost": "alert-sink:2525", "sender": "alertmanager@order.test", "to": ["ops@order.test"],
+             "require_tls": False},
+}
+
+
 def _host_data(h):
     return {
         "ssh_hostname": "127.0.0.1",
@@ -50,10 +71,13 @@ def _host_data(h):
         "http_url": f"http://127.0.0.1:{h['http_port']}",
         "testhost_ip": h["ip"],
         "testhost_container": h["container"],
+        "monitoring": _MONITORING,
     }
 
 
 app = [(h["name"], _host_data(h)) for h in _hosts_state["hosts"] if "app" in h["groups"]]
 controller = [(h["name"], _host_data(h)) for h in _hosts_state["hosts"] if "controller" in h["groups"]]
+# the monitoring stack shares the (first) app host; ORDEROPS_MONITORING=0 leaves it out
+monitoring = app[:1] if _os.environ.get("ORDEROPS_MONITORING", "1") != "0" and _MONITORING["images"] else []
 
-_check_inventory({"app": app, "controller": controller})
+_check_inventory({"app": app, "controller": controller, "monitoring": monitoring})

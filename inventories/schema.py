@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from inventories.monitoring import MonitoringSettings
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -53,7 +54,11 @@ __all__ = [
 ]
 
 #: Secret names, in the secrets file and as ``ORDEROPS_SECRET_<NAME upper>`` variables.
-SECRET_NAMES = ("postgres_password", "redis_password", "secret_key", "admin_password")
+REQUIRED_SECRET_NAMES = ("postgres_password", "redis_password", "secret_key", "admin_password")
+#: Secrets of the monitoring stack: required on hosts of group ``monitoring`` (smtp_password only
+#: when ``monitoring.smtp.username`` is set).
+MONITORING_SECRET_NAMES = ("grafana_admin_password", "pg_monitor_password", "smtp_password")
+SECRET_NAMES = REQUIRED_SECRET_NAMES + MONITORING_SECRET_NAMES
 
 #: Values refused as secrets outside local inventories (lower-cased comparison).
 _WEAK_SECRETS = {"changethis", "changeme", "password", "secret", "admin", "postgres", "redis"}
@@ -93,10 +98,15 @@ class Secrets(BaseModel):
     redis_password: SecretStr
     secret_key: SecretStr
     admin_password: SecretStr
+    grafana_admin_password: SecretStr | None = None
+    pg_monitor_password: SecretStr | None = None
+    smtp_password: SecretStr | None = None
 
     def check_strength(self) -> None:
         """Raise ``ValueError`` naming the first weak secret (its name, never its value)."""
         for name in SECRET_NAMES:
+            if getattr(self, name) is None:
+                continue
             value = getattr(self, name).get_secret_value()
             if value.lower() in _WEAK_SECRETS or any(w in value.lower() for w in ("changeme", "changethis")):
                 raise ValueError(f"{name}: a well-known default value is not allowed")
@@ -107,7 +117,9 @@ class Secrets(BaseModel):
 
     @field_validator("*")
     @classmethod
-    def _printable(cls, v: SecretStr) -> SecretStr:
+    def _printable(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None:
+            return v
         # Rendered single-quoted into the stack's .env: quotes and control characters break it.
         if any(c in v.get_secret_value() for c in "'\"\\") or not v.get_secret_value().isprintable():
             raise ValueError("must be printable and contain no quote or backslash characters")
@@ -117,7 +129,7 @@ class Secrets(BaseModel):
 
     def values(self) -> list[str]:
         """All secret values, for masking output (e.g. in reports and test logs)."""
-        return [getattr(self, name).get_secret_value() for name in SECRET_NAMES]
+        return [getattr(self, name).get_secret_value() for name in SECRET_NAMES if getattr(self, name) is not None]
 
 
 class Images(BaseModel):
@@ -192,6 +204,17 @@ class HostSettings(BaseModel):
     tls_mode: Literal["self-signed"] = "self-signed"
     firewall_allow_tcp: tuple[int, ...] = (22, 80, 443)
     lock_ttl: int = Field(3600, ge=60, description="seconds after which a left-over host lock is stale")
+
+    # Redis memory bound (order stack): eviction only among keys with a TTL by default, so
+    # idempotency records and rate-limit windows (all with TTLs) go before anything else fails
+    redis_maxmemory: str = Field("256mb", pattern=r"^[1-9][0-9]*(kb|mb|gb)$", description="redis-server --maxmemory")
+    redis_maxmemory_policy: Literal[
+        "noeviction", "allkeys-lru", "volatile-lru", "allkeys-lfu", "volatile-lfu", "allkeys-random",
+        "volatile-random", "volatile-ttl",
+    ] = "volatile-lru"
+
+    # monitoring stack (deploys/roles/monitoring.py, inventories/monitoring.py)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 
     # runbooks on the controller host (deploys/roles/controller/)
     runbook_dir: str = Field(RUNBOOK_DIR, description="venv, rendered inventory and runs on the controller host")
@@ -299,7 +322,27 @@ class HostSettings(BaseModel):
             raise ValueError("compose_deb: required when compose_source is 'deb-file'")
         if self.environment != "local":
             self.secrets.check_strength()  # ValueError -> reported under 'secrets'
+        if "monitoring" in self.groups:
+            self._check_monitoring()
         return self
+
+    def _check_monitoring(self) -> None:
+        mon = self.monitoring
+        if "app" not in self.groups:
+            raise ValueError("monitoring: a 'monitoring' host must also be an 'app' host (single layout only so far)")
+        if mon.images is None:
+            raise ValueError("monitoring.images: required on hosts of group 'monitoring'")
+        if self.environment != "local":
+            for role, ref in mon.images.refs().items():
+                if "@sha256:" not in ref:
+                    raise ValueError(f"monitoring.images.{role}: production pins tag and digest (name:tag@sha256:...)")
+        if mon.smtp is None and mon.webhook_url is None and self.environment != "local":
+            raise ValueError("monitoring.smtp: set smtp and/or webhook_url, or alerts reach nobody")
+        for name in ("grafana_admin_password", "pg_monitor_password"):
+            if getattr(self.secrets, name) is None:
+                raise ValueError(f"{name}: missing (required on hosts of group 'monitoring')")
+        if mon.smtp is not None and mon.smtp.username and self.secrets.smtp_password is None:
+            raise ValueError("smtp_password: missing (monitoring.smtp.username is set)")
 
     @property
     def public_https_url(self) -> str:
@@ -379,7 +422,7 @@ def build_settings(host: str, data: Mapping[str, Any], groups: Iterable[str] = (
     raw = _orderops_data(data)
     secrets_file = raw.get("secrets_file")
     secrets = load_secrets(Path(secrets_file) if secrets_file else None, host)
-    missing = [n for n in SECRET_NAMES if n not in secrets]
+    missing = [n for n in REQUIRED_SECRET_NAMES if n not in secrets]
     if missing:
         raise InventoryError(
             host, f"secrets.{missing[0]}",

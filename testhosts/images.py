@@ -54,7 +54,31 @@ LOCAL_IMAGES = {
     "redis": ("orderops-local/redis", "7"),
     "nginx": ("orderops-local/nginx", "1.22"),
     "python": ("orderops-local/python", "3.11"),
+    # monitoring (deploys/roles/monitoring.py): real programs from Debian packages ...
+    "monitoring-prometheus": ("orderops-local/prometheus", "2.42"),
+    "monitoring-alertmanager": ("orderops-local/alertmanager", "0.25"),
+    "monitoring-exporters": ("orderops-local/exporters", SUITE),
+    # ... and stand-ins where no package is reachable (images/monitoring-standins/README.md)
+    "monitoring-grafana": ("orderops-local/grafana-standin", "11"),
+    "monitoring-loki": ("orderops-local/loki-standin", "3"),
+    "monitoring-alloy": ("orderops-local/alloy-standin", "1"),
+    "monitoring-cadvisor": ("orderops-local/cadvisor-standin", "0.49"),
 }
+#: monitoring image role (inventory ``monitoring_images`` key) -> LOCAL_IMAGES name
+MONITORING_IMAGES = {
+    "prometheus": "monitoring-prometheus",
+    "alertmanager": "monitoring-alertmanager",
+    "node_exporter": "monitoring-exporters",
+    "postgres_exporter": "monitoring-exporters",
+    "redis_exporter": "monitoring-exporters",
+    "nginx_exporter": "monitoring-exporters",
+    "blackbox_exporter": "monitoring-exporters",
+    "grafana": "monitoring-grafana",
+    "loki": "monitoring-loki",
+    "alloy": "monitoring-alloy",
+    "cadvisor": "monitoring-cadvisor",
+}
+STANDINS_DIR = IMAGES_DIR / "monitoring-standins"
 SERVICE_REPO = "orderops/order-service"
 SERVICE_EXCLUDE = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
 
@@ -345,6 +369,23 @@ class Builder:
         return {name: self._ensure_local(name, {"BASE_IMAGE": base}, base)
                 for name in ("postgres", "redis", "nginx", "python")}
 
+    def ensure_monitoring(self) -> dict[str, str]:
+        """The monitoring images: ``{monitoring role: ref}`` (keys of :data:`MONITORING_IMAGES`).
+
+        Stand-in contexts get the shared ``standins`` package copied in (part of their hash).
+        """
+        base = self.ensure_base()
+
+        def add_standins(stage: Path) -> None:
+            _copy_tree(STANDINS_DIR / "standins", stage / "standins", SERVICE_EXCLUDE)
+
+        built: dict[str, str] = {}
+        for name in dict.fromkeys(MONITORING_IMAGES.values()):
+            extra = add_standins if name in ("monitoring-grafana", "monitoring-loki", "monitoring-alloy",
+                                             "monitoring-cadvisor") else None
+            built[name] = self._ensure_local(name, {"BASE_IMAGE": base}, base, extra)
+        return {role: built[name] for role, name in MONITORING_IMAGES.items()}
+
     def ensure_compose_deb(self) -> Path:
         started = time.monotonic()
         existing = apt.find_compose_deb(self.paths.debs_dir)
@@ -453,6 +494,7 @@ class Builder:
         """Build or find every image, fetch the compose .deb, write images.json."""
         target = self.ensure_target()
         standins = self.ensure_standins()
+        monitoring = self.ensure_monitoring()
         self.ensure_compose_deb()
         service_ref: str | None = None
         error: MissingServiceError | None = None
@@ -461,7 +503,7 @@ class Builder:
                 service_ref = self.ensure_order_service(standins["python"])
             except MissingServiceError as exc:
                 error = exc
-        state = ImagesState(target=target, order_service=service_ref, **standins)
+        state = ImagesState(target=target, order_service=service_ref, monitoring=monitoring, **standins)
         save_images(self.paths, state)
         if error:
             raise error

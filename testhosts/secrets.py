@@ -2,7 +2,8 @@
 
 ``.orderops/secrets/local.json`` (dir 0700, file 0600)::
 
-    {"postgres_password": "...", "redis_password": "...", "secret_key": "...", "admin_password": "..."}
+    {"postgres_password": "...", "redis_password": "...", "secret_key": "...", "admin_password": "...",
+     "grafana_admin_password": "...", "pg_monitor_password": "..."}
 
 Values are random URL-safe strings (43 characters). Existing values are never replaced; a missing key
 is added. The values are never printed by the harness.
@@ -17,7 +18,8 @@ from pathlib import Path
 
 from .state import StatePaths, write_json_atomic
 
-SECRET_KEYS = ("postgres_password", "redis_password", "secret_key", "admin_password")
+SECRET_KEYS = ("postgres_password", "redis_password", "secret_key", "admin_password",
+               "grafana_admin_password", "pg_monitor_password")
 SECRET_BYTES = 32  # token_urlsafe(32) -> 43 characters
 MIN_LENGTH = 32
 

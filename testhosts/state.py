@@ -188,11 +188,19 @@ class ImagesState(BaseModel):
     order_service: str | None = Field(
         default=None, description="None only when order_service/Dockerfile does not exist yet"
     )
+    monitoring: dict[str, str] = Field(
+        default_factory=dict, description="monitoring role (prometheus, grafana, ...) -> ref (testhosts.images.MONITORING_IMAGES)"
+    )
 
     @field_validator("target", "postgres", "redis", "nginx", "python", "order_service")
     @classmethod
     def _check_ref(cls, v: str | None) -> str | None:
         return None if v is None else check_immutable(v)
+
+    @field_validator("monitoring")
+    @classmethod
+    def _check_refs(cls, v: dict[str, str]) -> dict[str, str]:
+        return {role: _immutable_ref(ref) for role, ref in v.items()}
 
 
 # --------------------------------------------------------------------------- file helpers

@@ -36,6 +36,8 @@ __all__ = [
     "order_stack", "compose_project", "compose_text", "service_images", "nginx_text", "env_text", "api_environment", "effective_settings",
 ]
 
+#: nginx's stub_status listener for nginx-prometheus-exporter: compose network only, never published
+STUB_STATUS_PORT = 8081
 
 def effective_settings(settings: HostSettings, release: ReleaseRecord | None) -> tuple[HostSettings, RunningVersion]:
     """``settings`` with the host's running version applied, and which source won.
@@ -129,7 +131,11 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
                 "image": images["redis"], **always,
                 "environment": {"REDIS_PASSWORD": "${REDIS_PASSWORD:?REDIS_PASSWORD missing from .env}"},
                 # The password stays in the environment, not in the compose file or the container's args.
-                "command": ["sh", "-c", 'exec redis-server --appendonly yes --requirepass "$$REDIS_PASSWORD"'],
+                # maxmemory + eviction policy from the inventory (redis_maxmemory, redis_maxmemory_policy)
+                "command": ["sh", "-c", "exec redis-server --appendonly yes"
+                            f" --maxmemory {settings.redis_maxmemory}"
+                            f" --maxmemory-policy {settings.redis_maxmemory_policy}"
+                            ' --requirepass "$$REDIS_PASSWORD"'],
                 "volumes": ["redisdata:/data"],
                 "healthcheck": _healthcheck(
                     ["CMD-SHELL", 'REDISCLI_AUTH="$$REDIS_PASSWORD" redis-cli -h 127.0.0.1 ping | grep -q PONG'],
@@ -174,12 +180,13 @@ def nginx_text(settings: HostSettings) -> str:
     """The rendered nginx vhost."""
     return render(
         "nginx/orderops.conf.j2", domain=settings.domain, client_max_body_size=settings.nginx_client_max_body_size,
+        stub_status_port=STUB_STATUS_PORT,
     )
 
 
 def env_text(settings: HostSettings) -> str:
     """The rendered ``.env`` (contains secrets: never log it)."""
-    secrets = {k: v.get_secret_value() for k, v in settings.secrets}
+    secrets = {k: v.get_secret_value() for k, v in settings.secrets if v is not None}
     return render("order_stack/env.j2", secrets=secrets)
 
 

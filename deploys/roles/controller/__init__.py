@@ -72,7 +72,7 @@ def _inventory(layout: RunbookLayout, user: str, upload_dir: str) -> None:
     """The app hosts' secrets (0600), Compose .debs for the drift check, and the rendered inventory."""
     hosts = []
     for name, data, app_settings in app_hosts():
-        secrets = {k: v.get_secret_value() for k, v in app_settings.secrets}
+        secrets = {k: v.get_secret_value() for k, v in app_settings.secrets if v is not None}
         secret_files.present(
             name=f"Secrets of {name}", dest=layout.secrets_file(name), content=json.dumps(secrets, sort_keys=True),
             upload_dir=upload_dir, user=user, group=user, mode="0600",

@@ -1,0 +1,79 @@
+"""Monitoring host data and secrets: one clear error naming the field, before any host is touched."""
+
+import json
+import os
+
+import pytest
+
+from inventories.schema import InventoryError, build_settings
+from tests.unit.conftest import STRONG_SECRETS
+from tests.unit.monitoring.conftest import IMAGES, SMTP
+
+
+def test_defaults_and_overrides(monitoring_settings):
+    s = monitoring_settings(retention_time="30d", thresholds={"cert_days": 21})
+    assert s.monitoring.retention_time == "30d" and s.monitoring.thresholds.cert_days == 21
+    assert s.monitoring.retention_size == "5GB" and s.monitoring.alert_for_s == 300
+    assert s.redis_maxmemory_policy == "volatile-lru"
+
+
+@pytest.mark.parametrize("override,field", [
+    ({"images": None}, "monitoring.images"),
+    ({"images": {**IMAGES, "loki": "grafana/loki:3.4.2"}}, "monitoring.images.loki"),
+    ({"images": {**IMAGES, "grafana": "grafana/grafana:latest"}}, "monitoring.images.grafana"),
+    ({"retention_size": "5G"}, "monitoring.retention_size"),
+    ({"retention_time": "forever"}, "monitoring.retention_time"),
+    ({"webhook_url": "ftp://x"}, "monitoring.webhook_url"),
+    ({"smtp": {**SMTP, "smarthost": "mail"}}, "monitoring.smtp.smarthost"),
+    ({"smtp": None, "webhook_url": None}, "monitoring.smtp"),
+    ({"allow_sources": ["10.0.0.300/8"]}, "monitoring.allow_sources"),
+    ({"thresholds": {"error_ratio": 2}}, "monitoring.thresholds.error_ratio"),
+])
+def test_bad_monitoring_data_names_the_field(monitoring_settings, override, field):
+    with pytest.raises(InventoryError) as err:
+        monitoring_settings(**override)
+    assert err.value.field == field, str(err.value)
+
+
+@pytest.mark.parametrize("name", ["grafana_admin_password", "pg_monitor_password"])
+def test_monitoring_secrets_required_on_monitoring_hosts(tmp_path, name):
+    secrets = {k: v for k, v in STRONG_SECRETS.items() if k != name}
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(secrets))
+    os.chmod(path, 0o600)
+    data = {"environment": "production", "domain": "orders.example.com", "secrets_file": str(path),
+            "images": {"order_service": "r.example.com/o:1", "postgres": "postgres:15", "redis": "redis:7", "nginx": "nginx:1"},
+            "monitoring": {"images": IMAGES, "webhook_url": "https://h.example.com/a"}}
+    with pytest.raises(InventoryError) as err:
+        build_settings("m-1", data, ("app", "monitoring"))
+    assert err.value.field == f"secrets.{name}"
+    assert getattr(build_settings("a-1", data, ("app",)).secrets, name) is None  # not needed elsewhere
+
+
+def test_smtp_password_required_with_an_smtp_username(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({k: v for k, v in STRONG_SECRETS.items() if k != "smtp_password"}))
+    os.chmod(path, 0o600)
+    data = {"environment": "production", "domain": "orders.example.com", "secrets_file": str(path),
+            "images": {"order_service": "r.example.com/o:1", "postgres": "postgres:15", "redis": "redis:7", "nginx": "nginx:1"},
+            "monitoring": {"images": IMAGES, "smtp": {**SMTP, "username": "am"}}}
+    with pytest.raises(InventoryError) as err:
+        build_settings("m-1", data, ("app", "monitoring"))
+    assert err.value.field == "secrets.smtp_password"
+
+
+def test_monitoring_host_must_be_an_app_host(make_settings):
+    with pytest.raises(InventoryError) as err:
+        make_settings(groups=("controller", "monitoring"), monitoring={"images": IMAGES, "smtp": SMTP})
+    assert err.value.field == "monitoring"
+
+
+def test_weak_monitoring_secret_refused(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({**STRONG_SECRETS, "grafana_admin_password": "admin"}))
+    os.chmod(path, 0o600)
+    data = {"environment": "production", "domain": "orders.example.com", "secrets_file": str(path),
+            "images": {"order_service": "r.example.com/o:1", "postgres": "postgres:15", "redis": "redis:7", "nginx": "nginx:1"}}
+    with pytest.raises(InventoryError) as err:
+        build_settings("a-1", data, ("app",))
+    assert err.value.field == "secrets.grafana_admin_password" and "admin" not in err.value.message.replace("default", "")
