@@ -35,7 +35,6 @@ from pyinfra.operations import files, server
 from deploys.facts.monitoring import GrafanaLogin, PostgresRoleExists
 from deploys.operations import compose, secret_files, validated_config
 from deploys.operations import images as image_ops
-from deploys.roles.images import archive_cache_dir
 from deploys.roles.order_stack import STUB_STATUS_PORT
 from inventories.schema import HostSettings
 from templates import render
@@ -159,7 +158,7 @@ def monitoring(settings: HostSettings, upload_dir: str) -> None:
 
     image_ops.present(name=f"Monitoring images ({settings.image_transport})",
                       refs=sorted(set(m.images.refs().values())), transport=settings.image_transport,
-                      cache_dir=str(archive_cache_dir()), upload_dir=upload_dir)
+                      upload_dir=upload_dir)
 
     if m.smtp is not None and m.smtp.username:
         # read by Alertmanager (user nobody) through smtp_auth_password_file
