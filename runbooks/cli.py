@@ -24,7 +24,7 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table as RichTable
 
-from runbooks.engine.errors import RunbookError
+from runbooks.core.errors import RunbookError
 from runbooks.engine.masking import Masker
 from runbooks.engine.params import describe_params, parse_assignments, validate_params
 from runbooks.engine.rotation import run_dirs
@@ -88,9 +88,6 @@ def run(
 
     masker = Masker(secret_values(hosts))
     run_id = new_run_id(runbook.name)
-    remote = AnsibleExecutor()
-    executors = {"remote": remote, "local": LocalExecutor(),
-                 "pyinfra": PyinfraExecutor(str(inventory), run_id=run_id, relock=remote if runbook.lock else None)}
     interactive = sys.stdin.isatty() and not yes
 
     def approve(step) -> bool:
@@ -107,11 +104,14 @@ def run(
 
     console.print(f"runbook [bold]{runbook.name}[/] run {run_id} on {', '.join(h.name for h in hosts)}"
                   + (" [yellow](check mode)[/]" if check else ""))
-    result = run_runbook(
-        runbook, hosts, params, executors, inventory=str(inventory), limit=limit or None, check=check,
-        approve=True if yes else (approve if interactive else False), runs_dir=runs_dir, forks=forks,
-        keep_runs=keep_runs, keep_days=keep_days, run_id=run_id, on_event=progress,
-    )
+    with AnsibleExecutor() as remote, LocalExecutor() as local, \
+            PyinfraExecutor(str(inventory), run_id=run_id, relock=remote if runbook.lock else None) as deployer:
+        result = run_runbook(
+            runbook, hosts, params, {"remote": remote, "local": local, "pyinfra": deployer},
+            inventory=str(inventory), limit=limit or None, check=check,
+            approve=True if yes else (approve if interactive else False), runs_dir=runs_dir, forks=forks,
+            keep_runs=keep_runs, keep_days=keep_days, run_id=run_id, on_event=progress,
+        )
     data = json.loads((Path(result.run_dir) / "result.json").read_text())
     data["run_dir"] = result.run_dir
     _matrix(data)

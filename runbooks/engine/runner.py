@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from deploys.operations.lock import LOCKED_EXIT, acquire_script, holder, release_script
-from runbooks.engine.errors import CommandTimeout, RunbookError
+from runbooks.core.errors import CommandTimeout, RunbookError
 from runbooks.engine.masking import Masker
 from runbooks.engine.model import Runbook, Step, StepContext, StepResult, Table
 from runbooks.engine.notebook import write_notebook
@@ -41,7 +41,7 @@ from runbooks.engine.reports import EventLog, render_markdown, utc_now, write_re
 from runbooks.engine.results import HostResult, RunResult, StepRecord
 from runbooks.engine.rotation import rotate_runs, run_dirs
 from runbooks.engine.targets import secret_values
-from runbooks.executors.base import Executor, HostTarget
+from runbooks.core.types import Executor, HostTarget
 
 __all__ = ["run", "new_run_id", "default_runs_dir", "LOCK_STEP", "UNLOCK_STEP", "previous_result"]
 

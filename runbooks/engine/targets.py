@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from inventories.schema import InventoryError, validate_groups
-from runbooks.engine.errors import TargetError
-from runbooks.executors.base import HostTarget
+from runbooks.core.errors import TargetError
+from runbooks.core.types import HostTarget
 
 __all__ = ["load_inventory", "select", "secret_values"]
 

@@ -22,8 +22,9 @@ import tempfile
 import time
 from typing import Any
 
-from runbooks.engine.errors import CommandTimeout, ExecutorError
-from runbooks.executors.base import CommandResult, HostTarget
+from runbooks.core.errors import CommandCancelled, CommandTimeout, ExecutorError
+from runbooks.core.process import current_scope
+from runbooks.core.types import ClosingExecutor, CommandResult, HostTarget
 
 __all__ = ["AnsibleExecutor", "ansible_inventory", "playbook_text"]
 
@@ -64,11 +65,13 @@ def playbook_text(command: str, sudo: bool) -> str:
     )
 
 
-class AnsibleExecutor:
+class AnsibleExecutor(ClosingExecutor):
     """ansible-runner transport (see the module docstring).
 
     + idle_timeout: seconds without output after which ansible-runner stops the job
     + tmp_root: parent of the private data directories (default: the system temp dir)
+
+    ``close()`` has nothing to release: each call removes its own directory.
     """
 
     name = "remote"
@@ -81,6 +84,9 @@ class AnsibleExecutor:
         """Run ``command`` on ``host``; raises :class:`CommandTimeout` / :class:`ExecutorError`."""
         import ansible_runner
 
+        scope = current_scope()
+        if scope.cancelled:
+            raise CommandCancelled(f"command on {host.name}", scope.cancel_reason or "cancelled")
         start = time.monotonic()
         private = tempfile.mkdtemp(prefix="orderops-ansible-", dir=self.tmp_root)
         os.chmod(private, 0o700)
@@ -99,14 +105,20 @@ class AnsibleExecutor:
                 limit=host.name,
                 quiet=True,
                 timeout=job_timeout,
-                settings={"idle_timeout": int(min(self.idle_timeout, job_timeout)) or 1, "suppress_ansible_output": True},
+                settings={"idle_timeout": int(min(self.idle_timeout, job_timeout)) or 1, "suppress_ansible_output": True,
+                          "pexpect_timeout": 1},  # seconds between checks of cancel_callback
                 rotate_artifacts=1,
+                # ansible-runner starts ansible-playbook in its own session (pexpect) and kills that
+                # process group when this returns True: the step's timeout or the run's abort
+                cancel_callback=scope.is_cancelled,
                 envvars={
                     "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_NOCOLOR": "1", "LC_ALL": "C.UTF-8",
                     "ANSIBLE_LOCAL_TEMP": os.path.join(private, "tmp"), "ANSIBLE_RETRY_FILES_ENABLED": "False",
                     "ANSIBLE_SSH_CONTROL_PATH_DIR": os.path.join(tempfile.gettempdir(), "orderops-ansible-cp"),
                 },
             )
+            if r.status == "canceled":
+                raise CommandCancelled(f"command on {host.name}", scope.cancel_reason or "cancelled")
             if r.status == "timeout":
                 raise CommandTimeout(f"command on {host.name}", timeout)
             res = None
@@ -126,6 +138,3 @@ class AnsibleExecutor:
             return CommandResult(int(res["rc"]), res.get("stdout", ""), res.get("stderr", ""), time.monotonic() - start)
         finally:
             shutil.rmtree(private, ignore_errors=True)
-
-    def close(self) -> None:
-        """Nothing persistent to release (each call cleaned its directory)."""

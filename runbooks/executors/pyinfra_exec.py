@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
+import shlex
 import sys
-import time
 from pathlib import Path
 
-from runbooks.engine.errors import CommandTimeout, ExecutorError
-from runbooks.executors.base import CommandResult, DeployResult, Executor, HostTarget
+from runbooks.core.process import run_process
+from runbooks.core.types import ClosingExecutor, CommandResult, DeployResult, Executor, HostTarget
 
 __all__ = ["PyinfraExecutor", "parse_detected_changes", "SITE"]
 
@@ -51,7 +50,7 @@ def parse_detected_changes(output: str) -> list[str]:
     return changes
 
 
-class PyinfraExecutor:
+class PyinfraExecutor(ClosingExecutor):
     """Runs pyinfra against ``inventory`` (the same file the runbook was given).
 
     + run_id: exported as ``ORDEROPS_RUN_ID`` so the deploy re-enters the runbook's host lock
@@ -65,18 +64,13 @@ class PyinfraExecutor:
         self.run_id = run_id
         self.relock = relock
 
-    def _pyinfra(self, host: HostTarget, args: list[str], timeout: float, yes: bool = True) -> subprocess.CompletedProcess:
+    def _pyinfra(self, host: HostTarget, args: list[str], timeout: float, yes: bool = True) -> CommandResult:
         env = {**os.environ}
         if self.run_id:
             env["ORDEROPS_RUN_ID"] = self.run_id
         # -y skips pyinfra's change detection: a dry run must not pass it (it never prompts anyway)
         cmd = [sys.executable, "-m", "pyinfra", *(["-y"] if yes else []), "--limit", host.name, self.inventory, *args]
-        try:
-            return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)
-        except subprocess.TimeoutExpired:
-            raise CommandTimeout(f"pyinfra on {host.name}", timeout) from None
-        except OSError as e:
-            raise ExecutorError(f"cannot start pyinfra: {e}") from None
+        return run_process(cmd, timeout=timeout, what=f"pyinfra on {host.name}", env=env)
 
     def run(self, host: HostTarget, command: str, *, sudo: bool = False, timeout: float = 60.0) -> CommandResult:
         """``pyinfra INVENTORY exec [--sudo] -- bash -c COMMAND`` on ``host``.
@@ -84,10 +78,8 @@ class PyinfraExecutor:
         ``stdout`` is pyinfra's output (host-prefixed lines), not the command's raw stdout: steps
         that parse output use the ``remote`` executor; this one serves ``rc`` checks.
         """
-        start = time.monotonic()
-        args = ["exec"] + (["--sudo"] if sudo else []) + ["--", "bash", "-c", _quote(command)]
-        proc = self._pyinfra(host, args, timeout)
-        return CommandResult(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
+        args = ["exec"] + (["--sudo"] if sudo else []) + ["--", "bash", "-c", shlex.quote(command)]
+        return self._pyinfra(host, args, timeout)
 
     def deploy(self, host: HostTarget, *, dry: bool = False, data: dict[str, str] | None = None, timeout: float = 900.0) -> DeployResult:
         """Run ``deploys/site.py`` on ``host`` (``dry``: drift only); ``data`` overrides host data.
@@ -112,16 +104,7 @@ class PyinfraExecutor:
         if relocked is not None and not relocked.ok:
             lost = f"orderops: lost the host lock after the deploy: {(relocked.stdout + relocked.stderr).strip()}"
             return DeployResult(ok=False, changes=[lost], output=output + "\n" + lost)
-        if dry and proc.returncode == 0 and "--> Detected changes" not in output:
+        if dry and proc.rc == 0 and "--> Detected changes" not in output:
             return DeployResult(ok=False, changes=[], output=output + "\norderops: pyinfra printed no change detection")
         changes = parse_detected_changes(output) if dry else [l.strip() for l in output.splitlines() if "orderops:" in l or "Error:" in l][:20]
-        return DeployResult(ok=proc.returncode == 0, changes=changes, output=output)
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
-def _quote(command: str) -> str:
-    import shlex
-
-    return shlex.quote(command)
+        return DeployResult(ok=proc.rc == 0, changes=changes, output=output)

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from runbooks.executors.base import HostTarget
+from runbooks.core.types import HostTarget
 from runbooks.executors.fake import FakeExecutor
 
 SECRETS = ["s3cr3t-postgres-value-0123456789", "s3cr3t-redis-value-abcdefghijkl", "k3y-secret-key-zyxwvutsrqpon", "adm1n-pass-qwertyuiopasdfgh"]

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from runbooks import cli
-from runbooks.engine.errors import ParameterError, UnknownRunbook
+from runbooks.core.errors import ParameterError, UnknownRunbook
 from runbooks.engine.params import parse_assignments, validate_params
 from runbooks.engine.signals import failure_payload, notify_webhook, textfile_text, write_textfile
 from runbooks.executors.ansible import ansible_inventory, playbook_text
@@ -176,7 +176,7 @@ def test_show_and_history_read_the_run_directories(tmp_path):
 
 
 def test_limit_selects_hosts_and_groups():
-    from runbooks.engine.errors import TargetError
+    from runbooks.core.errors import TargetError
     from runbooks.engine.targets import select
 
     hosts = [make_host("web-1"), make_host("web-2"), make_host("ctl", ("controller",))]
@@ -196,15 +196,13 @@ def test_bad_inventory_is_one_clear_message(no_hosts, tmp_path):
 
 
 def test_pyinfra_deploy_reports_a_lost_lock(monkeypatch):
-    import subprocess as sp
-
-    from runbooks.executors.base import CommandResult
+    from runbooks.core.types import CommandResult
     from runbooks.executors.fake import FakeExecutor
     from runbooks.executors.pyinfra_exec import PyinfraExecutor
 
     relock = FakeExecutor().on(r"set -e.*orderops-lock", CommandResult(75, "locked by someone"))
     ex = PyinfraExecutor("inv.py", run_id="r1", relock=relock)
-    monkeypatch.setattr(ex, "_pyinfra", lambda *a, **k: sp.CompletedProcess([], 0, "--> Detected changes:\n", ""))
+    monkeypatch.setattr(ex, "_pyinfra", lambda *a, **k: CommandResult(0, "--> Detected changes:\n", ""))
     result = ex.deploy(make_host("h1"), dry=True)
     assert not result.ok and "lost the host lock" in result.changes[0]
     assert relock.calls and relock.calls[0].sudo

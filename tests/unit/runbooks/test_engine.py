@@ -16,7 +16,7 @@ from runbooks.engine.model import NoParams, Runbook, Step, StepResult, Table, st
 from runbooks.engine.results import SCHEMA_VERSION
 from runbooks.engine.rotation import rotate_runs, run_dirs
 from runbooks.engine.runner import LOCK_STEP, UNLOCK_STEP, run
-from runbooks.executors.base import CommandResult
+from runbooks.core.types import CommandResult
 from tests.unit.runbooks.conftest import SECRETS, make_host
 
 
