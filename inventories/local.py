@@ -47,8 +47,12 @@ def _host_data(h):
         "compose_deb": _hosts_state["compose_deb"],
         "image_transport": "archive",
         "images": {role: _images[role] for role in ("order_service", "postgres", "redis", "nginx")},
-        "https_url": f"https://127.0.0.1:{h['https_port']}",
-        "http_url": f"http://127.0.0.1:{h['http_port']}",
+        # production fields the harness fills: the controller host reaches app hosts over the
+        # Docker network, probes on this machine through the published ports
+        "controller_address": h["ip"],
+        "probe_https_url": f"https://127.0.0.1:{h['https_port']}",
+        "probe_http_url": f"http://127.0.0.1:{h['http_port']}",
+        # harness-only data for the tests (not settings: see inventories.schema)
         "testhost_ip": h["ip"],
         "testhost_container": h["container"],
     }

@@ -19,7 +19,8 @@ user (:func:`authorise_controller`).
 The controller keypair is generated once on the controller machine
 (``$ORDEROPS_STATE_DIR/keys/controller_ed25519`` unless ``controller_ssh_key`` names one).
 App hosts are addressed as the controller host sees them: in the local harness that is the app
-container's Docker IP (``testhost_ip``) on port 22; otherwise the inventory's address.
+``controller_address`` on port 22 when set (the local harness sets the container's Docker IP);
+otherwise the inventory's address.
 """
 
 from __future__ import annotations
@@ -146,13 +147,13 @@ def build_bundle(root: Path = REPO_ROOT, cache: Path | None = None) -> tuple[Pat
 def controller_host_data(name: str, data: dict[str, Any], root: str) -> dict[str, Any]:
     """An app host's data as the controller host's inventory holds it.
 
-    Connection: ``testhost_ip`` port 22 when set (local harness), else the inventory's address;
+    Connection: ``controller_address`` port 22 when set, else the inventory's address;
     the controller key; the host's secrets file under ``root/secrets``; nginx URLs by IP; the
     ``archive`` image transport becomes ``registry`` (presence checks: the controller host has
     no copy of the deploy machine's images).
     """
     out = {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(data.items()) if not k.startswith(("ssh_", "_"))}
-    ip = data.get("testhost_ip")
+    ip = data.get("controller_address")
     out["ssh_hostname"] = ip or data.get("ssh_hostname") or name
     out["ssh_port"] = 22 if ip else int(data.get("ssh_port") or 22)
     out["ssh_user"] = data.get("ssh_user") or out.get("deploy_user", "deploy")
@@ -165,7 +166,7 @@ def controller_host_data(name: str, data: dict[str, Any], root: str) -> dict[str
     if out.get("compose_deb"):
         out["compose_deb"] = f"{root}/cache/{Path(str(out['compose_deb'])).name}"
     if ip:
-        out["https_url"], out["http_url"] = f"https://{ip}", f"http://{ip}"
+        out["probe_https_url"], out["probe_http_url"] = f"https://{ip}", f"http://{ip}"
     if out.get("image_transport") == "archive":
         # The controller host holds no copy of the deploy machine's images: from here the images
         # role checks that every wanted ref is present on the app host (registry semantics), so

@@ -13,7 +13,7 @@ DATA = {
     "ssh_hostname": "127.0.0.1", "ssh_port": 2201, "ssh_user": "deploy", "ssh_key": "/home/me/.orderops/keys/id",
     "ssh_strict_host_key_checking": "no", "_sudo": True, "environment": "local", "domain": "order.test",
     "secrets_file": "/home/me/.orderops/secrets/local.json", "image_transport": "archive",
-    "images": {"order_service": "orderops/order-service:1"}, "testhost_ip": "172.17.0.3",
+    "images": {"order_service": "orderops/order-service:1"}, "controller_address": "172.17.0.3",
     "compose_deb": "/home/me/cache/docker-compose_2.26.1-4_amd64.deb",
 }
 
@@ -24,7 +24,7 @@ def test_app_host_as_the_controller_host_sees_it():
     assert d["ssh_key"] == "/opt/orderops-runbooks/keys/controller_ed25519"
     assert d["secrets_file"] == "/opt/orderops-runbooks/secrets/app-1.json"
     assert d["compose_deb"] == "/opt/orderops-runbooks/cache/docker-compose_2.26.1-4_amd64.deb"
-    assert d["https_url"] == "https://172.17.0.3" and d["image_transport"] == "registry"
+    assert d["probe_https_url"] == "https://172.17.0.3" and d["image_transport"] == "registry"
     assert "/home/me" not in repr(d)
 
 
@@ -32,7 +32,7 @@ def test_production_host_keeps_its_address():
     prod = {"ssh_hostname": "203.0.113.10", "ssh_user": "ops", "environment": "production", "image_transport": "registry"}
     d = controller_host_data("web-1", prod, "/opt/r")
     assert (d["ssh_hostname"], d["ssh_port"], d["ssh_user"], d["image_transport"]) == ("203.0.113.10", 22, "ops", "registry")
-    assert "https_url" not in d
+    assert "probe_https_url" not in d
 
 
 def test_rendered_inventory_is_python_and_deterministic():
