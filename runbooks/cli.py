@@ -12,7 +12,6 @@ before any host is touched.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ from rich.table import Table as RichTable
 from runbooks.core.errors import RunbookError
 from runbooks.engine.masking import Masker
 from runbooks.engine.params import describe_params, parse_assignments, validate_params
+from runbooks.engine.results import load_result
 from runbooks.engine.rotation import run_dirs
 from runbooks.engine.runner import default_runs_dir, new_run_id, run as run_runbook
 from runbooks.engine.signals import notify_webhook, write_textfile
@@ -112,8 +112,7 @@ def run(
             approve=True if yes else (approve if interactive else False), runs_dir=runs_dir, forks=forks,
             keep_runs=keep_runs, keep_days=keep_days, run_id=run_id, on_event=progress,
         )
-    data = json.loads((Path(result.run_dir) / "result.json").read_text())
-    data["run_dir"] = result.run_dir
+    data = {**result.model_dump(mode="json"), "run_dir": result.run_dir}  # run() returns the masked result
     _matrix(data)
     if textfile_dir:
         write_textfile(textfile_dir, data)
@@ -178,13 +177,13 @@ def history(
     rows = 0
     for d in reversed(run_dirs(Path(runs_dir or default_runs_dir()))):
         try:
-            r = json.loads((d / "result.json").read_text())
-        except (OSError, json.JSONDecodeError):
+            r = load_result(d)  # any schema version
+        except (OSError, ValueError):
             continue
-        if runbook and r["runbook"] != runbook:
+        if runbook and r.runbook != runbook:
             continue
-        table.add_row(r["run_id"], f"[{_STYLE.get(r['status'], '')}]{r['status']}[/]", "yes" if r["check"] else "",
-                      ",".join(r["hosts"]), f"{r['duration_s']:.1f}")
+        table.add_row(r.run_id, f"[{_STYLE.get(r.status, '')}]{r.status}[/]", "yes" if r.check else "",
+                      ",".join(r.hosts), f"{r.duration_s:.1f}")
         rows += 1
         if rows >= n:
             break

@@ -48,10 +48,6 @@ class Table:
     columns: list[str]
     rows: list[list[Any]]
 
-    def to_dict(self) -> dict[str, Any]:
-        """``{"title", "columns", "rows"}``."""
-        return {"title": self.title, "columns": list(self.columns), "rows": [list(r) for r in self.rows]}
-
 
 @dataclass(frozen=True)
 class StepResult:
