@@ -67,7 +67,7 @@ class CommandTimeout(ExecutorError):
 
     def __init__(self, what: str, seconds: float):
         self.seconds = seconds
-        super().__init__(f"{what} timed out after {seconds:g} s")
+        super().__init__(f"{what} timed out after {seconds:.4g} s")
 
 
 class CommandCancelled(ExecutorError):

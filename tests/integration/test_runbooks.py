@@ -66,7 +66,7 @@ def test_daily_on_a_healthy_host_writes_four_reports(app_host, runs_dir):
     name, _ = app_host
     proc, result = runbook("run", "daily", "-i", INVENTORY, *RELAXED, runs_dir=runs_dir)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert result["status"] == "ok" and result["schema_version"] == 1
+    assert result["status"] == "ok" and result["schema_version"] == 2
     run_dir = runs_dir / result["run_id"]
     for f in ("events.jsonl", "result.json", "report.md", "report.ipynb"):
         assert (run_dir / f).stat().st_size > 0
@@ -151,6 +151,57 @@ def test_busy_host_lock_stops_the_runbook_before_any_step(app_host, runs_dir):
     lock = step_result(result, "Take the host lock", name)
     assert lock["status"] == "failed" and "locked by mallory@elsewhere" in lock["message"]
     assert step_result(result, "Find unhealthy or stopped services", name)["status"] == "skipped"
+
+
+def _processes_of_run(run_id: str) -> list[str]:
+    """Command lines of this machine's processes started for ``run_id`` (ORDEROPS_RUN_ID in their environment)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            if f"ORDEROPS_RUN_ID={run_id}".encode() in env:
+                found.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            pass
+    return found
+
+
+def test_a_step_timing_out_during_the_drift_check_kills_pyinfra_and_releases_the_lock(app_host, inventory, tmp_path):
+    """The daily drift step with a timeout shorter than the dry run: the step fails as timed
+    out, no pyinfra process of the run is left, and the host lock is released."""
+    import time
+
+    from deploys.operations.lock import LOCK_FILE
+    from runbooks.engine.model import Runbook, Step
+    from runbooks.engine.runner import new_run_id, run
+    from runbooks.engine.targets import load_inventory
+    from runbooks.executors.ansible import AnsibleExecutor
+    from runbooks.executors.local import LocalExecutor
+    from runbooks.executors.pyinfra_exec import PyinfraExecutor
+    from runbooks.library import daily
+
+    name, data = app_host
+    hosts = [h for h in load_inventory(ROOT / INVENTORY) if h.name == name]
+    rb = Runbook("drift-timeout", "Drift with a short timeout", "", (
+        Step("Configuration drift", daily.drift.func, executor="pyinfra", timeout=4),))
+    run_id = new_run_id(rb.name)
+    seen_running = []
+
+    def watch(event):  # a pyinfra of this run was running while the step ran
+        if event["event"] == "step-start" and event["step"] == "Configuration drift":
+            threading.Thread(target=lambda: (time.sleep(2.5), seen_running.append(_processes_of_run(run_id)))).start()
+
+    with AnsibleExecutor() as remote, LocalExecutor() as local, \
+            PyinfraExecutor(str(ROOT / INVENTORY), run_id=run_id, relock=remote) as deployer:
+        result = run(rb, hosts, rb.params(drift=True), {"remote": remote, "local": local, "pyinfra": deployer},
+                     runs_dir=tmp_path, run_id=run_id, on_event=watch)
+    drift = next(s for s in result.steps if s.name == "Configuration drift").results[name]
+    assert drift.status == "failed" and "timed out" in drift.message, drift.message
+    assert seen_running and any("pyinfra" in c for c in seen_running[0]), "no pyinfra ran for the drift check"
+    assert _processes_of_run(run_id) == [], "a process of the timed-out step is still running"
+    unlock = next(s for s in result.steps if s.kind == "unlock").results[name]
+    assert unlock.status == "ok", unlock.message
+    assert ssh(data, f"sudo cat {LOCK_FILE} 2>/dev/null || true").stdout.strip() == "", "the host lock is still held"
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 
 from runbooks.core.errors import CommandCancelled, CommandTimeout, ExecutorError
 from runbooks.core.process import Scope, run_process, use_scope
-from runbooks.core.types import ClosingExecutor, Deployer, Executor
+from runbooks.core.types import ClosingExecutor, CommandResult, Deployer, Executor
 from runbooks.engine.model import Runbook, Step
 from runbooks.engine.runner import run
 from runbooks.executors.ansible import AnsibleExecutor
@@ -110,3 +110,46 @@ def test_executors_are_context_managers():
     assert closed == [True]
     with LocalExecutor() as local:
         assert local.run(make_host("h1"), "echo hi", timeout=5).stdout == "hi\n"
+
+
+def _marker_step(marker: str, started: threading.Event):
+    def f(ctx):
+        started.set()
+        # the executor directly, with its own long timeout: only the step's timeout stops it
+        return ctx.executors["local"].run(ctx.host, f"exec -a {marker} sleep 60", timeout=120)
+    return f
+
+
+def test_step_timeout_kills_its_commands_then_releases_the_lock(hosts, fake, tmp_path):
+    marker = f"orderops-test-{uuid.uuid4().hex}"
+    started = threading.Event()
+    executors = {"remote": fake, "pyinfra": fake, "local": LocalExecutor()}
+    rb = Runbook("t", "T", "", (Step("slow", _marker_step(marker, started), timeout=1.0),))
+    t0 = time.monotonic()
+    res = run(rb, hosts[:1], rb.params(), executors, runs_dir=tmp_path, grace=0.5)
+    assert time.monotonic() - t0 < 20
+    [hr] = [s for s in res.steps if s.name == "slow"][0].results.values()
+    assert hr.status == "failed" and "timed out after 1 s" in hr.message
+    assert started.is_set() and _wait_gone(marker, 2) == []
+    released = [c for c in fake.calls if "orderops-lock" in c.command and "rm -f" in c.command]
+    assert released, "the lock was not released"
+
+
+def test_abort_kills_running_commands_before_the_lock_is_released(hosts, fake, tmp_path):
+    import signal
+
+    marker = f"orderops-test-{uuid.uuid4().hex}"
+    started = threading.Event()
+    alive_at_release = []
+    fake.on(r"rm -f", lambda h, c: alive_at_release.append(_alive(marker)) or CommandResult(0, "released"))
+    executors = {"remote": fake, "pyinfra": fake, "local": LocalExecutor()}
+    rb = Runbook("t", "T", "", (Step("slow", _marker_step(marker, started), timeout=60),))
+    threading.Thread(target=lambda: started.wait(10) and time.sleep(0.3) or os.kill(os.getpid(), signal.SIGINT)).start()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run(rb, hosts[:1], rb.params(), executors, runs_dir=tmp_path, grace=0.5)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert alive_at_release == [[]], "commands were still running when the lock was released"
+    assert _wait_gone(marker, 2) == []
