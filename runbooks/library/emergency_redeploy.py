@@ -118,7 +118,7 @@ def deploy(ctx: StepContext) -> StepResult:
     ctx.memory["deployed"] = result.ok
     if not result.ok:
         ctx.memory["needs_rollback"] = True
-        return ctx.failed(f"{new} did not become healthy within {ctx.params.health_timeout} s: " + " | ".join(result.changes)[-600:])
+        return ctx.failed(f"{new} did not become healthy within {ctx.params.health_timeout} s: " + " | ".join(result.errors)[-600:])
     return ctx.changed(f"deployed {new}", {"deployed": new})
 
 
@@ -139,7 +139,7 @@ def rollback(ctx: StepContext) -> StepResult:
     _write_release(ctx, previous, ctx.memory["new"])
     result = ctx.deploy(data={"health_timeout": str(ctx.params.health_timeout)})
     if not result.ok:
-        return ctx.failed(f"rollback to {previous} failed too: " + " | ".join(result.changes)[-600:], data)
+        return ctx.failed(f"rollback to {previous} failed too: " + " | ".join(result.errors)[-600:], data)
     return ctx.changed(f"rolled back to {previous} (schema revision {after or '(none)'} unchanged)", data)
 
 

@@ -14,7 +14,6 @@ from runbooks.core.errors import ParameterError, UnknownRunbook
 from runbooks.engine.params import parse_assignments, validate_params
 from runbooks.engine.signals import failure_payload, notify_webhook, textfile_text, write_textfile
 from runbooks.executors.ansible import ansible_inventory, playbook_text
-from runbooks.executors.pyinfra_exec import parse_detected_changes
 from runbooks.library import get_runbook
 from tests.unit.runbooks.conftest import make_host
 
@@ -140,22 +139,6 @@ def test_generated_playbook_never_templates_the_command():
     assert play["become"] is True and isinstance(task["cmd"], Unsafe) and task["cmd"] == cmd
 
 
-DRY = """--> Detected changes:
-    Operation                                              Change   Conditional Change
-    Take the host lock                                     -        -
-    base | Base packages                                   -        -
-    order stack | nginx vhost                              1 (orderops-1)   -
-    order stack | Reload nginx for new vhost/certificate   -        1 (orderops-1)
-
-    Detected changes may not include every change pyinfra will execute.
-"""
-
-
-def test_parse_detected_changes():
-    assert parse_detected_changes(DRY) == ["order stack | nginx vhost"]
-    assert parse_detected_changes("no table here") == []
-
-
 def test_show_and_history_read_the_run_directories(tmp_path):
     from runbooks.engine.model import Runbook, Step
     from runbooks.engine.runner import run as run_engine
@@ -202,7 +185,7 @@ def test_pyinfra_deploy_reports_a_lost_lock(monkeypatch):
 
     relock = FakeExecutor().on(r"set -e.*orderops-lock", CommandResult(75, "locked by someone"))
     ex = PyinfraExecutor("inv.py", run_id="r1", relock=relock)
-    monkeypatch.setattr(ex, "_pyinfra", lambda *a, **k: CommandResult(0, "--> Detected changes:\n", ""))
+    monkeypatch.setattr(ex, "_pyinfra", lambda *a, **k: CommandResult(0, '{"plan": [], "results": null}\n', ""))
     result = ex.deploy(make_host("h1"), dry=True)
-    assert not result.ok and "lost the host lock" in result.changes[0]
+    assert not result.ok and "lost the host lock" in result.errors[0]
     assert relock.calls and relock.calls[0].sudo
