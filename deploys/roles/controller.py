@@ -158,9 +158,9 @@ def controller_host_data(name: str, data: dict[str, Any], root: str) -> dict[str
     out["ssh_port"] = 22 if ip else int(data.get("ssh_port") or 22)
     out["ssh_user"] = data.get("ssh_user") or out.get("deploy_user", "deploy")
     out["ssh_key"] = f"{root}/keys/controller_ed25519"
-    for k in ("ssh_strict_host_key_checking", "ssh_known_hosts_file"):
-        if k in data:
-            out[k] = data[k]
+    if "ssh_strict_host_key_checking" in data:
+        out["ssh_strict_host_key_checking"] = data["ssh_strict_host_key_checking"]
+    out["ssh_known_hosts_file"] = f"{root}/known_hosts"  # the app hosts' keys, recorded by the deploy
     out["_sudo"] = True
     out["secrets_file"] = f"{root}/secrets/{name}.json"
     if out.get("compose_deb"):
@@ -173,6 +173,16 @@ def controller_host_data(name: str, data: dict[str, Any], root: str) -> dict[str
         # the drift check works; a redeploy from here of an image the host lacks needs a registry.
         out["image_transport"] = "registry"
     return out
+
+
+def known_hosts_text(entries: list[tuple[str, int, str]]) -> str:
+    """known_hosts lines from ``(address, port, "<type> <base64> [comment]" lines)`` entries
+    (``[address]:port`` unless port 22; comments dropped)."""
+    out = []
+    for address, port, keys in entries:
+        name = address if int(port) == 22 else f"[{address}]:{port}"
+        out += [f"{name} {' '.join(line.split()[:2])}" for line in keys.splitlines() if len(line.split()) >= 2]
+    return "\n".join(sorted(out)) + ("\n" if out else "")
 
 
 def render_inventory(app_hosts: list[tuple[str, dict[str, Any]]]) -> str:
@@ -271,6 +281,12 @@ def controller(settings: HostSettings, upload_dir: str) -> None:
                       dest=f"{root}/cache/{Path(app_settings.compose_deb).name}", mode="644")
         app_hosts.append((name, controller_host_data(name, data, root)))
     files.put(name="Controller inventory", src=io.StringIO(render_inventory(app_hosts)), dest=f"{root}/inventory.py",
+              user=user, group=user, mode="644")
+    # each app host's own public keys, read over this run's (verified) connection to it, at the
+    # address the controller host uses: its runbooks verify host keys against this file
+    entries = [(d["ssh_hostname"], d["ssh_port"], inventory.get_host(n).get_fact(Command, "cat /etc/ssh/ssh_host_*_key.pub") or "")
+               for n, d in app_hosts]
+    files.put(name="Known host keys of the app hosts", src=io.StringIO(known_hosts_text(entries)), dest=f"{root}/known_hosts",
               user=user, group=user, mode="644")
 
     files.directory(name="Textfile collector directory", path=settings.runbook_textfile_dir, user=user, group=user, mode="755")

@@ -189,3 +189,16 @@ def test_pyinfra_deploy_reports_a_lost_lock(monkeypatch):
     result = ex.deploy(make_host("h1"), dry=True)
     assert not result.ok and "lost the host lock" in result.errors[0]
     assert relock.calls and relock.calls[0].sudo
+
+
+def test_ansible_verifies_host_keys_unless_the_inventory_says_otherwise():
+    from runbooks.executors.ansible import host_key_checking
+
+    h = make_host("web1")
+    h.data.pop("ssh_strict_host_key_checking", None)
+    hv = ansible_inventory(h)["all"]["hosts"]["web1"]
+    assert "StrictHostKeyChecking=yes" in hv["ansible_ssh_common_args"] and host_key_checking(h) == "yes"
+    h.data.update(ssh_known_hosts_file="/state/known_hosts", ssh_strict_host_key_checking="yes")
+    assert "UserKnownHostsFile=/state/known_hosts" in ansible_inventory(h)["all"]["hosts"]["web1"]["ansible_ssh_common_args"]
+    h.data.update(ssh_strict_host_key_checking="off")
+    assert host_key_checking(h) == "no"

@@ -91,3 +91,12 @@ def test_effective_settings_keeps_a_redeployed_version(make_settings):
     # no record, or a broken one: the inventory's
     assert effective_settings(s, None) is s
     assert effective_settings(s, {"order_service": "bad ref!", "inventory_ref": inv_ref}).images.order_service == inv_ref
+
+
+def test_controller_verifies_app_host_keys_against_its_own_file():
+    from deploys.roles.controller import known_hosts_text
+
+    d = controller_host_data("app-1", {**DATA, "ssh_strict_host_key_checking": "yes", "ssh_known_hosts_file": "/home/me/kh"}, "/opt/r")
+    assert d["ssh_known_hosts_file"] == "/opt/r/known_hosts" and d["ssh_strict_host_key_checking"] == "yes"
+    text = known_hosts_text([("172.17.0.3", 22, "ssh-ed25519 AAAAkey root@h\nssh-rsa AAAArsa\n"), ("10.0.0.9", 2222, "ssh-ed25519 BBBB")])
+    assert text == "172.17.0.3 ssh-ed25519 AAAAkey\n172.17.0.3 ssh-rsa AAAArsa\n[10.0.0.9]:2222 ssh-ed25519 BBBB\n"
