@@ -29,7 +29,7 @@ from runbooks.engine.params import describe_params, parse_assignments, validate_
 from runbooks.engine.results import load_result
 from runbooks.engine.rotation import run_dirs
 from runbooks.engine.runner import default_runs_dir, new_run_id, run as run_runbook
-from runbooks.engine.signals import notify_webhook, write_textfile
+from runbooks.engine.outputs import notify_webhook, write_textfile
 from runbooks.engine.targets import load_inventory, secret_values, select
 from runbooks.library import all_runbooks, get_runbook
 
@@ -190,31 +190,12 @@ def history(
     console.print(table)
 
 
-_INTERRUPTED = False
-
-
-def _interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
-    """First signal: abort the run (KeyboardInterrupt). Later ones are ignored, so the abort's own
-    clean-up (reports, lock release) is not interrupted in turn."""
-    global _INTERRUPTED
-    if _INTERRUPTED:
-        return
-    _INTERRUPTED = True
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main() -> None:
-    """Console entry point ``runbook``.
-
-    SIGTERM (systemd stopping a timed-out scheduled run), SIGHUP and Ctrl-C abort the run: it is
-    recorded as aborted, its reports are written and its host locks released; a second signal
-    does not interrupt that clean-up.
-    """
-    import signal
+    """Console entry point ``runbook``; signals abort a run (:mod:`runbooks.engine.interrupts`)."""
+    from runbooks.engine import interrupts
 
     os.environ.setdefault("ANSIBLE_NOCOLOR", "1")
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(sig, _interrupt)
+    interrupts.install()
     app()
 
 

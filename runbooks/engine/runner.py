@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
 
 from deploys.operations.lock import LOCKED_EXIT, acquire_script, holder, release_script
 from runbooks.core.errors import CommandCancelled, CommandTimeout, RunbookError
@@ -241,14 +242,15 @@ class _Run:
 
     def _on_host(self, step: Step, h: HostTarget, approved: bool) -> tuple[HostTarget, HostResult]:
         start, at = time.monotonic(), utc_now()
-        attempts = 0
-        while True:
-            attempts += 1
-            out = self._attempt(step, self._context(step, h, approved))
-            if out.status != "failed" or attempts > step.retries or self.result.aborted:
-                break
-            self.emit("retry", step=step.name, host=h.name, attempt=attempts, message=out.message)
-            time.sleep(step.retry_delay)
+        retrying = Retrying(  # a failed attempt is retried `retries` times, `retry_delay` s apart, not after an abort
+            stop=stop_after_attempt(step.retries + 1), wait=wait_fixed(step.retry_delay),
+            retry=retry_if_result(lambda out: out.status == "failed" and not self.result.aborted),
+            before_sleep=lambda rs: self.emit("retry", step=step.name, host=h.name, attempt=rs.attempt_number,
+                                              message=rs.outcome.result().message),
+            retry_error_callback=lambda rs: rs.outcome.result(),
+        )
+        out = retrying(lambda: self._attempt(step, self._context(step, h, approved)))
+        attempts = retrying.statistics.get("attempt_number", 1)
         if self.opts.check and step.changes and out.status == "changed":
             out = StepResult("failed", f"changing step changed the host in check mode: {out.message}", out.data, out.tables)
         return h, _host_result(out, attempts, start, at)

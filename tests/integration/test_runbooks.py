@@ -7,7 +7,6 @@ Needs a deployed test host (the first test deploys when the runbook tooling is m
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import subprocess
@@ -19,6 +18,7 @@ import nbformat
 import pytest
 
 from tests.integration.conftest import INVENTORY, ROOT, run_pyinfra, ssh
+from tests.support.webhook import webhook_receiver
 
 pytestmark = pytest.mark.integration
 
@@ -77,32 +77,16 @@ def test_daily_on_a_healthy_host_writes_four_reports(app_host, runs_dir):
 
 def test_daily_flags_a_crossed_disk_threshold_and_notifies(app_host, runs_dir, tmp_path):
     name, _ = app_host
-    received = []
-
-    class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *a):
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with webhook_receiver() as (url, received):
         proc, result = runbook("run", "daily", "-i", INVENTORY, "-p", "disk_max_percent=1", "-p", "drift=false",
-                               "--textfile-dir", str(tmp_path / "textfile"),
-                               "--webhook-url", f"http://127.0.0.1:{server.server_port}/hook", runs_dir=runs_dir)
-    finally:
-        server.shutdown()
+                               "--textfile-dir", str(tmp_path / "textfile"), "--webhook-url", url, runs_dir=runs_dir)
     assert proc.returncode == 1
     usage = step_result(result, "Resource usage", name)
     assert usage["status"] == "failed" and "threshold crossed: disk /" in usage["message"]
     assert received and received[0]["runbook"] == "daily" and received[0]["status"] == "failed"
     assert any(f["step"] == "Resource usage" for f in received[0]["failures"])
     prom = (tmp_path / "textfile" / "orderops_runbook_daily.prom").read_text()
-    assert 'orderops_runbook_last_run_success{runbook="daily"} 0' in prom
+    assert 'orderops_runbook_last_run_success{runbook="daily"} 0.0' in prom
 
 
 def test_daily_drift_check_flags_an_edited_managed_file(app_host, runs_dir):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 
 import pytest
 from typer.testing import CliRunner
@@ -12,7 +10,8 @@ from typer.testing import CliRunner
 from runbooks import cli
 from runbooks.core.errors import ParameterError, UnknownRunbook
 from runbooks.engine.params import parse_assignments, validate_params
-from runbooks.engine.signals import failure_payload, notify_webhook, textfile_text, write_textfile
+from runbooks.engine.outputs import failure_payload, notify_webhook, textfile_text, write_textfile
+from tests.support.webhook import webhook_receiver
 from runbooks.executors.ansible import ansible_inventory, playbook_text
 from runbooks.library import get_runbook
 from tests.unit.runbooks.conftest import make_host
@@ -85,9 +84,14 @@ def test_params_helpers():
 
 def test_textfile_format(tmp_path):
     text = textfile_text(RESULT, now=1700000000)
-    assert 'orderops_runbook_last_run_success{runbook="daily"} 0' in text
-    assert 'orderops_runbook_last_run_timestamp_seconds{runbook="daily"} 1700000000' in text
-    assert 'orderops_runbook_last_run_duration_seconds{runbook="daily"} 12.5' in text
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {f.name: f.samples[0] for f in text_string_to_metric_families(text)}
+    assert samples["orderops_runbook_last_run_success"].value == 0
+    assert samples["orderops_runbook_last_run_success"].labels == {"runbook": "daily"}
+    assert samples["orderops_runbook_last_run_timestamp_seconds"].value == 1700000000
+    assert samples["orderops_runbook_last_run_duration_seconds"].value == 12.5
+    assert samples["orderops_runbook_last_run_failed_results"].value == 1
     assert "# TYPE orderops_runbook_last_run_success gauge" in text
     path = write_textfile(tmp_path / "tf", {**RESULT, "runbook": "emergency-restart"})
     assert path.name == "orderops_runbook_emergency_restart.prom"
@@ -95,24 +99,13 @@ def test_textfile_format(tmp_path):
 
 
 def test_webhook_posts_failures():
-    got = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *a):
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.handle_request, daemon=True).start()
-    assert notify_webhook(f"http://127.0.0.1:{server.server_port}/hook", RESULT) is None
-    server.server_close()
+    with webhook_receiver() as (url, got):
+        assert notify_webhook(url, RESULT) is None
     assert got == [failure_payload(RESULT)]
     assert got[0]["failures"] == [{"step": "Resource usage", "host": "h1", "message": "disk / 91% > 85%"}]
     assert notify_webhook("http://127.0.0.1:9/none", RESULT, timeout=2) is not None
+    with webhook_receiver(status=500) as (url, _):
+        assert "500" in notify_webhook(url, RESULT)
 
 
 def test_ansible_inventory_from_pyinfra_host_data():
