@@ -167,7 +167,7 @@ def test_a_step_timing_out_during_the_drift_check_kills_pyinfra_and_releases_the
     name, data = app_host
     hosts = [h for h in load_inventory(ROOT / INVENTORY) if h.name == name]
     rb = Runbook("drift-timeout", "Drift with a short timeout", "", (
-        Step("Configuration drift", daily.drift.func, executor="pyinfra", timeout=4),))
+        Step("Configuration drift", daily.drift.func, executor="pyinfra", timeout=4),), params=daily.DailyParams)
     run_id = new_run_id(rb.name)
     seen_running = []
 
