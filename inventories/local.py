@@ -56,8 +56,9 @@ def _host_data(h):
         "ssh_port": h["ssh_port"],
         "ssh_user": _hosts_state["ssh_user"],
         "ssh_key": _hosts_state["ssh_key"],
-        "ssh_strict_host_key_checking": "no",
-        "ssh_known_hosts_file": "/dev/null",
+        # host keys verified: `make hosts-up` records them (read through Docker) in known_hosts
+        "ssh_strict_host_key_checking": "yes",
+        "ssh_known_hosts_file": str(_STATE / "known_hosts"),
         "_sudo": True,
         "environment": "local",
         "domain": "order.test",
@@ -67,8 +68,12 @@ def _host_data(h):
         "compose_deb": _hosts_state["compose_deb"],
         "image_transport": "archive",
         "images": {role: _images[role] for role in ("order_service", "postgres", "redis", "nginx")},
-        "https_url": f"https://127.0.0.1:{h['https_port']}",
-        "http_url": f"http://127.0.0.1:{h['http_port']}",
+        # production fields the harness fills: the controller host reaches app hosts over the
+        # Docker network, probes on this machine through the published ports
+        "controller_address": h["ip"],
+        "probe_https_url": f"https://127.0.0.1:{h['https_port']}",
+        "probe_http_url": f"http://127.0.0.1:{h['http_port']}",
+        # harness-only data for the tests (not settings: see inventories.schema)
         "testhost_ip": h["ip"],
         "testhost_container": h["container"],
         "monitoring": _MONITORING,

@@ -23,7 +23,7 @@ _PROM_DURATION = re.compile(r"^[1-9][0-9]*(m|h|d|w|y)$")
 
 
 class MonitoringImages(BaseModel):
-    """Image refs by role; :func:`inventories.schema.check_image_ref` rules, digests required outside ``local``."""
+    """Image refs by role; :func:`deploys.contract.images.check_immutable` rules, digests required outside ``local``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -42,7 +42,7 @@ class MonitoringImages(BaseModel):
     @field_validator("*")
     @classmethod
     def _immutable(cls, v: str) -> str:
-        from inventories.schema import check_image_ref
+        from deploys.contract.images import check_immutable as check_image_ref
 
         return check_image_ref(v)
 

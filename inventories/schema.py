@@ -5,7 +5,8 @@ Every part of orderops (deploys, runbooks, testinfra suites) reads host data thr
 clear message naming the host and the field, before any host is touched.
 
 Host data keys are the fields of :class:`HostSettings` (plus pyinfra's own ``ssh_*`` and
-``_sudo`` keys, which pyinfra validates itself). Secrets live outside git in a JSON file whose
+``_sudo`` keys, which pyinfra validates itself, and the test harness's ``testhost_*`` keys, which
+only tests read). Secrets live outside git in a JSON file whose
 path is the ``secrets_file`` host data key (mode 0600 required), or in environment variables
 ``ORDEROPS_SECRET_<NAME>`` which override the file.
 
@@ -17,6 +18,8 @@ Error hierarchy::
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import os
 import re
@@ -51,6 +54,7 @@ __all__ = [
     "check_inventory",
     "load_secrets",
     "SECRET_NAMES",
+    "deferred_validation",
 ]
 
 #: Secret names, in the secrets file and as ``ORDEROPS_SECRET_<NAME upper>`` variables.
@@ -65,8 +69,9 @@ _WEAK_SECRETS = {"changethis", "changeme", "password", "secret", "admin", "postg
 _MIN_SECRET_LEN = 24
 _MIN_DISTINCT_CHARS = 8
 
-#: pyinfra connection keys and private keys that are not orderops settings.
-_PASSTHROUGH_PREFIXES = ("ssh_", "_", "docker_ssh", "winrm_", "local_")
+#: pyinfra connection keys and private keys that are not orderops settings, and ``testhost_*``:
+#: data the local test harness adds for its tests (container IP and name; ``inventories/local.py``).
+_PASSTHROUGH_PREFIXES = ("ssh_", "_", "docker_ssh", "winrm_", "local_", "testhost_")
 
 
 class InventoryError(ValueError):
@@ -234,11 +239,17 @@ class HostSettings(BaseModel):
         "(default: generated as $ORDEROPS_STATE_DIR/keys/controller_ed25519)",
     )
 
-    # how the controller reaches the host's nginx (tests, demo); derived from domain by default
-    https_url: str | None = None
-    http_url: str | None = None
-    testhost_ip: str | None = None
-    testhost_container: str | None = None
+    # how others reach this host (the local harness fills these with its addresses)
+    controller_address: str | None = Field(
+        None, description="address (DNS name or IP) the controller host uses to reach this host: SSH on port 22 and "
+        "nginx on 80/443 (default: the inventory's ssh_hostname and ssh_port)",
+    )
+    probe_https_url: str | None = Field(
+        None, description="base URL probes (runbook checks, tests, the demo) use for nginx over HTTPS (default https://<domain>)",
+    )
+    probe_http_url: str | None = Field(
+        None, description="base URL probes use for nginx over HTTP (default http://<domain>)",
+    )
 
     @field_validator("domain")
     @classmethod
@@ -306,6 +317,14 @@ class HostSettings(BaseModel):
             raise ValueError(f"expected an http(s) URL without spaces, quotes, $ or %, got {v!r}")
         return v
 
+    @field_validator("probe_https_url", "probe_http_url")
+    @classmethod
+    def _probe_url(cls, v: str | None, info) -> str | None:
+        scheme = "https" if info.field_name == "probe_https_url" else "http"
+        if v is not None and not re.fullmatch(scheme + r"://[^\s/\"'`$;%]+", v):
+            raise ValueError(f"expected {scheme}://host[:port] without a path, got {v!r}")
+        return v
+
     @field_validator("firewall_allow_tcp")
     @classmethod
     def _ports(cls, v: tuple[int, ...]) -> tuple[int, ...]:
@@ -346,13 +365,13 @@ class HostSettings(BaseModel):
 
     @property
     def public_https_url(self) -> str:
-        """Where the controller reaches nginx over HTTPS (``https_url`` or ``https://<domain>``)."""
-        return self.https_url or f"https://{self.domain}"
+        """Where probes reach nginx over HTTPS (``probe_https_url`` or ``https://<domain>``)."""
+        return self.probe_https_url or f"https://{self.domain}"
 
     @property
     def public_http_url(self) -> str:
-        """Where the controller reaches nginx over HTTP (``http_url`` or ``http://<domain>``)."""
-        return self.http_url or f"http://{self.domain}"
+        """Where probes reach nginx over HTTP (``probe_http_url`` or ``http://<domain>``)."""
+        return self.probe_http_url or f"http://{self.domain}"
 
 
 def load_secrets(path: Path | None, host: str | None = None, env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -466,12 +485,30 @@ def validate_groups(groups: Mapping[str, list[tuple[str, dict[str, Any]]]]) -> d
     return {name: build_settings(name, data, member[name]) for name, data in merged.items()}
 
 
+_DEFERRED: contextvars.ContextVar[bool] = contextvars.ContextVar("orderops_inventory_deferred", default=False)
+
+
+@contextlib.contextmanager
+def deferred_validation():
+    """Within the block :func:`check_inventory` validates nothing: the caller
+    (:func:`inventories.loader.load_validated`) validates every host once itself, with the data
+    pyinfra merged."""
+    token = _DEFERRED.set(True)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
+
+
 def check_inventory(groups: Mapping[str, list[tuple[str, dict[str, Any]]]]) -> dict[str, HostSettings]:
     """:func:`validate_groups` for inventory files: a bad inventory exits with one clear line.
 
     Raises ``SystemExit("orderops: inventory error: host 'x': field: message")`` instead of
     :class:`InventoryError`, so pyinfra stops before connecting without printing a traceback.
+    Returns ``{}`` without validating inside :func:`deferred_validation`.
     """
+    if _DEFERRED.get():
+        return {}
     try:
         return validate_groups(groups)
     except InventoryError as e:

@@ -12,7 +12,6 @@ before any host is touched.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -24,12 +23,13 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table as RichTable
 
-from runbooks.engine.errors import RunbookError
+from runbooks.core.errors import RunbookError
 from runbooks.engine.masking import Masker
 from runbooks.engine.params import describe_params, parse_assignments, validate_params
+from runbooks.engine.results import load_result
 from runbooks.engine.rotation import run_dirs
 from runbooks.engine.runner import default_runs_dir, new_run_id, run as run_runbook
-from runbooks.engine.signals import notify_webhook, write_textfile
+from runbooks.engine.outputs import notify_webhook, write_textfile
 from runbooks.engine.targets import load_inventory, secret_values, select
 from runbooks.library import all_runbooks, get_runbook
 
@@ -88,9 +88,6 @@ def run(
 
     masker = Masker(secret_values(hosts))
     run_id = new_run_id(runbook.name)
-    remote = AnsibleExecutor()
-    executors = {"remote": remote, "local": LocalExecutor(),
-                 "pyinfra": PyinfraExecutor(str(inventory), run_id=run_id, relock=remote if runbook.lock else None)}
     interactive = sys.stdin.isatty() and not yes
 
     def approve(step) -> bool:
@@ -107,13 +104,15 @@ def run(
 
     console.print(f"runbook [bold]{runbook.name}[/] run {run_id} on {', '.join(h.name for h in hosts)}"
                   + (" [yellow](check mode)[/]" if check else ""))
-    result = run_runbook(
-        runbook, hosts, params, executors, inventory=str(inventory), limit=limit or None, check=check,
-        approve=True if yes else (approve if interactive else False), runs_dir=runs_dir, forks=forks,
-        keep_runs=keep_runs, keep_days=keep_days, run_id=run_id, on_event=progress,
-    )
-    data = json.loads((Path(result.run_dir) / "result.json").read_text())
-    data["run_dir"] = result.run_dir
+    with AnsibleExecutor() as remote, LocalExecutor() as local, \
+            PyinfraExecutor(str(inventory), run_id=run_id, relock=remote if runbook.lock else None) as deployer:
+        result = run_runbook(
+            runbook, hosts, params, {"remote": remote, "local": local, "pyinfra": deployer},
+            inventory=str(inventory), limit=limit or None, check=check,
+            approve=True if yes else (approve if interactive else False), runs_dir=runs_dir, forks=forks,
+            keep_runs=keep_runs, keep_days=keep_days, run_id=run_id, on_event=progress,
+        )
+    data = {**result.model_dump(mode="json"), "run_dir": result.run_dir}  # run() returns the masked result
     _matrix(data)
     if textfile_dir:
         write_textfile(textfile_dir, data)
@@ -178,44 +177,25 @@ def history(
     rows = 0
     for d in reversed(run_dirs(Path(runs_dir or default_runs_dir()))):
         try:
-            r = json.loads((d / "result.json").read_text())
-        except (OSError, json.JSONDecodeError):
+            r = load_result(d)  # any schema version
+        except (OSError, ValueError):
             continue
-        if runbook and r["runbook"] != runbook:
+        if runbook and r.runbook != runbook:
             continue
-        table.add_row(r["run_id"], f"[{_STYLE.get(r['status'], '')}]{r['status']}[/]", "yes" if r["check"] else "",
-                      ",".join(r["hosts"]), f"{r['duration_s']:.1f}")
+        table.add_row(r.run_id, f"[{_STYLE.get(r.status, '')}]{r.status}[/]", "yes" if r.check else "",
+                      ",".join(r.hosts), f"{r.duration_s:.1f}")
         rows += 1
         if rows >= n:
             break
     console.print(table)
 
 
-_INTERRUPTED = False
-
-
-def _interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
-    """First signal: abort the run (KeyboardInterrupt). Later ones are ignored, so the abort's own
-    clean-up (reports, lock release) is not interrupted in turn."""
-    global _INTERRUPTED
-    if _INTERRUPTED:
-        return
-    _INTERRUPTED = True
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main() -> None:
-    """Console entry point ``runbook``.
-
-    SIGTERM (systemd stopping a timed-out scheduled run), SIGHUP and Ctrl-C abort the run: it is
-    recorded as aborted, its reports are written and its host locks released; a second signal
-    does not interrupt that clean-up.
-    """
-    import signal
+    """Console entry point ``runbook``; signals abort a run (:mod:`runbooks.engine.interrupts`)."""
+    from runbooks.engine import interrupts
 
     os.environ.setdefault("ANSIBLE_NOCOLOR", "1")
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(sig, _interrupt)
+    interrupts.install()
     app()
 
 

@@ -152,6 +152,12 @@ def ssh_command(key: Path, port: int, remote: str, user: str = SSH_USER, connect
     ]
 
 
+def known_hosts_lines(port: int, keys: list[str], address: str = "127.0.0.1") -> str:
+    """known_hosts lines for a host reached at ``address:port`` (``[addr]:port`` unless port 22)."""
+    name = address if port == 22 else f"[{address}]:{port}"
+    return "".join(f"{name} {key}\n" for key in keys)
+
+
 def render_ssh_config(state: HostsState) -> str:
     out = ["# written by `python -m testhosts up`; use: ssh -F .orderops/ssh_config orderops-1\n"]
     for h in state.hosts:
@@ -281,6 +287,8 @@ class Hosts:
                            compose_deb=str(compose_deb), hosts=entries)
         save_hosts(self.paths, state)
         self.paths.ssh_config.write_text(render_ssh_config(state))
+        self.paths.known_hosts.write_text("".join(
+            known_hosts_lines(p.ssh_port, self.host_keys(containers[p.name])) for p in plans))
         self.console.print(f"  {n} host(s) ready in {time.monotonic() - started:.1f} s")
 
         after = fingerprint.take()
@@ -289,6 +297,16 @@ class Hosts:
             raise HostsError("the host's cgroup setup changed while the test hosts started "
                              "(see testhosts/fingerprint.py):\n" + "\n".join(changes))
         return state
+
+    @staticmethod
+    def host_keys(container) -> list[str]:
+        """The container's public SSH host keys (``<type> <base64>``), read with ``docker exec``:
+        through Docker, not the network, so what is recorded is the host's own key."""
+        code, out = container.exec_run(["sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub"])
+        keys = [" ".join(line.split()[:2]) for line in out.decode().splitlines() if line.strip()]
+        if code != 0 or not keys:
+            raise HostsError(f"{container.name}: cannot read its SSH host keys (exit {code})")
+        return keys
 
     def wait_ready(self, plan: HostPlan, key: Path, timeout: float = READY_TIMEOUT) -> str:
         """Poll ``systemctl is-system-running --wait`` over SSH until it answers; require ``running``.

@@ -9,6 +9,7 @@ Everything the harness keeps is under one state directory, ``.orderops/`` at the
       hosts.json                HostsState: the running test hosts (written by ``up``, removed by ``down``)
       images.json               ImagesState: role -> immutable image ref (written by ``images``)
       ssh_config                convenience ssh_config for the running hosts (``ssh -F``)
+      known_hosts               the running hosts' SSH host keys, read through Docker at ``up``
       cgroup-fingerprint.json   the host's cgroup setup as first seen by the harness
       cache/                    rootfs, compose .deb, wheelhouse, staged build contexts, build logs
                                 ($ORDEROPS_CACHE_DIR overrides, e.g. to share it between state dirs)
@@ -87,6 +88,11 @@ class StatePaths:
     @property
     def ssh_config(self) -> Path:
         return self.root / "ssh_config"
+
+    @property
+    def known_hosts(self) -> Path:
+        """The test hosts' SSH host keys (``[127.0.0.1]:<port> <type> <key>``), read through Docker."""
+        return self.root / "known_hosts"
 
     @property
     def fingerprint_json(self) -> Path:

@@ -134,6 +134,11 @@ class RunbookLayout:
         return f"{self.keys_dir}/controller_ed25519"
 
     @property
+    def known_hosts(self) -> str:
+        """The app hosts' SSH host keys, recorded by the deploy; the controller's runbooks verify them."""
+        return f"{self.root}/known_hosts"
+
+    @property
     def secrets_dir(self) -> str:
         return f"{self.root}/secrets"
 

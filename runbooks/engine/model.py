@@ -30,8 +30,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from runbooks.engine.errors import CommandTimeout
-from runbooks.executors.base import CommandResult, Executor, HostTarget
+from runbooks.core.errors import CommandTimeout, ExecutorError
+from runbooks.core.types import CommandResult, Deployer, DeployResult, Executor, HostTarget
 
 __all__ = ["Step", "Runbook", "StepContext", "StepResult", "Table", "step", "OnFailure", "Status"]
 
@@ -47,10 +47,6 @@ class Table:
     title: str
     columns: list[str]
     rows: list[list[Any]]
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{"title", "columns", "rows"}``."""
-        return {"title": self.title, "columns": list(self.columns), "rows": [list(r) for r in self.rows]}
 
 
 @dataclass(frozen=True)
@@ -138,7 +134,7 @@ class Runbook:
 class StepContext:
     """What a step function sees for one host.
 
-    + host: the :class:`~runbooks.executors.base.HostTarget`
+    + host: the :class:`~runbooks.core.types.HostTarget`
     + params: the validated parameter model
     + check: check mode (changing steps only report what they would do)
     + approved: destructive steps were approved
@@ -173,6 +169,14 @@ class StepContext:
         left = self.remaining()
         ex = self.executors[executor] if executor else self.executor
         return ex.run(self.host, command, sudo=sudo, timeout=min(left, timeout) if timeout else left)
+
+    def deploy(self, *, dry: bool = False, data: dict[str, str] | None = None) -> DeployResult:
+        """Run the main deploy on this host through this step's executor, within the step's
+        remaining time. Raises :class:`ExecutorError` when the executor is not a
+        :class:`~runbooks.core.types.Deployer` (give the step ``executor="pyinfra"``)."""
+        if not isinstance(self.executor, Deployer):
+            raise ExecutorError(f"executor {getattr(self.executor, 'name', '?')!r} cannot deploy (use executor='pyinfra')")
+        return self.executor.deploy(self.host, dry=dry, data=data, timeout=self.remaining())
 
     # result helpers
     def ok(self, message: str = "", data: dict | None = None, tables: list[Table] | None = None) -> StepResult:

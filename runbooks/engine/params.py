@@ -1,7 +1,7 @@
 """Runbook parameters: ``-p key=value`` strings -> the runbook's pydantic model.
 
 Validation happens before any host is touched; the first problem raises
-:class:`~runbooks.engine.errors.ParameterError` naming the parameter.
+:class:`~runbooks.core.errors.ParameterError` naming the parameter.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from runbooks.engine.errors import ParameterError
+from runbooks.core.errors import ParameterError
 
 __all__ = ["parse_assignments", "validate_params", "describe_params"]
 

@@ -1,139 +1,129 @@
-"""Run results and the stable ``result.json`` schema.
+"""Run results: pydantic models whose JSON is ``result.json``.
 
-``result.json`` (schema version :data:`SCHEMA_VERSION`; fields are only ever added, a removal or
-a change of meaning bumps the version)::
+The schema of ``result.json`` is generated from :class:`RunResult`
+(``RunResult.model_json_schema(mode="serialization")``) and published next to this module as
+``result.schema.json``; ``python -m runbooks.engine.results`` rewrites it and a unit test fails
+when it is stale. Schema versions (:data:`SCHEMA_VERSION`; fields are only ever added, a removal
+or a change of meaning bumps the version):
 
-    {
-      "schema_version": 1,
-      "run_id": "20261129T201500Z-daily-3f9a1c",    sortable: UTC start time, runbook, random
-      "runbook": "daily",  "title": "...",
-      "inventory": "inventories/local.py",
-      "check": false,       check mode
-      "approved": false,    destructive steps approved (--yes / confirm)
-      "params": {...},      validated parameters (secrets masked)
-      "limit": ["host"] | null,
-      "started_at": "2026-11-29T20:15:00Z",  "finished_at": "...",  "duration_s": 12.3,
-      "status": "ok" | "changed" | "failed" | "aborted",
-      "hosts": ["orderops-1", ...],
-      "steps": [
-        {"name": "...", "doc": "Markdown", "target": "app", "executor": "remote",
-         "changes": false, "destructive": false, "on_failure": "continue",
-         "results": {"<host>": {"status": "ok" | "changed" | "failed" | "skipped",
-                                "message": "...", "data": {...},
-                                "tables": [{"title", "columns", "rows"}],
-                                "attempts": 1, "duration_s": 0.4,
-                                "started_at": "..."}}}
-      ],
-      "summary": {"ok": 3, "changed": 0, "failed": 0, "skipped": 1}
-    }
+* 1: the first format (no ``steps[].kind``);
+* 2: ``steps[].kind`` (``lock`` | ``step`` | ``unlock``) and ``aborted``.
 
-The first and last steps are the engine's ``Take the host lock`` / ``Release the host lock``
-when the runbook takes the per-host lock.
+:func:`load_result` reads every version (a version-1 file is upgraded on reading: the kind
+follows from the engine's lock step names, ``aborted`` from the status), so ``runbook history``
+and ``runbook show`` keep working on old run directories.
 
 ``events.jsonl`` holds one JSON object per line: ``{"ts", "event": "run-start" | "step-start" |
-"host-result" | "run-end", "run_id", ...}``; ``host-result`` events carry ``step``, ``host`` and
-the per-host fields above.
+"host-result" | "retry" | "run-end", "run_id", ...}``; ``host-result`` events carry ``step``,
+``host`` and the fields of :class:`HostResult`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import json
+from pathlib import Path
+from typing import Any, Literal
 
-__all__ = ["SCHEMA_VERSION", "HostResult", "StepRecord", "RunResult", "run_status"]
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_serializer
 
-SCHEMA_VERSION = 1
+from runbooks.engine.model import Table
+
+__all__ = ["SCHEMA_VERSION", "HostResult", "StepRecord", "RunResult", "run_status", "load_result", "SCHEMA_FILE",
+           "LOCK_STEP", "UNLOCK_STEP", "result_schema"]
+
+SCHEMA_VERSION = 2
+#: Where the generated JSON schema of ``result.json`` is published.
+SCHEMA_FILE = Path(__file__).with_name("result.schema.json")
+
+LOCK_STEP = "Take the host lock"
+UNLOCK_STEP = "Release the host lock"
+
+Status = Literal["ok", "changed", "failed", "skipped"]
+RunStatus = Literal["ok", "changed", "failed", "aborted"]
 
 
-@dataclass
-class HostResult:
-    """One step on one host (see the schema): status, message, data, tables, attempts, timing."""
+class HostResult(BaseModel):
+    """One step on one host: its status and message, structured ``data`` and ``tables``,
+    ``attempts`` made, ``duration_s`` (seconds, 3 decimals) and ``started_at`` (UTC, ISO 8601)."""
 
-    status: str
+    model_config = ConfigDict(extra="ignore")
+
+    status: Status
     message: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
-    tables: list[dict[str, Any]] = field(default_factory=list)
+    data: dict[str, Any] = Field(default_factory=dict)
+    tables: list[Table] = Field(default_factory=list)
     attempts: int = 0
     duration_s: float = 0.0
     started_at: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        """The schema's per-host object."""
-        return {
-            "status": self.status, "message": self.message, "data": self.data, "tables": self.tables,
-            "attempts": self.attempts, "duration_s": round(self.duration_s, 3), "started_at": self.started_at,
-        }
+    @field_serializer("duration_s")
+    def _round(self, v: float) -> float:
+        return round(v, 3)
 
 
-@dataclass
-class StepRecord:
-    """A step's description plus its per-host results."""
+class StepRecord(BaseModel):
+    """A step's description (Markdown ``doc``, target group, executor kind, policies) plus its
+    per-host results. ``kind``: ``lock`` / ``unlock`` for the engine's own lock steps."""
+
+    model_config = ConfigDict(extra="ignore")
 
     name: str
-    doc: str
-    target: str
-    executor: str
-    changes: bool
-    destructive: bool
-    on_failure: str
-    results: dict[str, HostResult] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The schema's step object."""
-        return {
-            "name": self.name, "doc": self.doc, "target": self.target, "executor": self.executor,
-            "changes": self.changes, "destructive": self.destructive, "on_failure": self.on_failure,
-            "results": {h: r.to_dict() for h, r in self.results.items()},
-        }
+    doc: str = ""
+    kind: Literal["lock", "step", "unlock"] = "step"
+    target: str = "all"
+    executor: str = "remote"
+    changes: bool = False
+    destructive: bool = False
+    on_failure: str = "stop-host"
+    results: dict[str, HostResult] = Field(default_factory=dict)
 
 
-@dataclass
-class RunResult:
-    """A whole run; :meth:`to_dict` is ``result.json`` (before masking)."""
+class RunResult(BaseModel):
+    """A whole run: ``result.json``. ``run_dir`` (where it lives) is not part of the file."""
 
-    run_id: str
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: int = SCHEMA_VERSION
+    run_id: str = Field(description="<UTC yyyymmddThhmmssZ>-<runbook>-<6 hex>: unique, sortable by start time")
     runbook: str
-    title: str
-    inventory: str
-    check: bool
-    approved: bool
-    params: dict[str, Any]
-    limit: list[str] | None
-    started_at: str
-    hosts: list[str]
-    run_dir: str = ""
+    title: str = ""
+    inventory: str = ""
+    check: bool = Field(False, description="check mode")
+    approved: bool = Field(False, description="destructive steps approved (--yes / confirm)")
+    params: dict[str, Any] = Field(default_factory=dict, description="validated parameters (secrets masked)")
+    limit: list[str] | None = None
+    started_at: str = ""
     finished_at: str = ""
     duration_s: float = 0.0
     aborted: bool = False
-    steps: list[StepRecord] = field(default_factory=list)
+    hosts: list[str] = Field(default_factory=list)
+    steps: list[StepRecord] = Field(default_factory=list)
+    run_dir: str = Field("", exclude=True)
 
+    @field_serializer("duration_s")
+    def _round(self, v: float) -> float:
+        return round(v, 3)
+
+    @computed_field
+    @property
     def summary(self) -> dict[str, int]:
-        """Count of host results by status."""
+        """Count of host results by status (``ok``, ``changed``, ``failed``, ``skipped``)."""
         counts = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0}
         for s in self.steps:
             for r in s.results.values():
                 counts[r.status] = counts.get(r.status, 0) + 1
         return counts
 
+    @computed_field
     @property
-    def status(self) -> str:
+    def status(self) -> RunStatus:
         """``aborted`` | ``failed`` | ``changed`` | ``ok``."""
-        return run_status(self.summary(), self.aborted)
+        return run_status(self.summary, self.aborted)
 
     @property
     def failed(self) -> bool:
         """True when any step failed on any host (the CLI exits non-zero)."""
-        return self.summary()["failed"] > 0 or self.aborted
-
-    def to_dict(self) -> dict[str, Any]:
-        """``result.json`` (schema above)."""
-        return {
-            "schema_version": SCHEMA_VERSION, "run_id": self.run_id, "runbook": self.runbook, "title": self.title,
-            "inventory": self.inventory, "check": self.check, "approved": self.approved, "params": self.params,
-            "limit": self.limit, "started_at": self.started_at, "finished_at": self.finished_at,
-            "duration_s": round(self.duration_s, 3), "status": self.status, "hosts": self.hosts,
-            "steps": [s.to_dict() for s in self.steps], "summary": self.summary(),
-        }
+        return self.summary["failed"] > 0 or self.aborted
 
 
 def run_status(summary: dict[str, int], aborted: bool = False) -> str:
@@ -145,3 +135,42 @@ def run_status(summary: dict[str, int], aborted: bool = False) -> str:
     if summary.get("changed"):
         return "changed"
     return "ok"
+
+
+def _upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
+    kinds = {LOCK_STEP: "lock", UNLOCK_STEP: "unlock"}
+    steps = [{**s, "kind": kinds.get(s.get("name"), "step")} for s in data.get("steps", [])]
+    return {**data, "steps": steps, "aborted": data.get("status") == "aborted", "schema_version": SCHEMA_VERSION}
+
+
+def load_result(path: str | Path) -> RunResult:
+    """Read a ``result.json`` of any schema version (or its run directory) as a :class:`RunResult`.
+
+    Raises ``OSError`` / ``ValueError`` (``json.JSONDecodeError``, pydantic's
+    ``ValidationError``) for a missing or unreadable file, and ``ValueError`` for a version newer
+    than this code knows.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "result.json"
+    data = json.loads(path.read_text())
+    version = data.get("schema_version", 1)
+    if version > SCHEMA_VERSION:
+        raise ValueError(f"{path}: result schema version {version} is newer than this orderops ({SCHEMA_VERSION})")
+    if version < 2:
+        data = _upgrade_v1(data)
+    result = RunResult.model_validate(data)
+    result.run_dir = str(path.parent)
+    return result
+
+
+def result_schema() -> str:
+    """The JSON schema text of ``result.json`` as published in :data:`SCHEMA_FILE`."""
+    schema = RunResult.model_json_schema(mode="serialization")
+    schema["$id"] = f"https://orderops.invalid/runbooks/result-v{SCHEMA_VERSION}.schema.json"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    SCHEMA_FILE.write_text(result_schema())
+    print(f"wrote {SCHEMA_FILE}")

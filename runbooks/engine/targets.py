@@ -1,41 +1,23 @@
-"""Hosts of a run: the same pyinfra inventory file, validated by ``inventories.schema``.
+"""Hosts of a run: the same pyinfra inventory file, loaded by pyinfra's own loader.
 
-An inventory file is a Python module whose public top-level lists are groups of
-``(name, data)`` tuples (or bare names), exactly what pyinfra reads. Loading it validates
-every host (:func:`inventories.schema.validate_groups`) before any host is touched.
+:func:`load_inventory` goes through :func:`inventories.loader.load_validated` (pyinfra's
+``make_inventory``: groups, group data and ``(hosts, data)`` groups work as in pyinfra), which
+validates every host once, before any host is touched. Inventory problems become one-line
+:class:`~runbooks.core.errors.TargetError` s here (the one mapping point for them).
 """
 
 from __future__ import annotations
 
 import fnmatch
-import runpy
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
-from inventories.schema import InventoryError, validate_groups
-from runbooks.engine.errors import TargetError
-from runbooks.executors.base import HostTarget
+from inventories.loader import load_validated
+from inventories.schema import InventoryError
+from runbooks.core.errors import TargetError
+from runbooks.core.types import HostTarget
 
 __all__ = ["load_inventory", "select", "secret_values"]
-
-
-def _groups(namespace: dict[str, Any]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
-    groups: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    for key, value in namespace.items():
-        if key.startswith("_") or not isinstance(value, (list, tuple)):
-            continue
-        members = []
-        for item in value:
-            if isinstance(item, str):
-                members.append((item, {}))
-            elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], dict):
-                members.append(item)
-            else:
-                break
-        else:
-            groups[key] = members
-    return groups
 
 
 def load_inventory(path: str | Path) -> list[HostTarget]:
@@ -44,26 +26,17 @@ def load_inventory(path: str | Path) -> list[HostTarget]:
     Raises :class:`TargetError` (with the inventory's own "host + field" message) when the file
     is missing, fails to load, or holds invalid data.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise TargetError(f"inventory file not found: {path}")
     try:
-        namespace = runpy.run_path(str(path))
-    except SystemExit as e:  # inventories/*.py call check_inventory(), which exits with one line
+        loaded = load_validated(path)
+    except FileNotFoundError as e:
+        raise TargetError(str(e)) from None
+    except SystemExit as e:  # an inventory that stops itself (e.g. local.py without harness state)
         raise TargetError(str(e.code).removeprefix("orderops: ")) from None
     except InventoryError as e:
         raise TargetError(str(e)) from None
-    groups = _groups(namespace)
-    try:
-        settings = validate_groups(groups)
-    except InventoryError as e:
-        raise TargetError(str(e)) from None
-    seen: dict[str, HostTarget] = {}
-    for group in groups.values():
-        for name, data in group:
-            if name not in seen:
-                seen[name] = HostTarget(name=name, data=dict(data), settings=settings[name], groups=tuple(settings[name].groups))
-    return list(seen.values())
+    except Exception as e:  # noqa: BLE001 - any other error of inventory code: one line, no traceback
+        raise TargetError(f"cannot load inventory {path}: {type(e).__name__}: {e}") from None
+    return [HostTarget(name=h.name, data=h.data, settings=s, groups=h.groups) for h, s in loaded]
 
 
 def select(hosts: list[HostTarget], limit: Iterable[str] | None) -> list[HostTarget]:

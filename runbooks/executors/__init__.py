@@ -1,5 +1,2 @@
-"""Transports behind the one :class:`~runbooks.executors.base.Executor` seam."""
-
-from runbooks.executors.base import CommandResult, DeployResult, Executor, HostTarget
-
-__all__ = ["Executor", "CommandResult", "DeployResult", "HostTarget"]
+"""Transports behind the one :class:`~runbooks.core.types.Executor` seam (ansible-runner,
+pyinfra, local, fake); their shared types live in :mod:`runbooks.core`."""

@@ -1,9 +1,9 @@
 """A scripted executor for unit tests: no hosts, no network.
 
 Rules map a regular expression on the command to a response; the first matching rule wins.
-A response is a :class:`~runbooks.executors.base.CommandResult`, a string (stdout, rc 0), or a
+A response is a :class:`~runbooks.core.types.CommandResult`, a string (stdout, rc 0), or a
 callable ``(host, command) -> CommandResult | str``. ``delay`` seconds simulate slow commands;
-a command that outlives its timeout raises :class:`~runbooks.engine.errors.CommandTimeout`.
+a command that outlives its timeout raises :class:`~runbooks.core.errors.CommandTimeout`.
 Lock commands (``orderops-lock``) succeed by default. Every call is recorded in ``calls``.
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from runbooks.engine.errors import CommandTimeout
-from runbooks.executors.base import CommandResult, HostTarget
+from runbooks.core.errors import CommandTimeout
+from runbooks.core.types import ClosingExecutor, CommandResult, HostTarget
 
 __all__ = ["FakeExecutor", "Call"]
 
@@ -33,7 +33,7 @@ class Call:
     started: float
 
 
-class FakeExecutor:
+class FakeExecutor(ClosingExecutor):
     """Executor returning scripted results (see the module docstring)."""
 
     def __init__(self, name: str = "fake", default: CommandResult | str | None = None):
@@ -74,5 +74,3 @@ class FakeExecutor:
         """Recorded commands (of ``host``, or all), in call order."""
         return [c.command for c in self.calls if host is None or c.host == host]
 
-    def close(self) -> None:
-        """Nothing to release."""

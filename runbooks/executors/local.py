@@ -8,33 +8,20 @@ provides context: ``ORDEROPS_HOST`` is set to its name in the command's environm
 from __future__ import annotations
 
 import os
-import subprocess
-import time
 
-from runbooks.engine.errors import CommandTimeout, ExecutorError
-from runbooks.executors.base import CommandResult, HostTarget
+from runbooks.core.process import run_process
+from runbooks.core.types import ClosingExecutor, CommandResult, HostTarget
 
 __all__ = ["LocalExecutor"]
 
 
-class LocalExecutor:
+class LocalExecutor(ClosingExecutor):
     """Runs ``bash -c command`` locally (``sudo`` is ignored: the controller user's rights apply)."""
 
     name = "local"
 
     def run(self, host: HostTarget, command: str, *, sudo: bool = False, timeout: float = 60.0) -> CommandResult:
-        """Run ``command``; raises :class:`CommandTimeout` after ``timeout`` seconds."""
-        start = time.monotonic()
-        try:
-            proc = subprocess.run(
-                ["bash", "-c", command], capture_output=True, text=True, timeout=timeout,
-                env={**os.environ, "ORDEROPS_HOST": host.name}, check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise CommandTimeout(f"local command for {host.name}", timeout) from None
-        except OSError as e:
-            raise ExecutorError(f"cannot run a local command: {e}") from None
-        return CommandResult(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
-
-    def close(self) -> None:
-        """Nothing to release."""
+        """Run ``command`` in its own process group; raises :class:`CommandTimeout` after
+        ``timeout`` seconds (the group killed) and :class:`ExecutorError` when bash cannot start."""
+        return run_process(["bash", "-c", command], timeout=timeout, what=f"local command for {host.name}",
+                           env={**os.environ, "ORDEROPS_HOST": host.name})

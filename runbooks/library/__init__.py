@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from runbooks.engine.errors import UnknownRunbook
+from runbooks.core.errors import UnknownRunbook
 from runbooks.engine.model import Runbook
 
 __all__ = ["RUNBOOKS", "get_runbook", "all_runbooks"]

@@ -201,7 +201,7 @@ def drift(ctx: StepContext) -> StepResult:
     Conditional operations (reloads that follow a change) are not counted."""
     if not ctx.params.drift:
         return ctx.skipped("drift check disabled (-p drift=false)")
-    result = ctx.executor.deploy(ctx.host, dry=True, timeout=ctx.remaining())
+    result = ctx.deploy(dry=True)
     if not result.ok:
         tail = [l for l in result.output.splitlines() if l.strip()][-5:]
         return ctx.failed("dry run failed: " + " | ".join(tail)[-500:])

@@ -118,11 +118,11 @@ def deploy(ctx: StepContext) -> StepResult:
     if ctx.check:
         return ctx.skipped(f"check mode: would deploy {new} (running {current})", {"would_deploy": new})
     _write_release(ctx, new, current)
-    result = ctx.executor.deploy(ctx.host, data={"health_timeout": str(ctx.params.health_timeout)}, timeout=ctx.remaining())
+    result = ctx.deploy(data={"health_timeout": str(ctx.params.health_timeout)})
     ctx.memory["deployed"] = result.ok
     if not result.ok:
         ctx.memory["needs_rollback"] = True
-        return ctx.failed(f"{new} did not become healthy within {ctx.params.health_timeout} s: " + " | ".join(result.changes)[-600:])
+        return ctx.failed(f"{new} did not become healthy within {ctx.params.health_timeout} s: " + " | ".join(result.errors)[-600:])
     return ctx.changed(f"deployed {new}", {"deployed": new})
 
 
@@ -141,9 +141,9 @@ def rollback(ctx: StepContext) -> StepResult:
             f"schema revision changed {before!r} -> {after!r}: not rolling back automatically; the operator decides "
             f"(old version {previous}; pass -p compatible_rollback=true if it is compatible)", data)
     _write_release(ctx, previous, ctx.memory["new"])
-    result = ctx.executor.deploy(ctx.host, data={"health_timeout": str(ctx.params.health_timeout)}, timeout=ctx.remaining())
+    result = ctx.deploy(data={"health_timeout": str(ctx.params.health_timeout)})
     if not result.ok:
-        return ctx.failed(f"rollback to {previous} failed too: " + " | ".join(result.changes)[-600:], data)
+        return ctx.failed(f"rollback to {previous} failed too: " + " | ".join(result.errors)[-600:], data)
     return ctx.changed(f"rolled back to {previous} (schema revision {after or '(none)'} unchanged)", data)
 
 

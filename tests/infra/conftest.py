@@ -5,7 +5,7 @@ Runs against any pyinfra inventory of orderops (``app`` and ``controller`` group
     pytest tests/infra                                   # inventories/local.py
     pytest tests/infra --inventory inventories/prod.py -m "not disruptive"
 
-The inventory file is loaded the way pyinfra's CLI loads it (``pyinfra_cli.inventory``), each
+The inventory file is loaded the way pyinfra's CLI loads it (``inventories.loader``), each
 host's data is validated by ``inventories.schema`` (defaults included), and every test that asks
 for ``app_host`` or ``any_host`` runs once per host of that group (test ids are host names).
 Hosts are reached with testinfra's paramiko backend, as the inventory's ``ssh_*`` data says, with
@@ -81,39 +81,12 @@ class LoadedInventory:
         return next(h for h in self.hosts if h.name == name)
 
 
-def _pyinfra_make_inventory():
-    """``pyinfra_cli.inventory.make_inventory``, imported without the gevent monkey-patching
-    that the ``pyinfra_cli`` package applies on import: this process runs paramiko and httpx on
-    the plain standard library (``ssl`` is long imported by then, patching it late is unsafe)."""
-    if "pyinfra_cli" not in sys.modules:
-        from gevent import monkey
-
-        patch_all = monkey.patch_all
-        monkey.patch_all = lambda *args, **kwargs: None
-        try:
-            import pyinfra_cli  # noqa: F401
-        finally:
-            monkey.patch_all = patch_all
-
-    from pyinfra_cli.inventory import make_inventory
-
-    return make_inventory
-
-
 def load_inventory(path: str) -> list[InventoryHost]:
-    """Load a pyinfra inventory file like ``pyinfra <inventory> ...`` does (group data included)."""
-    from pyinfra.api import State
-    from pyinfra.context import ctx_state
+    """Load a pyinfra inventory file like ``pyinfra <inventory> ...`` does (group data included),
+    through the project's one loader (:func:`inventories.loader.load_hosts`)."""
+    from inventories.loader import load_hosts
 
-    make_inventory = _pyinfra_make_inventory()
-    state = State()
-    state.cwd = str(REPO_ROOT)
-    with ctx_state.use(state):
-        inventory = make_inventory(path, cwd=str(REPO_ROOT))
-    return [
-        InventoryHost(host.name, tuple(str(g) for g in host.groups), host.data.dict())
-        for host in inventory
-    ]
+    return [InventoryHost(h.name, h.groups, h.data) for h in load_hosts(path, cwd=REPO_ROOT)]
 
 
 def _inventory(config: pytest.Config) -> LoadedInventory:
@@ -133,10 +106,8 @@ def _inventory(config: pytest.Config) -> LoadedInventory:
         try:
             loaded.hosts = load_inventory(str(resolved))
         except Exception as e:
-            # pyinfra wraps errors of inventory code; show the inventory's own (e.g. an
-            # InventoryError naming host and field).
-            error = getattr(e, "exception", e)
-            message = f"cannot load inventory {path}: {type(error).__name__}: {error}"
+            # the loader re-raises the inventory's own error (e.g. an InventoryError naming host and field)
+            message = f"cannot load inventory {path}: {type(e).__name__}: {e}"
             if explicit:
                 raise pytest.UsageError(message) from e
             # The default local inventory fails while no local hosts are up: skip, saying why.

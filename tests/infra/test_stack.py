@@ -117,10 +117,10 @@ def test_order_created_and_read_back_over_https(app_name, api):
 
 
 @pytest.mark.parametrize("port", DATA_STORE_PORTS.values(), ids=DATA_STORE_PORTS.keys())
-def test_data_stores_unreachable_from_outside(app_name, settings, port):
-    if not settings.testhost_ip:
+def test_data_stores_unreachable_from_outside(app_name, orderops_inventory, port):
+    ip = orderops_inventory.get(app_name).data.get("testhost_ip")  # harness data, not a setting
+    if not ip:
         pytest.skip("no testhost_ip in the inventory: the test machine has no direct route to compare")
-    ip = settings.testhost_ip
 
     def connects(target_port: int) -> bool:
         try:

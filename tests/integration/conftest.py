@@ -48,11 +48,11 @@ def run_pyinfra(*args: str, inventory: str = INVENTORY, deploy: str = "deploys/s
 
 @pytest.fixture(scope="session")
 def inventory():
-    """``{group: [(name, data)]}`` of the test inventory (loaded like pyinfra does)."""
-    import runpy
+    """``{group: [(name, data)]}`` of the test inventory (pyinfra's loader: inventories.loader)."""
+    from inventories.loader import load_hosts
 
-    ns = runpy.run_path(str(ROOT / INVENTORY))
-    return {"app": ns["app"], "controller": ns["controller"]}
+    hosts = load_hosts(ROOT / INVENTORY, cwd=ROOT)
+    return {group: [(h.name, h.data) for h in hosts if group in h.groups] for group in ("app", "controller")}
 
 
 def ssh(data: dict, command: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -86,7 +86,7 @@ def _admin_token(data: dict, ctx: ssl.SSLContext) -> str:
     secrets_file = data.get("secrets_file")
     password = load_secrets(Path(secrets_file) if secrets_file else None)["admin_password"]
     form = urllib.parse.urlencode({"username": f"admin@{data['domain']}", "password": password}).encode()
-    req = urllib.request.Request(f"{data['https_url']}/api/login/access-token", data=form, method="POST",
+    req = urllib.request.Request(f"{data['probe_https_url']}/api/login/access-token", data=form, method="POST",
                                  headers={"Content-Type": "application/x-www-form-urlencoded", "Host": data["domain"]})
     try:
         with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
@@ -103,7 +103,7 @@ def test_order_created_over_https(inventory):
         token = _admin_token(data, ctx)
         body = json.dumps({"customer": "integration", "currency": "EUR",
                            "lines": [{"sku": "SKU-1", "quantity": 3, "unit_price_minor": 199}]}).encode()
-        req = urllib.request.Request(f"{data['https_url']}/api/orders", data=body, method="POST",
+        req = urllib.request.Request(f"{data['probe_https_url']}/api/orders", data=body, method="POST",
                                      headers={"Content-Type": "application/json", "Host": data["domain"],
                                               "Authorization": f"Bearer {token}"})
         with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:

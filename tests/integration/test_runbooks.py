@@ -7,7 +7,6 @@ Needs a deployed test host (the first test deploys when the runbook tooling is m
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import subprocess
@@ -20,6 +19,7 @@ import pytest
 
 from deploys.contract.paths import LOCK_FILE, RELEASE_FILE, RUNBOOK_DIR, STACK_DIR, RunbookLayout, StackLayout, local_state_dir
 from tests.integration.conftest import INVENTORY, ROOT, run_pyinfra, ssh
+from tests.support.webhook import webhook_receiver
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +69,7 @@ def test_daily_on_a_healthy_host_writes_four_reports(app_host, runs_dir):
     name, _ = app_host
     proc, result = runbook("run", "daily", "-i", INVENTORY, *RELAXED, runs_dir=runs_dir)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert result["status"] == "ok" and result["schema_version"] == 1
+    assert result["status"] == "ok" and result["schema_version"] == 2
     run_dir = runs_dir / result["run_id"]
     for f in ("events.jsonl", "result.json", "report.md", "report.ipynb"):
         assert (run_dir / f).stat().st_size > 0
@@ -80,32 +80,16 @@ def test_daily_on_a_healthy_host_writes_four_reports(app_host, runs_dir):
 
 def test_daily_flags_a_crossed_disk_threshold_and_notifies(app_host, runs_dir, tmp_path):
     name, _ = app_host
-    received = []
-
-    class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *a):
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with webhook_receiver() as (url, received):
         proc, result = runbook("run", "daily", "-i", INVENTORY, "-p", "disk_max_percent=1", "-p", "drift=false",
-                               "--textfile-dir", str(tmp_path / "textfile"),
-                               "--webhook-url", f"http://127.0.0.1:{server.server_port}/hook", runs_dir=runs_dir)
-    finally:
-        server.shutdown()
+                               "--textfile-dir", str(tmp_path / "textfile"), "--webhook-url", url, runs_dir=runs_dir)
     assert proc.returncode == 1
     usage = step_result(result, "Resource usage", name)
     assert usage["status"] == "failed" and "threshold crossed: disk /" in usage["message"]
     assert received and received[0]["runbook"] == "daily" and received[0]["status"] == "failed"
     assert any(f["step"] == "Resource usage" for f in received[0]["failures"])
     prom = (tmp_path / "textfile" / "orderops_runbook_daily.prom").read_text()
-    assert 'orderops_runbook_last_run_success{runbook="daily"} 0' in prom
+    assert 'orderops_runbook_last_run_success{runbook="daily"} 0.0' in prom
 
 
 def test_daily_drift_check_flags_an_edited_managed_file(app_host, runs_dir):
@@ -156,6 +140,57 @@ def test_busy_host_lock_stops_the_runbook_before_any_step(app_host, runs_dir):
     assert step_result(result, "Find unhealthy or stopped services", name)["status"] == "skipped"
 
 
+def _processes_of_run(run_id: str) -> list[str]:
+    """Command lines of this machine's processes started for ``run_id`` (ORDEROPS_RUN_ID in their environment)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            if f"ORDEROPS_RUN_ID={run_id}".encode() in env:
+                found.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            pass
+    return found
+
+
+def test_a_step_timing_out_during_the_drift_check_kills_pyinfra_and_releases_the_lock(app_host, inventory, tmp_path):
+    """The daily drift step with a timeout shorter than the dry run: the step fails as timed
+    out, no pyinfra process of the run is left, and the host lock is released."""
+    import time
+
+    from deploys.operations.lock import LOCK_FILE
+    from runbooks.engine.model import Runbook, Step
+    from runbooks.engine.runner import new_run_id, run
+    from runbooks.engine.targets import load_inventory
+    from runbooks.executors.ansible import AnsibleExecutor
+    from runbooks.executors.local import LocalExecutor
+    from runbooks.executors.pyinfra_exec import PyinfraExecutor
+    from runbooks.library import daily
+
+    name, data = app_host
+    hosts = [h for h in load_inventory(ROOT / INVENTORY) if h.name == name]
+    rb = Runbook("drift-timeout", "Drift with a short timeout", "", (
+        Step("Configuration drift", daily.drift.func, executor="pyinfra", timeout=4),), params=daily.DailyParams)
+    run_id = new_run_id(rb.name)
+    seen_running = []
+
+    def watch(event):  # a pyinfra of this run was running while the step ran
+        if event["event"] == "step-start" and event["step"] == "Configuration drift":
+            threading.Thread(target=lambda: (time.sleep(2.5), seen_running.append(_processes_of_run(run_id)))).start()
+
+    with AnsibleExecutor() as remote, LocalExecutor() as local, \
+            PyinfraExecutor(str(ROOT / INVENTORY), run_id=run_id, relock=remote) as deployer:
+        result = run(rb, hosts, rb.params(drift=True), {"remote": remote, "local": local, "pyinfra": deployer},
+                     runs_dir=tmp_path, run_id=run_id, on_event=watch)
+    drift = next(s for s in result.steps if s.name == "Configuration drift").results[name]
+    assert drift.status == "failed" and "timed out" in drift.message, drift.message
+    assert seen_running and any("pyinfra" in c for c in seen_running[0]), "no pyinfra ran for the drift check"
+    assert _processes_of_run(run_id) == [], "a process of the timed-out step is still running"
+    unlock = next(s for s in result.steps if s.kind == "unlock").results[name]
+    assert unlock.status == "ok", unlock.message
+    assert ssh(data, f"sudo cat {LOCK_FILE} 2>/dev/null || true").stdout.strip() == "", "the host lock is still held"
+
+
 @pytest.fixture(scope="module")
 def bad_image():
     """A tiny image that cannot run the order service, on the controller's Docker (archive transport)."""
@@ -193,10 +228,12 @@ def test_emergency_redeploy_rolls_back_a_bad_version(app_host, runs_dir, bad_ima
     release = json.loads(ssh(data, f"cat {RELEASE_FILE}").stdout)
     assert release["order_service"] == data["images"]["order_service"]
     # the shared running version: a converge keeps it and the drift check sees nothing
-    dry = run_pyinfra("--dry", "--limit", name)
-    assert dry.returncode == 0
-    from runbooks.executors.pyinfra_exec import parse_detected_changes
-    assert parse_detected_changes(dry.output) == []
+    from runbooks.engine.targets import load_inventory
+    from runbooks.executors.pyinfra_exec import PyinfraExecutor
+
+    [host] = [h for h in load_inventory(ROOT / INVENTORY) if h.name == name]
+    dry = PyinfraExecutor(str(ROOT / INVENTORY)).deploy(host, dry=True)  # --dry --json, without -y
+    assert dry.ok and dry.changes == [], dry.output[-3000:]
 
 
 def test_timer_installed_by_the_deploy(inventory):

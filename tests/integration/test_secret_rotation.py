@@ -42,10 +42,10 @@ def test_postgres_password_rotation_keeps_the_stack_ready(inventory):
         assert result.returncode == 0, result.output[-4000:]
         assert "Apply a changed database password" in result.output
         assert rotated["postgres_password"] not in result.output
-        assert _ready(data["https_url"], data["domain"]) == 200
+        assert _ready(data["probe_https_url"], data["domain"]) == 200
     finally:
         path.write_text(original)
         os.chmod(path, 0o600)
     back = run_pyinfra()
     assert back.returncode == 0, back.output[-4000:]
-    assert _ready(data["https_url"], data["domain"]) == 200
+    assert _ready(data["probe_https_url"], data["domain"]) == 200

@@ -26,7 +26,7 @@ import json
 import sys
 from pathlib import Path
 
-from pyinfra import host
+from pyinfra import host, inventory
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import OperationError
 from pyinfra.facts.server import Command
@@ -34,7 +34,7 @@ from pyinfra.operations import apt, files, server
 
 from deploys.contract.paths import RunbookLayout
 from deploys.operations import secret_files
-from deploys.roles.controller.inventory_export import app_hosts, controller_host_data, render_inventory
+from deploys.roles.controller.inventory_export import app_hosts, controller_host_data, known_hosts_text, render_inventory
 from deploys.roles.controller.keys import authorise_controller, controller_key
 from deploys.roles.controller.units import runbook_units
 from deploys.roles.controller.wheelhouse import build_bundle
@@ -83,6 +83,13 @@ def _inventory(layout: RunbookLayout, user: str, upload_dir: str) -> None:
         hosts.append((name, controller_host_data(name, data, layout.root)))
     files.put(name="Controller inventory", src=io.StringIO(render_inventory(hosts)), dest=layout.inventory,
               user=user, group=user, mode="644")
+    # each app host's own public keys, read over this run's (verified) connection to it, at the
+    # address the controller host uses: its runbooks verify host keys against this file
+    entries = [(d["ssh_hostname"], d["ssh_port"],
+                inventory.get_host(n).get_fact(Command, "cat /etc/ssh/ssh_host_*_key.pub") or "")
+               for n, d in hosts]
+    files.put(name="Known host keys of the app hosts", src=io.StringIO(known_hosts_text(entries)),
+              dest=layout.known_hosts, user=user, group=user, mode="644")
 
 
 @deploy("controller")

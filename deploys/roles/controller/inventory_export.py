@@ -17,7 +17,7 @@ from pyinfra.api import Host, Inventory
 from deploys.contract.paths import RunbookLayout
 from inventories.schema import HostSettings, settings_for
 
-__all__ = ["controller_host_data", "render_inventory", "inventory_file_data", "app_hosts"]
+__all__ = ["controller_host_data", "render_inventory", "known_hosts_text", "inventory_file_data", "app_hosts"]
 
 
 def inventory_file_data(inventory: Inventory, h: Host) -> dict[str, Any]:
@@ -34,33 +34,44 @@ def app_hosts(inventory: Inventory | None = None) -> list[tuple[str, dict[str, A
 def controller_host_data(name: str, data: dict[str, Any], root: str) -> dict[str, Any]:
     """An app host's data as the controller host's inventory holds it.
 
-    Connection: ``testhost_ip`` port 22 when set (local harness), else the inventory's address;
+    Connection: ``controller_address`` port 22 when set (the local harness sets the container's
+    Docker IP), else the inventory's address; host keys checked against ``known_hosts`` under ``root``;
     the controller key; the host's secrets file under ``root/secrets``; nginx URLs by IP; the
     ``archive`` image transport becomes ``registry`` (presence checks: the controller host has
     no copy of the deploy machine's images).
     """
     layout = RunbookLayout(root)
     out = {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(data.items()) if not k.startswith(("ssh_", "_"))}
-    ip = data.get("testhost_ip")
+    ip = data.get("controller_address")
     out["ssh_hostname"] = ip or data.get("ssh_hostname") or name
     out["ssh_port"] = 22 if ip else int(data.get("ssh_port") or 22)
     out["ssh_user"] = data.get("ssh_user") or out.get("deploy_user", "deploy")
     out["ssh_key"] = layout.controller_key
-    for k in ("ssh_strict_host_key_checking", "ssh_known_hosts_file"):
-        if k in data:
-            out[k] = data[k]
+    if "ssh_strict_host_key_checking" in data:
+        out["ssh_strict_host_key_checking"] = data["ssh_strict_host_key_checking"]
+    out["ssh_known_hosts_file"] = layout.known_hosts  # the app hosts' keys, recorded by the deploy
     out["_sudo"] = True
     out["secrets_file"] = layout.secrets_file(name)
     if out.get("compose_deb"):
         out["compose_deb"] = f"{layout.cache_dir}/{Path(str(out['compose_deb'])).name}"
     if ip:
-        out["https_url"], out["http_url"] = f"https://{ip}", f"http://{ip}"
+        out["probe_https_url"], out["probe_http_url"] = f"https://{ip}", f"http://{ip}"
     if out.get("image_transport") == "archive":
         # The controller host holds no copy of the deploy machine's images: from here the images
         # role checks that every wanted ref is present on the app host (registry semantics), so
         # the drift check works; a redeploy from here of an image the host lacks needs a registry.
         out["image_transport"] = "registry"
     return out
+
+
+def known_hosts_text(entries: list[tuple[str, int, str]]) -> str:
+    """known_hosts lines from ``(address, port, "<type> <base64> [comment]" lines)`` entries
+    (``[address]:port`` unless port 22; comments dropped)."""
+    out = []
+    for address, port, keys in entries:
+        name = address if int(port) == 22 else f"[{address}]:{port}"
+        out += [f"{name} {' '.join(line.split()[:2])}" for line in keys.splitlines() if len(line.split()) >= 2]
+    return "\n".join(sorted(out)) + ("\n" if out else "")
 
 
 def render_inventory(hosts: list[tuple[str, dict[str, Any]]]) -> str:

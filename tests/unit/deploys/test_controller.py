@@ -14,7 +14,7 @@ DATA = {
     "ssh_hostname": "127.0.0.1", "ssh_port": 2201, "ssh_user": "deploy", "ssh_key": "/home/me/.orderops/keys/id",
     "ssh_strict_host_key_checking": "no", "_sudo": True, "environment": "local", "domain": "order.test",
     "secrets_file": "/home/me/.orderops/secrets/local.json", "image_transport": "archive",
-    "images": {"order_service": "orderops/order-service:1"}, "testhost_ip": "172.17.0.3",
+    "images": {"order_service": "orderops/order-service:1"}, "controller_address": "172.17.0.3",
     "compose_deb": "/home/me/cache/docker-compose_2.26.1-4_amd64.deb",
 }
 
@@ -25,7 +25,7 @@ def test_app_host_as_the_controller_host_sees_it():
     assert d["ssh_key"] == f"{RUNBOOK_DIR}/keys/controller_ed25519"
     assert d["secrets_file"] == f"{RUNBOOK_DIR}/secrets/app-1.json"
     assert d["compose_deb"] == f"{RUNBOOK_DIR}/cache/docker-compose_2.26.1-4_amd64.deb"
-    assert d["https_url"] == "https://172.17.0.3" and d["image_transport"] == "registry"
+    assert d["probe_https_url"] == "https://172.17.0.3" and d["image_transport"] == "registry"
     assert "/home/me" not in repr(d)
 
 
@@ -33,7 +33,7 @@ def test_production_host_keeps_its_address():
     prod = {"ssh_hostname": "203.0.113.10", "ssh_user": "ops", "environment": "production", "image_transport": "registry"}
     d = controller_host_data("web-1", prod, "/opt/r")
     assert (d["ssh_hostname"], d["ssh_port"], d["ssh_user"], d["image_transport"]) == ("203.0.113.10", 22, "ops", "registry")
-    assert "https_url" not in d
+    assert "probe_https_url" not in d
 
 
 def test_rendered_inventory_is_python_and_deterministic():
@@ -89,3 +89,12 @@ def test_exported_host_data_is_the_inventory_files_without_run_overrides():
     data = inventory_file_data(inv, h)
     assert "health_timeout" not in data  # ... the exported inventory does not
     assert (data["deploy_user"], data["domain"], data["timezone"]) == ("group", "a.example.com", "UTC")
+
+
+def test_controller_verifies_app_host_keys_against_its_own_file():
+    from deploys.roles.controller.inventory_export import known_hosts_text
+
+    d = controller_host_data("app-1", {**DATA, "ssh_strict_host_key_checking": "yes", "ssh_known_hosts_file": "/home/me/kh"}, "/opt/r")
+    assert d["ssh_known_hosts_file"] == "/opt/r/known_hosts" and d["ssh_strict_host_key_checking"] == "yes"
+    text = known_hosts_text([("172.17.0.3", 22, "ssh-ed25519 AAAAkey root@h\nssh-rsa AAAArsa\n"), ("10.0.0.9", 2222, "ssh-ed25519 BBBB")])
+    assert text == "172.17.0.3 ssh-ed25519 AAAAkey\n172.17.0.3 ssh-rsa AAAArsa\n[10.0.0.9]:2222 ssh-ed25519 BBBB\n"

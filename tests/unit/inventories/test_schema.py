@@ -205,8 +205,12 @@ def test_prod_example_inventory_validates_with_a_secrets_file(secrets_file, monk
 
     monkeypatch.setenv("ORDEROPS_SECRETS_FILE", str(secrets_file()))
     root = Path(__file__).resolve().parents[3]
-    ns = runpy.run_path(str(root / "inventories" / "prod.py"))
+    ns = runpy.run_path(str(root / "inventories" / "prod.py"))  # as pyinfra runs it: validated at the bottom
     assert [name for name, _ in ns["app"]] == ["app-1.example.com"]
+    from inventories.loader import load_validated
+
+    loaded = {h.name: s for h, s in load_validated(root / "inventories" / "prod.py")}
+    assert loaded["app-1.example.com"].environment == "production" and "controller" in loaded["ops-1.example.com"].groups
     monkeypatch.setenv("ORDEROPS_SECRETS_FILE", "/nonexistent/secrets.json")
     with pytest.raises(SystemExit, match="orderops: inventory error: host 'app-1.example.com': secrets_file"):
         runpy.run_path(str(root / "inventories" / "prod.py"))
@@ -228,3 +232,17 @@ def test_broken_json_reports_position_not_content(data, secrets_file):
     with pytest.raises(InventoryError) as e:
         build_settings("app-1", data)
     assert "line 1" in e.value.message and "s3cr3t" not in str(e.value)
+
+
+def test_harness_fields_are_not_settings(data):
+    """The test harness's own keys pass through (tests read them from host data); production
+    fields replace the old harness-only URLs."""
+    s = build_settings("app-1", {**data, "testhost_ip": "172.17.0.3", "testhost_container": "oe-1",
+                                 "controller_address": "172.17.0.3", "probe_https_url": "https://127.0.0.1:2443"}, ["app"])
+    assert not hasattr(s, "testhost_ip") and s.controller_address == "172.17.0.3"
+    assert s.public_https_url == "https://127.0.0.1:2443" and s.public_http_url == "http://orders.example.com"
+    for old in ("https_url", "http_url"):
+        with pytest.raises(InventoryError, match=f"{old}: unknown key"):
+            build_settings("app-1", {**data, old: "https://x"}, ["app"])
+    with pytest.raises(InventoryError, match="probe_https_url"):
+        build_settings("app-1", {**data, "probe_https_url": "http://x/path"}, ["app"])

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from runbooks.executors.base import HostTarget
+from runbooks.core.types import HostTarget
 from runbooks.executors.fake import FakeExecutor
 from deploys.contract.compose import COMPOSE_PROJECT
 from deploys.contract.paths import STACK_DIR

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 
 import pytest
 from typer.testing import CliRunner
 
 from runbooks import cli
-from runbooks.engine.errors import ParameterError, UnknownRunbook
+from runbooks.core.errors import ParameterError, UnknownRunbook
 from runbooks.engine.params import parse_assignments, validate_params
-from runbooks.engine.signals import failure_payload, notify_webhook, textfile_text, write_textfile
+from runbooks.engine.outputs import failure_payload, notify_webhook, textfile_text, write_textfile
+from tests.support.webhook import webhook_receiver
 from runbooks.executors.ansible import ansible_inventory, playbook_text
-from runbooks.executors.pyinfra_exec import parse_detected_changes
 from runbooks.library import get_runbook
 from tests.unit.runbooks.conftest import make_host
 
@@ -86,9 +84,14 @@ def test_params_helpers():
 
 def test_textfile_format(tmp_path):
     text = textfile_text(RESULT, now=1700000000)
-    assert 'orderops_runbook_last_run_success{runbook="daily"} 0' in text
-    assert 'orderops_runbook_last_run_timestamp_seconds{runbook="daily"} 1700000000' in text
-    assert 'orderops_runbook_last_run_duration_seconds{runbook="daily"} 12.5' in text
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {f.name: f.samples[0] for f in text_string_to_metric_families(text)}
+    assert samples["orderops_runbook_last_run_success"].value == 0
+    assert samples["orderops_runbook_last_run_success"].labels == {"runbook": "daily"}
+    assert samples["orderops_runbook_last_run_timestamp_seconds"].value == 1700000000
+    assert samples["orderops_runbook_last_run_duration_seconds"].value == 12.5
+    assert samples["orderops_runbook_last_run_failed_results"].value == 1
     assert "# TYPE orderops_runbook_last_run_success gauge" in text
     path = write_textfile(tmp_path / "tf", {**RESULT, "runbook": "emergency-restart"})
     assert path.name == "orderops_runbook_emergency_restart.prom"
@@ -96,24 +99,13 @@ def test_textfile_format(tmp_path):
 
 
 def test_webhook_posts_failures():
-    got = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *a):
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.handle_request, daemon=True).start()
-    assert notify_webhook(f"http://127.0.0.1:{server.server_port}/hook", RESULT) is None
-    server.server_close()
+    with webhook_receiver() as (url, got):
+        assert notify_webhook(url, RESULT) is None
     assert got == [failure_payload(RESULT)]
     assert got[0]["failures"] == [{"step": "Resource usage", "host": "h1", "message": "disk / 91% > 85%"}]
     assert notify_webhook("http://127.0.0.1:9/none", RESULT, timeout=2) is not None
+    with webhook_receiver(status=500) as (url, _):
+        assert "500" in notify_webhook(url, RESULT)
 
 
 def test_ansible_inventory_from_pyinfra_host_data():
@@ -140,22 +132,6 @@ def test_generated_playbook_never_templates_the_command():
     assert play["become"] is True and isinstance(task["cmd"], Unsafe) and task["cmd"] == cmd
 
 
-DRY = """--> Detected changes:
-    Operation                                              Change   Conditional Change
-    Take the host lock                                     -        -
-    base | Base packages                                   -        -
-    order stack | nginx vhost                              1 (orderops-1)   -
-    order stack | Reload nginx for new vhost/certificate   -        1 (orderops-1)
-
-    Detected changes may not include every change pyinfra will execute.
-"""
-
-
-def test_parse_detected_changes():
-    assert parse_detected_changes(DRY) == ["order stack | nginx vhost"]
-    assert parse_detected_changes("no table here") == []
-
-
 def test_show_and_history_read_the_run_directories(tmp_path):
     from runbooks.engine.model import Runbook, Step
     from runbooks.engine.runner import run as run_engine
@@ -176,7 +152,7 @@ def test_show_and_history_read_the_run_directories(tmp_path):
 
 
 def test_limit_selects_hosts_and_groups():
-    from runbooks.engine.errors import TargetError
+    from runbooks.core.errors import TargetError
     from runbooks.engine.targets import select
 
     hosts = [make_host("web-1"), make_host("web-2"), make_host("ctl", ("controller",))]
@@ -196,15 +172,26 @@ def test_bad_inventory_is_one_clear_message(no_hosts, tmp_path):
 
 
 def test_pyinfra_deploy_reports_a_lost_lock(monkeypatch):
-    import subprocess as sp
-
-    from runbooks.executors.base import CommandResult
+    from runbooks.core.types import CommandResult
     from runbooks.executors.fake import FakeExecutor
     from runbooks.executors.pyinfra_exec import PyinfraExecutor
 
     relock = FakeExecutor().on(r"set -e.*orderops-lock", CommandResult(75, "locked by someone"))
     ex = PyinfraExecutor("inv.py", run_id="r1", relock=relock)
-    monkeypatch.setattr(ex, "_pyinfra", lambda *a, **k: sp.CompletedProcess([], 0, "--> Detected changes:\n", ""))
+    monkeypatch.setattr(ex, "_pyinfra", lambda *a, **k: CommandResult(0, '{"plan": [], "results": null}\n', ""))
     result = ex.deploy(make_host("h1"), dry=True)
-    assert not result.ok and "lost the host lock" in result.changes[0]
+    assert not result.ok and "lost the host lock" in result.errors[0]
     assert relock.calls and relock.calls[0].sudo
+
+
+def test_ansible_verifies_host_keys_unless_the_inventory_says_otherwise():
+    from runbooks.executors.ansible import host_key_checking
+
+    h = make_host("web1")
+    h.data.pop("ssh_strict_host_key_checking", None)
+    hv = ansible_inventory(h)["all"]["hosts"]["web1"]
+    assert "StrictHostKeyChecking=yes" in hv["ansible_ssh_common_args"] and host_key_checking(h) == "yes"
+    h.data.update(ssh_known_hosts_file="/state/known_hosts", ssh_strict_host_key_checking="yes")
+    assert "UserKnownHostsFile=/state/known_hosts" in ansible_inventory(h)["all"]["hosts"]["web1"]["ansible_ssh_common_args"]
+    h.data.update(ssh_strict_host_key_checking="off")
+    assert host_key_checking(h) == "no"

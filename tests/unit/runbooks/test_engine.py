@@ -16,7 +16,7 @@ from runbooks.engine.model import NoParams, Runbook, Step, StepResult, Table, st
 from runbooks.engine.results import SCHEMA_VERSION
 from runbooks.engine.rotation import rotate_runs, run_dirs
 from runbooks.engine.runner import LOCK_STEP, UNLOCK_STEP, run
-from runbooks.executors.base import CommandResult
+from runbooks.core.types import CommandResult
 from tests.unit.runbooks.conftest import SECRETS, make_host
 
 
@@ -224,12 +224,13 @@ def test_result_schema_and_notebook(hosts, executors, tmp_path):
     rb = Runbook("t", "Title", "doc", (measure,), params=P)
     res = run(rb, hosts[:2], P(threshold=7), executors, runs_dir=tmp_path / "runs", inventory="inv.py")
     data = _result(res)
-    assert data["schema_version"] == SCHEMA_VERSION == 1
+    assert data["schema_version"] == SCHEMA_VERSION == 2
     assert set(data) >= {"run_id", "runbook", "title", "inventory", "check", "approved", "params", "limit",
                          "started_at", "finished_at", "duration_s", "status", "hosts", "steps", "summary"}
     assert data["params"] == {"threshold": 7} and data["hosts"] == ["h1", "h2"]
     step_rec = next(s for s in data["steps"] if s["name"] == "measure")
-    assert set(step_rec) >= {"name", "doc", "target", "executor", "changes", "destructive", "on_failure", "results"}
+    assert set(step_rec) >= {"name", "doc", "kind", "target", "executor", "changes", "destructive", "on_failure", "results"}
+    assert [s["kind"] for s in data["steps"]] == ["lock", "step", "unlock"]
     hr = step_rec["results"]["h1"]
     assert set(hr) == {"status", "message", "data", "tables", "attempts", "duration_s", "started_at"}
     assert hr["tables"] == [{"title": "numbers", "columns": ["n"], "rows": [[1], [2]]}]

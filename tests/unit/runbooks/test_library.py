@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from runbooks.engine.runner import run
-from runbooks.executors.base import CommandResult, DeployResult
+from runbooks.core.types import CommandResult, DeployResult
 from runbooks.executors.fake import FakeExecutor
 from runbooks.library import get_runbook
 from deploys.contract.services import SERVICES
@@ -102,7 +102,7 @@ def _redeploy(tmp_path, revisions, deploys, **params):
 
 
 def test_redeploy_rolls_back_when_the_schema_did_not_change(tmp_path):
-    data, pyinfra, writes = _redeploy(tmp_path, ["0001", "0001", "0001"], [DeployResult(False, ["unhealthy"]), DeployResult(True, [])])
+    data, pyinfra, writes = _redeploy(tmp_path, ["0001", "0001", "0001"], [DeployResult(False, errors=["unhealthy"]), DeployResult(True, [])])
     assert _step(data, "Deploy the new version")["status"] == "failed"
     assert _step(data, "Roll back if unhealthy")["status"] == "changed"
     assert [d for d in pyinfra.deployed] == [(False, {"health_timeout": "30"})] * 2
@@ -110,7 +110,7 @@ def test_redeploy_rolls_back_when_the_schema_did_not_change(tmp_path):
 
 
 def test_redeploy_stops_for_the_operator_when_the_schema_changed(tmp_path):
-    data, pyinfra, writes = _redeploy(tmp_path, ["0001", "0002", "0002"], [DeployResult(False, ["unhealthy"])])
+    data, pyinfra, writes = _redeploy(tmp_path, ["0001", "0002", "0002"], [DeployResult(False, errors=["unhealthy"])])
     rollback = _step(data, "Roll back if unhealthy")
     assert rollback["status"] == "failed" and "not rolling back automatically" in rollback["message"]
     assert len(pyinfra.deployed) == 1 and len(writes) == 1

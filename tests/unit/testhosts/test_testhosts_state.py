@@ -95,3 +95,11 @@ def test_missing_state_file_names_the_fix(tmp_path):
         load_hosts(paths)
     with pytest.raises(StateError, match="make images"):
         load_images(paths)
+
+
+def test_known_hosts_lines_name_the_published_port():
+    from testhosts.hosts import known_hosts_lines
+
+    assert known_hosts_lines(2201, ["ssh-ed25519 AAAA", "ssh-rsa BBBB"]) == (
+        "[127.0.0.1]:2201 ssh-ed25519 AAAA\n[127.0.0.1]:2201 ssh-rsa BBBB\n")
+    assert known_hosts_lines(22, ["ssh-ed25519 AAAA"], "172.17.0.3") == "172.17.0.3 ssh-ed25519 AAAA\n"

@@ -1,16 +1,20 @@
-"""The seam between the runbook engine and the transports: one :class:`Executor` protocol.
+"""The seam between the runbook engine and the transports: shared types and two protocols.
 
-Steps never talk SSH, Ansible or pyinfra themselves; they call ``ctx.sh(...)``, which goes
-through the step's executor. The transports:
+Steps never talk SSH, Ansible or pyinfra themselves; they call ``ctx.sh(...)`` (any
+:class:`Executor`) or ``ctx.deploy(...)`` (an executor that also is a :class:`Deployer`). The
+transports (``runbooks/executors/``):
 
 ==================  ==================================================================
 ``remote``          :class:`~runbooks.executors.ansible.AnsibleExecutor` (ansible-runner
-                    ad-hoc ``shell`` module against a generated inventory)
+                    ``shell`` task against a generated inventory)
 ``pyinfra``         :class:`~runbooks.executors.pyinfra_exec.PyinfraExecutor` (commands via
-                    ``pyinfra exec``; ``deploy()`` runs ``deploys/site.py``, dry for drift)
+                    ``pyinfra exec``; a :class:`Deployer`: ``deploy()`` runs ``deploys/site.py``)
 ``local``           :class:`~runbooks.executors.local.LocalExecutor` (the controller itself)
 ``fake``            :class:`~runbooks.executors.fake.FakeExecutor` (unit tests, no hosts)
 ==================  ==================================================================
+
+Executors are context managers (:class:`ClosingExecutor`): the CLI enters them and ``close()``
+runs when the run ends.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Executor", "CommandResult", "HostTarget", "DeployResult"]
+__all__ = ["Executor", "Deployer", "ClosingExecutor", "CommandResult", "HostTarget", "DeployResult"]
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,7 @@ class HostTarget:
     """One inventory host as the engine sees it.
 
     + name: inventory host name
-    + data: the raw pyinfra host data (``ssh_*`` connection keys included)
+    + data: the host's pyinfra data, group data merged (``ssh_*`` connection keys included)
     + settings: validated :class:`inventories.schema.HostSettings`
     + groups: inventory groups the host belongs to
     """
@@ -58,16 +62,18 @@ class CommandResult:
 
 @dataclass(frozen=True)
 class DeployResult:
-    """Outcome of a pyinfra deploy on one host.
+    """Outcome of a pyinfra deploy on one host (read from ``pyinfra --json``).
 
-    + ok: pyinfra exited 0
+    + ok: pyinfra exited 0 and the host did not fail
     + changes: names of operations that changed (or, in dry mode, would change) the host
+    + errors: names of operations that failed (and orderops error lines), empty when ``ok``
     + output: pyinfra's combined output (masked by the engine before it is stored)
     """
 
     ok: bool
     changes: list[str] = field(default_factory=list)
     output: str = ""
+    errors: list[str] = field(default_factory=list)
 
 
 @runtime_checkable
@@ -75,10 +81,12 @@ class Executor(Protocol):
     """Runs shell commands on one inventory host.
 
     ``run`` returns a :class:`CommandResult` for any command that ran (whatever its exit code),
-    raises :class:`~runbooks.engine.errors.CommandTimeout` when ``timeout`` (seconds) passes and
-    :class:`~runbooks.engine.errors.ExecutorError` when the transport itself fails. With
+    raises :class:`~runbooks.core.errors.CommandTimeout` when ``timeout`` (seconds) passes and
+    :class:`~runbooks.core.errors.ExecutorError` when the transport itself fails. With
     ``sudo=True`` the command runs as root. Implementations are thread-safe: the engine calls
-    them from one thread per host.
+    them from one thread per host. Every process they start runs in its own process group,
+    registered with :func:`runbooks.core.process.current_scope`, so a step timeout or an abort
+    stops it.
     """
 
     name: str
@@ -88,3 +96,29 @@ class Executor(Protocol):
 
     def close(self) -> None:
         ...
+
+
+@runtime_checkable
+class Deployer(Executor, Protocol):
+    """An executor that can also run the main deploy (``deploys/site.py``) on a host.
+
+    ``deploy`` returns a :class:`DeployResult` (``dry=True``: change nothing, report drift;
+    ``data``: host-data overrides as strings) and raises like :meth:`Executor.run`.
+    """
+
+    def deploy(self, host: HostTarget, *, dry: bool = False, data: dict[str, str] | None = None,
+               timeout: float = 900.0) -> DeployResult:
+        ...
+
+
+class ClosingExecutor:
+    """Mixin: ``with executor:`` calls :meth:`close` on exit."""
+
+    def close(self) -> None:
+        """Nothing to release (override when there is)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -1,12 +1,14 @@
-"""Outcome signals of a run: node-exporter textfile metrics and a webhook on failure.
+"""Outputs of a finished run besides its run directory: node-exporter textfile metrics and a
+webhook on failure.
 
-Textfile collector format (one file per runbook, ``orderops_runbook_<name>.prom``, replaced
-atomically so node-exporter never reads half a file)::
+Textfile collector metrics (one file per runbook, ``orderops_runbook_<name>.prom``), written by
+``prometheus_client.write_to_textfile`` (which replaces the file atomically, so node-exporter
+never reads half a file), all gauges labelled ``runbook``:
 
-    orderops_runbook_last_run_timestamp_seconds{runbook="daily"} 1764446100
-    orderops_runbook_last_run_success{runbook="daily"} 1
-    orderops_runbook_last_run_duration_seconds{runbook="daily"} 12.3
-    orderops_runbook_last_run_failed_results{runbook="daily"} 0
+    orderops_runbook_last_run_timestamp_seconds   Unix time the run finished
+    orderops_runbook_last_run_success             1 when no step failed, else 0
+    orderops_runbook_last_run_duration_seconds    seconds
+    orderops_runbook_last_run_failed_results      failed step results (host x step)
 
 The webhook receives a JSON POST (``Content-Type: application/json``) for a failed run::
 
@@ -16,12 +18,12 @@ The webhook receives a JSON POST (``Content-Type: application/json``) for a fail
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge, generate_latest, write_to_textfile
 
 __all__ = ["write_textfile", "textfile_text", "notify_webhook", "failure_payload"]
 
@@ -33,20 +35,22 @@ _METRICS = (
 )
 
 
-def textfile_text(result: dict[str, Any], now: float | None = None) -> str:
-    """The ``.prom`` text for a (masked) result dict."""
-    name = result["runbook"].replace("\\", "").replace('"', "")
+def _registry(result: dict[str, Any], now: float | None = None) -> CollectorRegistry:
     values = {
         "last_run_timestamp_seconds": int(now if now is not None else time.time()),
         "last_run_success": 0 if result["status"] in ("failed", "aborted") else 1,
         "last_run_duration_seconds": round(float(result["duration_s"]), 3),
         "last_run_failed_results": int(result["summary"].get("failed", 0)),
     }
-    lines = []
+    registry = CollectorRegistry()
     for metric, help_text in _METRICS:
-        full = f"orderops_runbook_{metric}"
-        lines += [f"# HELP {full} {help_text}", f"# TYPE {full} gauge", f'{full}{{runbook="{name}"}} {values[metric]}']
-    return "\n".join(lines) + "\n"
+        Gauge(f"orderops_runbook_{metric}", help_text, ["runbook"], registry=registry).labels(result["runbook"]).set(values[metric])
+    return registry
+
+
+def textfile_text(result: dict[str, Any], now: float | None = None) -> str:
+    """The ``.prom`` text (Prometheus exposition format) for a (masked) result dict."""
+    return generate_latest(_registry(result, now)).decode()
 
 
 def write_textfile(directory: str | Path, result: dict[str, Any]) -> Path:
@@ -54,11 +58,8 @@ def write_textfile(directory: str | Path, result: dict[str, Any]) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"orderops_runbook_{result['runbook'].replace('-', '_')}.prom"
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".orderops-", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(textfile_text(result))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_to_textfile(str(path), _registry(result))
+    path.chmod(0o644)
     return path
 
 
