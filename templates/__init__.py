@@ -7,6 +7,8 @@ Every template renders with ``StrictUndefined``: a variable missing from the con
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ _ENV = jinja2.Environment(
     lstrip_blocks=True,
     autoescape=False,
 )
+#: JSON inline in YAML configs (a list of scrape targets): ``{{ targets | tojson_compact }}``.
+_ENV.filters["tojson_compact"] = lambda v: json.dumps(v, separators=(",", ":"))
 
 
 def render(name: str, **context: Any) -> str:

@@ -206,7 +206,7 @@ class ImagesState(BaseModel):
     @field_validator("monitoring")
     @classmethod
     def _check_refs(cls, v: dict[str, str]) -> dict[str, str]:
-        return {role: _immutable_ref(ref) for role, ref in v.items()}
+        return {role: check_immutable(ref) for role, ref in v.items()}
 
 
 # --------------------------------------------------------------------------- file helpers
