@@ -10,6 +10,7 @@ rest ``app``).
 """
 
 import json as _json
+import os as _os
 
 from deploys.contract.paths import local_state_dir as _local_state_dir
 from inventories.schema import InventoryError as _InventoryError

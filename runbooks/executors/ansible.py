@@ -16,6 +16,7 @@ Every call:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import shutil
@@ -62,6 +63,16 @@ def ansible_inventory(host: HostTarget) -> dict[str, Any]:
         args += [f"-o UserKnownHostsFile={shlex.quote(os.path.expanduser(str(d['ssh_known_hosts_file'])))}"]
     hv["ansible_ssh_common_args"] = " ".join(args)
     return {"all": {"hosts": {host.name: hv}}}
+
+
+def control_path_dir(host: HostTarget) -> str:
+    """Directory of the SSH ControlPersist sockets for ``host``'s host-key policy.
+
+    A master connection skips host-key checks for every later session that reuses it, so one is
+    shared only by runs with the same known_hosts file and ``StrictHostKeyChecking`` value.
+    """
+    policy = f"{host_key_checking(host)}\0{host.data.get('ssh_known_hosts_file') or ''}"
+    return os.path.join(tempfile.gettempdir(), "orderops-ansible-cp", hashlib.sha256(policy.encode()).hexdigest()[:12])
 
 
 class _Unsafe(str):
@@ -143,7 +154,7 @@ class AnsibleExecutor(ClosingExecutor):
                     "ANSIBLE_HOST_KEY_CHECKING": "False" if host_key_checking(host) == "no" else "True",
                     "ANSIBLE_NOCOLOR": "1", "LC_ALL": "C.UTF-8",
                     "ANSIBLE_LOCAL_TEMP": os.path.join(private, "tmp"), "ANSIBLE_RETRY_FILES_ENABLED": "False",
-                    "ANSIBLE_SSH_CONTROL_PATH_DIR": os.path.join(tempfile.gettempdir(), "orderops-ansible-cp"),
+                    "ANSIBLE_SSH_CONTROL_PATH_DIR": control_path_dir(host),
                 },
             )
             if r.status == "canceled":
