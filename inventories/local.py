@@ -50,6 +50,7 @@ def _host_data(h):
         "https_url": f"https://127.0.0.1:{h['https_port']}",
         "http_url": f"http://127.0.0.1:{h['http_port']}",
         "testhost_ip": h["ip"],
+        "testhost_ip6": h.get("ip6") or None,
         "testhost_container": h["container"],
     }
 
