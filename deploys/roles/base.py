@@ -8,6 +8,7 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server, systemd
 
 from deploys.operations import sshd
+from deploys.roles.hardening import apt_lock_timeout
 from inventories.schema import HostSettings
 from templates import TEMPLATE_DIR, render
 
@@ -66,6 +67,7 @@ UPLOAD_DIR = f"{STATE_DIR}/upload"
 @deploy("base")
 def base(settings: HostSettings) -> None:
     """Converge the base system of one host from its validated ``settings``."""
+    apt_lock_timeout(settings.apt_lock_timeout)
     apt.packages(
         name="Base packages",
         packages=BASE_PACKAGES,
