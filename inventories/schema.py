@@ -163,6 +163,26 @@ def check_image_ref(ref: str) -> str:
     return _check_image_ref(ref)
 
 
+class ServiceLimits(BaseModel):
+    """Resource limits of one stack service: memory (Docker size, ``256m``), CPUs (fraction of
+    cores), PIDs (processes + threads)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    memory: str = Field(pattern=r"^[1-9][0-9]*[kmg]$")
+    cpus: float = Field(gt=0, le=64)
+    pids: int = Field(ge=16, le=100000)
+
+
+def _default_limits() -> dict[str, ServiceLimits]:
+    return {
+        "postgres": ServiceLimits(memory="1g", cpus=1.0, pids=256),
+        "redis": ServiceLimits(memory="256m", cpus=0.5, pids=64),
+        "api": ServiceLimits(memory="1g", cpus=1.0, pids=256),
+        "nginx": ServiceLimits(memory="256m", cpus=0.5, pids=128),
+    }
+
+
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
 _SIZE = re.compile(r"^[1-9][0-9]*[kmg]$")
 
@@ -209,6 +229,9 @@ class HostSettings(BaseModel):
     service_workers: int = Field(2, ge=1, le=64)
     health_timeout: int = Field(180, ge=10, le=3600)
     nginx_client_max_body_size: str = "1m"
+    service_limits: dict[Literal["postgres", "redis", "api", "nginx"], ServiceLimits] = Field(
+        default_factory=_default_limits, description="memory/cpus/pids per stack service (compose limits)",
+    )
     tls_mode: Literal["self-signed"] = "self-signed"
     firewall_allow_tcp: tuple[int, ...] = (22, 80, 443)
     lock_ttl: int = Field(3600, ge=60, description="seconds after which a left-over host lock is stale")
@@ -237,6 +260,11 @@ class HostSettings(BaseModel):
     testhost_ip: str | None = None
     testhost_ip6: str | None = Field(None, description="test host's IPv6 address on the harness network (outside scans)")
     testhost_container: str | None = None
+
+    @field_validator("service_limits")
+    @classmethod
+    def _all_limits(cls, v: dict) -> dict:
+        return {**_default_limits(), **v}
 
     @field_validator("ssh_allow_groups")
     @classmethod

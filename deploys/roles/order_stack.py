@@ -85,10 +85,42 @@ def _attachment_limit(client_max_body_size: str) -> int:
     return max(1024, size - 16 * 1024)
 
 
+#: What each service needs beyond ``cap_drop: [ALL]`` and a read-only root filesystem.
+#: Exceptions, each for a reason:
+#:
+#: - postgres, redis: their entrypoints start as root to own the data volume (CHOWN, FOWNER,
+#:   DAC_OVERRIDE to read a 0700 data dir of another uid) and then drop to the service user with
+#:   ``setpriv`` (SETUID, SETGID); the servers themselves run as postgres / redis.
+#: - nginx: the master runs as root to read the TLS key and switches workers to ``nginx``
+#:   (SETUID, SETGID, CHOWN for its temp dirs); it listens on 80/443 inside the container
+#:   (NET_BIND_SERVICE) because the vhost (templates/nginx/) binds those ports.
+#: - api: runs as the image's ``orderops`` user with no capability at all.
+#: tmpfs: the paths each service writes outside its volumes.
+SERVICE_HARDENING = {
+    "postgres": {"cap_add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"],
+                 "tmpfs": ["/tmp", "/var/run/postgresql"]},
+    "redis": {"cap_add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"], "tmpfs": ["/tmp"]},
+    "api": {"cap_add": [], "tmpfs": ["/tmp"]},
+    "nginx": {"cap_add": ["CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE"],
+              "tmpfs": ["/tmp", "/run", "/var/cache/nginx", "/var/lib/nginx", "/var/log/nginx"]},
+}
+
+
+def container_hardening(settings: HostSettings) -> dict[str, dict]:
+    """Per service: ``cap_add``, ``tmpfs`` (:data:`SERVICE_HARDENING`) and the limits from the
+    inventory's ``service_limits`` (``memory``, ``cpus``, ``pids``)."""
+    out = {}
+    for service, fixed in SERVICE_HARDENING.items():
+        limits = settings.service_limits[service]
+        out[service] = {**fixed, "memory": limits.memory, "cpus": limits.cpus, "pids": limits.pids}
+    return out
+
+
 def compose_text(settings: HostSettings) -> str:
     """The rendered ``compose.yaml``."""
     return render(
         "order_stack/compose.yaml.j2",
+        hardening=container_hardening(settings),
         project=settings.compose_project,
         images=settings.images.refs(),
         api_environment={k: _yaml_str(v) for k, v in api_environment(settings).items()},
