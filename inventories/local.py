@@ -47,6 +47,15 @@ def _host_data(h):
         "compose_deb": _hosts_state["compose_deb"],
         "image_transport": "archive",
         "images": {role: _images[role] for role in ("order_service", "postgres", "redis", "nginx")},
+        # the harness publishes the host's 443 on this loopback port: HTTP redirects point there
+        "https_public_port": h["https_port"],
+        # test speed: the integration tests log in and call the API far more often than a client
+        "nginx_login_rate": "600r/m",
+        "nginx_login_burst": 200,
+        "nginx_api_rate": "200r/s",
+        "nginx_api_burst": 400,
+        "service_rate_limit_user": 20000,
+        "service_rate_limit_ip": 40000,
         "https_url": f"https://127.0.0.1:{h['https_port']}",
         "http_url": f"http://127.0.0.1:{h['http_port']}",
         "testhost_ip": h["ip"],

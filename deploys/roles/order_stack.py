@@ -4,7 +4,7 @@ Files on the host (``stack_dir``, default ``/opt/orderops``)::
 
     compose.yaml            rendered from templates/order_stack/compose.yaml.j2
     .env                    secrets for interpolation, mode 0600 (never printed or diffed)
-    nginx/orderops.conf     the vhost, bind-mounted read-only into nginx
+    nginx/orderops.conf     the vhost; nginx/ is nginx's conf.d (read-only), so a replaced file is seen
     tls/                    certificate and key (role ``tls``)
     acme/                   ACME http-01 webroot (certbot, later)
 
@@ -20,12 +20,13 @@ from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
 from deploys.operations import compose, secret_files
+from deploys.operations import nginx as nginx_ops
 from deploys.operations import images as image_ops
 from inventories.schema import HostSettings
 from templates import render
 
 __all__ = [
-    "order_stack", "compose_text", "nginx_text", "env_text", "api_environment", "SERVICE_IMAGES", "effective_settings",
+    "order_stack", "compose_text", "nginx_text", "env_text", "dotenv_quote", "api_environment", "SERVICE_IMAGES", "effective_settings",
 ]
 
 #: compose service -> Images field
@@ -67,9 +68,9 @@ def api_environment(settings: HostSettings) -> dict[str, str]:
         "ADMIN_EMAIL": f"admin@{settings.domain}",
         "ADMIN_PASSWORD": "${ADMIN_PASSWORD:?ADMIN_PASSWORD missing from .env}",
         "CORS_ORIGINS": f"https://{settings.domain}",
-        "RATE_LIMIT_USER": "600",
-        "RATE_LIMIT_IP": "1200",
-        "RATE_LIMIT_WINDOW_SECONDS": "60",
+        "RATE_LIMIT_USER": str(settings.service_rate_limit_user),
+        "RATE_LIMIT_IP": str(settings.service_rate_limit_ip),
+        "RATE_LIMIT_WINDOW_SECONDS": str(settings.service_rate_limit_window),
         # attachments on the `attachments` volume (no S3 bucket configured); uploads must fit
         # through nginx's client_max_body_size, minus room for the multipart envelope
         "STORAGE_DIR": "/data/attachments",
@@ -95,16 +96,65 @@ def compose_text(settings: HostSettings) -> str:
     )
 
 
-def nginx_text(settings: HostSettings) -> str:
-    """The rendered nginx vhost."""
+#: Methods the order API serves (FastAPI routes + CORS preflight); nginx refuses others with 405.
+API_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+#: HSTS max-age in seconds: two years (Mozilla's generator; hstspreload.org asks for >= 1 year).
+HSTS_MAX_AGE = 63072000
+#: Where nginx (in its container) finds the certificate and key (the stack's ``tls/`` mount).
+NGINX_CERTIFICATE = "/etc/nginx/tls/fullchain.pem"
+NGINX_CERTIFICATE_KEY = "/etc/nginx/tls/privkey.pem"
+
+
+def https_port_suffix(port: int) -> str:
+    """``""`` for 443, else ``":<port>"``: the port part of an ``https://`` URL."""
+    return "" if port == 443 else f":{port}"
+
+
+def nginx_text(settings: HostSettings, certificate: str = NGINX_CERTIFICATE, certificate_key: str = NGINX_CERTIFICATE_KEY) -> str:
+    """The rendered nginx vhost (rate limits, timeouts and body size from ``settings``).
+
+    + certificate, certificate_key: paths inside the nginx container
+    """
+    limits = {
+        "login_rate": settings.nginx_login_rate,
+        "login_burst": settings.nginx_login_burst,
+        "api_rate": settings.nginx_api_rate,
+        "api_burst": settings.nginx_api_burst,
+        "client_max_body_size": settings.nginx_client_max_body_size,
+        "client_header_timeout": settings.nginx_client_header_timeout,
+        "client_body_timeout": settings.nginx_client_body_timeout,
+        "send_timeout": settings.nginx_send_timeout,
+        "keepalive_timeout": settings.nginx_keepalive_timeout,
+        "proxy_connect_timeout": settings.nginx_proxy_connect_timeout,
+        "proxy_send_timeout": settings.nginx_proxy_send_timeout,
+        "proxy_read_timeout": settings.nginx_proxy_read_timeout,
+    }
     return render(
-        "nginx/orderops.conf.j2", domain=settings.domain, client_max_body_size=settings.nginx_client_max_body_size,
+        "nginx/orderops.conf.j2",
+        domain=settings.domain,
+        limits=limits,
+        allowed_methods=API_METHODS,
+        hsts_max_age=HSTS_MAX_AGE,
+        https_port_suffix=https_port_suffix(settings.https_public_port),
+        certificate=certificate,
+        certificate_key=certificate_key,
     )
+
+
+def dotenv_quote(value: str) -> str:
+    r"""``value`` as a double-quoted ``.env`` value that Compose reads back unchanged.
+
+    Compose's dotenv parser (compose-go) unescapes ``\\`` ``\"`` ``\$`` (and ``\n`` etc.) inside
+    double quotes and interpolates a bare ``$``; escaping backslash first, then ``"`` and ``$``
+    leaves every other printable character literal (checked with ``docker compose config``
+    2.26 in tests/unit/templates). Single quotes cannot hold a ``'`` at all.
+    """
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
 
 
 def env_text(settings: HostSettings) -> str:
     """The rendered ``.env`` (contains secrets: never log it)."""
-    secrets = {k: v.get_secret_value() for k, v in settings.secrets}
+    secrets = {k: dotenv_quote(v.get_secret_value()) for k, v in settings.secrets}
     return render("order_stack/env.j2", secrets=secrets)
 
 
@@ -136,8 +186,14 @@ def order_stack(settings: HostSettings, upload_dir: str, tls_dir: str, certifica
         _if=secrets.did_change,
     )
     files.put(name="compose.yaml", src=StringIO(compose_text(settings)), dest=f"{root}/compose.yaml", mode="644")
-    vhost = files.put(
-        name="nginx vhost", src=StringIO(nginx_text(settings)), dest=f"{root}/nginx/orderops.conf", mode="644",
+    # checked by `nginx -t` in the nginx image before it replaces the live file (which stays on failure)
+    vhost = nginx_ops.checked_config(
+        name="nginx vhost (checked with nginx -t)",
+        dest=f"{root}/nginx/orderops.conf",
+        content=nginx_text(settings),
+        image=settings.images.nginx,
+        config_path="/etc/nginx/conf.d/orderops.conf",
+        mounts={tls_dir: "/etc/nginx/tls"},
     )
 
     images = {service: getattr(settings.images, field) for service, field in SERVICE_IMAGES.items()}
