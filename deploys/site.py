@@ -17,6 +17,7 @@ images              app                      stack images by registry or archive
 tls                 app                      nginx's certificate
 order_stack         app                      compose project, healthy
 controller access   app                      the controller host's SSH key authorised
+backups             app                      backup program, config, timer (deploys/roles/backups.py)
 controller          controller               runbook tooling, inventory, key, timers
 ==================  =======================  ===========================================
 """
@@ -25,6 +26,7 @@ from pyinfra import host
 
 from deploys.facts.release import RunningRelease
 from deploys.operations import lock
+from deploys.roles.backups import backups
 from deploys.roles.base import UPLOAD_DIR, base
 from deploys.roles.controller import authorise_controller, controller
 from deploys.roles.docker_engine import docker
@@ -53,6 +55,7 @@ if "app" in settings.groups:
     certificate = tls(settings, directory=f"{settings.stack_dir}/tls")
     order_stack(settings, upload_dir=UPLOAD_DIR, tls_dir=f"{settings.stack_dir}/tls", certificate_op=certificate)
     authorise_controller(settings)
+    backups(settings, upload_dir=UPLOAD_DIR)
 
 if "controller" in settings.groups:
     controller(settings, upload_dir=UPLOAD_DIR)
