@@ -28,6 +28,8 @@ def _load(name):
 
 _hosts_state = _load("hosts.json")
 _images = _load("images.json")
+# the front end built by `make web` (tools/build_web.py); without it no front end is shipped
+_web = _json.loads((_STATE / "web.json").read_text()) if (_STATE / "web.json").exists() else {}
 
 
 def _host_data(h):
@@ -47,6 +49,7 @@ def _host_data(h):
         "compose_deb": _hosts_state["compose_deb"],
         "image_transport": "archive",
         "images": {role: _images[role] for role in ("order_service", "postgres", "redis", "nginx")},
+        "web_artifact": _web.get("artifact"),
         "https_url": f"https://127.0.0.1:{h['https_port']}",
         "http_url": f"http://127.0.0.1:{h['http_port']}",
         "testhost_ip": h["ip"],

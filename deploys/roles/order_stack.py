@@ -7,6 +7,7 @@ Files on the host (``stack_dir``, default ``/opt/orderops``)::
     nginx/orderops.conf     the vhost, bind-mounted read-only into nginx
     tls/                    certificate and key (role ``tls``)
     acme/                   ACME http-01 webroot (certbot, later)
+    web/                    front-end releases (deploys/operations/web.py), mounted read-only in nginx
 
 The stack is converged by :func:`deploys.operations.compose.up`, which runs ``up`` only when the
 project differs from what runs, and fails naming the unhealthy service when health does not come.
@@ -19,7 +20,7 @@ from io import StringIO
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
-from deploys.operations import compose, secret_files
+from deploys.operations import compose, secret_files, web
 from deploys.operations import images as image_ops
 from inventories.schema import HostSettings
 from templates import render
@@ -27,6 +28,9 @@ from templates import render
 __all__ = [
     "order_stack", "compose_text", "nginx_text", "env_text", "api_environment", "SERVICE_IMAGES", "effective_settings",
 ]
+
+#: where nginx sees ``<stack_dir>/web`` (the front end's releases)
+WEB_MOUNT = "/srv/web"
 
 #: compose service -> Images field
 SERVICE_IMAGES = {"api": "order_service", "postgres": "postgres", "redis": "redis", "nginx": "nginx"}
@@ -91,6 +95,7 @@ def compose_text(settings: HostSettings) -> str:
         "order_stack/compose.yaml.j2",
         project=settings.compose_project,
         images=settings.images.refs(),
+        web_mount=WEB_MOUNT,
         api_environment={k: _yaml_str(v) for k, v in api_environment(settings).items()},
     )
 
@@ -99,6 +104,7 @@ def nginx_text(settings: HostSettings) -> str:
     """The rendered nginx vhost."""
     return render(
         "nginx/orderops.conf.j2", domain=settings.domain, client_max_body_size=settings.nginx_client_max_body_size,
+        web_mount=WEB_MOUNT,
     )
 
 
@@ -119,6 +125,7 @@ def order_stack(settings: HostSettings, upload_dir: str, tls_dir: str, certifica
     files.directory(name="Stack directory", path=root, mode="755")
     files.directory(name="nginx config directory", path=f"{root}/nginx", mode="755")
     files.directory(name="ACME webroot", path=f"{root}/acme", mode="755")
+    files.directory(name="Front-end releases directory", path=f"{root}/web/releases", mode="755")
     secrets = secret_files.present(
         name="Stack secrets (.env, 0600)", dest=f"{root}/.env", content=env_text(settings), upload_dir=upload_dir,
     )
@@ -140,6 +147,15 @@ def order_stack(settings: HostSettings, upload_dir: str, tls_dir: str, certifica
         name="nginx vhost", src=StringIO(nginx_text(settings)), dest=f"{root}/nginx/orderops.conf", mode="644",
     )
 
+    front_end = None
+    if settings.web_artifact is not None:
+        front_end = web.release(
+            name="Front end release shipped and current",
+            artifact=str(settings.web_artifact),
+            root=f"{root}/web",
+            keep=settings.web_releases_keep,
+        )
+
     images = {service: getattr(settings.images, field) for service, field in SERVICE_IMAGES.items()}
     compose.up(
         name="Order stack converged and healthy",
@@ -150,10 +166,10 @@ def order_stack(settings: HostSettings, upload_dir: str, tls_dir: str, certifica
     )
 
     # nginx reads its bind-mounted files at start: reload it when they changed (harmless when
-    # compose just recreated it).
-    changed = [vhost] + ([certificate_op] if certificate_op is not None else [])
+    # compose just recreated it); a new front-end release brings a new CSP include.
+    changed = [vhost] + [op for op in (certificate_op, front_end) if op is not None]
     server.shell(
-        name="Reload nginx for new vhost/certificate",
+        name="Reload nginx for new vhost/certificate/front end",
         commands=[f"docker compose -p {settings.compose_project} --project-directory {root} exec -T nginx nginx -s reload"],
         _if=lambda: any(op.did_change() for op in changed),
     )
