@@ -158,7 +158,6 @@ def test_a_step_timing_out_during_the_drift_check_kills_pyinfra_and_releases_the
     out, no pyinfra process of the run is left, and the host lock is released."""
     import time
 
-    from deploys.operations.lock import LOCK_FILE
     from runbooks.engine.model import Runbook, Step
     from runbooks.engine.runner import new_run_id, run
     from runbooks.engine.targets import load_inventory
