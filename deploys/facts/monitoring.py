@@ -8,6 +8,9 @@ import shlex
 
 from pyinfra.api import FactBase
 
+from deploys.contract.compose import compose_command
+from deploys.contract.services import DB_NAME, DB_USER
+
 __all__ = ["GrafanaLogin", "PostgresRoleExists", "parse_http_code"]
 
 
@@ -35,8 +38,8 @@ class PostgresRoleExists(FactBase):
 
     def command(self, project: str, project_dir: str, role: str) -> str:
         sql = f"SELECT 1 FROM pg_roles WHERE rolname = '{role}'"
-        return (f"docker compose -p {shlex.quote(project)} --project-directory {shlex.quote(project_dir)} exec -T "
-                f"postgres psql -U orderops -d orders -tAc {shlex.quote(sql)} 2>/dev/null || true")
+        psql = compose_command(project, project_dir, "exec", "-T", "postgres", "psql", "-U", DB_USER, "-d", DB_NAME, "-tAc", sql)
+        return f"{psql} 2>/dev/null || true"
 
     def process(self, output: list[str]) -> bool:
         return "".join(output).strip() == "1"

@@ -29,6 +29,7 @@ import ipaddress
 import json
 from typing import Any
 
+from deploys.contract.services import DB_NAME, DB_PORT, DB_USER, REDIS_PORT
 from inventories.aws_settings import AwsSettings
 
 __all__ = ["main_template", "edge_template", "to_json", "CONTAINER_PORT", "SECRET_ENV", "COMMANDS"]
@@ -142,9 +143,9 @@ def _security_groups(settings: AwsSettings) -> dict[str, Any]:
         "TaskSecurityGroup": group("tasks", "API tasks: only from the ALB", [
             from_group(CONTAINER_PORT, "AlbSecurityGroup", "ALB to the API")]),
         "DbSecurityGroup": group("db", "RDS: only from the API tasks", [
-            from_group(5432, "TaskSecurityGroup", "API tasks to PostgreSQL")]),
+            from_group(DB_PORT, "TaskSecurityGroup", "API tasks to PostgreSQL")]),
         "CacheSecurityGroup": group("cache", "ElastiCache: only from the API tasks", [
-            from_group(6379, "TaskSecurityGroup", "API tasks to Redis")]),
+            from_group(REDIS_PORT, "TaskSecurityGroup", "API tasks to Redis")]),
     }
 
 
@@ -223,7 +224,7 @@ def _database(settings: AwsSettings) -> dict[str, Any]:
                          "BackupRetentionPeriod": db.backup_retention_days,
                          "DeletionProtection": True, "CopyTagsToSnapshot": True,
                          "PubliclyAccessible": False,
-                         "DBName": "orders", "MasterUsername": "orderops",
+                         "DBName": DB_NAME, "MasterUsername": DB_USER,
                          "MasterUserPassword": _sub("{{resolve:secretsmanager:${DbSecret}}}"),
                          "DBSubnetGroupName": _ref("DbSubnetGroup"),
                          "DBParameterGroupName": _ref("DbParameterGroup"),
@@ -290,9 +291,9 @@ COMMANDS = {"api": ["python", "-m", "order_service", "serve", "--skip-migrations
 def _container(settings: AwsSettings, name: str, command: list[str]) -> dict[str, Any]:
     env = {
         "ENVIRONMENT": "production", "WORKERS": str(settings.api.workers),
-        "POSTGRES_HOST": _att("Database", "Endpoint.Address"), "POSTGRES_PORT": "5432",
-        "POSTGRES_USER": "orderops", "POSTGRES_DB": "orders", "POSTGRES_SSLMODE": "require",
-        "REDIS_HOST": _att("Cache", "PrimaryEndPoint.Address"), "REDIS_PORT": "6379", "REDIS_TLS": "true",
+        "POSTGRES_HOST": _att("Database", "Endpoint.Address"), "POSTGRES_PORT": str(DB_PORT),
+        "POSTGRES_USER": DB_USER, "POSTGRES_DB": DB_NAME, "POSTGRES_SSLMODE": "require",
+        "REDIS_HOST": _att("Cache", "PrimaryEndPoint.Address"), "REDIS_PORT": str(REDIS_PORT), "REDIS_TLS": "true",
         "S3_BUCKET": _ref("AttachmentsBucket"), "S3_REGION": settings.region,
         "ADMIN_EMAIL": f"admin@{settings.domain}",
         "FORWARDED_ALLOW_IPS": settings.vpc_cidr,

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from deploys.contract.compose import COMPOSE_PROJECT, PROJECT_LABEL
 from deploys.contract.paths import LOCK_FILE, STACK_DIR, STATE_DIR, StackLayout, local_state_dir
+from deploys.contract.services import SERVICES
 from tests.integration.conftest import ROOT, run_pyinfra, ssh
 
 pytestmark = pytest.mark.integration
@@ -137,8 +139,8 @@ def test_daemon_json_change_restarts_dockerd_and_stack_comes_back(inventory):
     assert run_pyinfra().returncode == 0
     final = run_pyinfra()
     assert final.totals["success"] == 0
-    health = ssh(data, "sudo docker ps --filter label=com.docker.compose.project=orderops --format '{{.Names}} {{.Status}}'").stdout
-    assert health.count("(healthy)") == 4, health
+    health = ssh(data, f"sudo docker ps --filter label={PROJECT_LABEL}={COMPOSE_PROJECT} --format '{{{{.Names}}}} {{{{.Status}}}}'").stdout
+    assert health.count("(healthy)") == len(SERVICES), health
 
 
 def test_ssh_key_login_still_works_and_passwords_are_off(inventory):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from deploys.contract.compose import COMPOSE_PROJECT, PROJECT_LABEL
 from tests.integration.conftest import ROOT, run_pyinfra, ssh
 
 pytestmark = pytest.mark.integration
@@ -59,7 +60,7 @@ def test_registry_transport_pulls_and_converges(inventory, tmp_path):
     first = run_pyinfra(inventory=inv)
     assert first.returncode == 0, first.output[-4000:]
     assert "Stack images (registry)" in first.output
-    running = ssh(data, "sudo docker ps --filter label=com.docker.compose.project=orderops --format '{{.Image}} {{.Status}}'").stdout
+    running = ssh(data, f"sudo docker ps --filter label={PROJECT_LABEL}={COMPOSE_PROJECT} --format '{{{{.Image}}}} {{{{.Status}}}}'").stdout
     for ref in refs.values():
         assert ref in running, running
     assert running.count("(healthy)") == 4, running
@@ -71,5 +72,5 @@ def test_registry_transport_pulls_and_converges(inventory, tmp_path):
     # back to the inventory's own (archive) images
     back = run_pyinfra()
     assert back.returncode == 0, back.output[-4000:]
-    running = ssh(data, "sudo docker ps --filter label=com.docker.compose.project=orderops --format '{{.Image}}'").stdout
+    running = ssh(data, f"sudo docker ps --filter label={PROJECT_LABEL}={COMPOSE_PROJECT} --format '{{{{.Image}}}}'").stdout
     assert images["order_service"] in running

@@ -18,6 +18,7 @@ import nbformat
 import pytest
 
 from deploys.contract.paths import LOCK_FILE, RELEASE_FILE, RUNBOOK_DIR, STACK_DIR, RunbookLayout, StackLayout, local_state_dir
+from deploys.contract.services import SERVICES
 from tests.integration.conftest import INVENTORY, ROOT, run_pyinfra, ssh
 from tests.support.webhook import webhook_receiver
 
@@ -111,7 +112,7 @@ def test_diagnose_collects_the_troubleshooting_report(app_host, runs_dir):
     assert step_result(result, "Readiness", name)["data"]["http_status"] == "200"
     assert step_result(result, "PostgreSQL activity", name)["data"]["sessions"] >= 1
     services = {row[0] for row in step_result(result, "Compose status", name)["tables"][0]["rows"]}
-    assert services == {"api", "postgres", "redis", "nginx"}
+    assert services == set(SERVICES)
 
 
 def test_emergency_restart_check_mode_then_restart(app_host, runs_dir):

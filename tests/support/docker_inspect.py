@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 
+from deploys.contract.compose import COMPOSE_PROJECT, CONFIG_HASH_LABEL, PROJECT_LABEL, SERVICE_LABEL
+
 __all__ = ["container_line"]
 
 
 def container_line(service: str, status: str = "running", health: str | None = "healthy", *, config_hash: str = "h",
-                   image: str = "img:1", image_id: str = "sha256:aaa", restarts: int = 0, project: str = "orderops") -> str:
+                   image: str = "img:1", image_id: str = "sha256:aaa", restarts: int = 0, project: str = COMPOSE_PROJECT) -> str:
     """One inspect line; ``health=None`` is a container without a healthcheck (no ``State.Health``)."""
     state = {"Status": status, "Running": status == "running", "ExitCode": 0, "Pid": 0}
     if health is not None:
@@ -18,8 +20,7 @@ def container_line(service: str, status: str = "running", health: str | None = "
     doc = {
         "Id": "0" * 64, "Name": f"/{project}-{service}-1", "RestartCount": restarts, "Image": image_id, "State": state,
         "Config": {"Image": image, "Labels": {
-            "com.docker.compose.project": project, "com.docker.compose.service": service,
-            "com.docker.compose.config-hash": config_hash,
+            PROJECT_LABEL: project, SERVICE_LABEL: service, CONFIG_HASH_LABEL: config_hash,
         }},
     }
     return json.dumps(doc)

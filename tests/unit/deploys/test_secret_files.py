@@ -7,15 +7,16 @@ import hashlib
 import pytest
 from pyinfra.facts.files import File, Sha256File
 
+from deploys.contract.paths import STACK_DIR, UPLOAD_DIR, StackLayout
 from deploys.operations import secret_files
 from tests.unit.deploys.fake_host import run_op
 
 SECRET = "s3cr3t-value-0123456789-abcdef"
 SHA = hashlib.sha256(SECRET.encode()).hexdigest()
-DEST = "/opt/orderops/.env"
-STAGED = f"/var/lib/orderops/upload/.{hashlib.sha256(DEST.encode()).hexdigest()[:12]}.part"
+DEST = StackLayout(STACK_DIR).env_file
+STAGED = f"{UPLOAD_DIR}/.{hashlib.sha256(DEST.encode()).hexdigest()[:12]}.part"
 UPLOAD = [
-    "umask 077 && install -d -m 0700 /var/lib/orderops/upload",
+    f"umask 077 && install -d -m 0700 {UPLOAD_DIR}",
     f"upload {STAGED}",
     f"install -m 0600 -o root -g root {STAGED} {DEST} && rm -f {STAGED}",
 ]
@@ -35,6 +36,6 @@ CASES = {
 @pytest.mark.parametrize("info, sha, commands, noops", CASES.values(), ids=CASES.keys())
 def test_present(info, sha, commands, noops):
     facts = {File: lambda path: info, Sha256File: lambda path: sha}
-    got, got_noops = run_op(secret_files.present, facts, dest=DEST, content=SECRET, upload_dir="/var/lib/orderops/upload")
+    got, got_noops = run_op(secret_files.present, facts, dest=DEST, content=SECRET, upload_dir=UPLOAD_DIR)
     assert (got, got_noops) == (commands, noops)
     assert not any(SECRET in c for c in got)

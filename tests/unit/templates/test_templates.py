@@ -7,6 +7,8 @@ import jinja2
 import pytest
 import yaml
 
+from deploys.contract.compose import COMPOSE_PROJECT
+from deploys.contract.services import SERVICES
 from deploys.roles.docker_engine import daemon_json
 from deploys.roles.order_stack import compose_text, env_text, nginx_text
 from templates import render
@@ -30,8 +32,8 @@ def test_compose_file_shape(make_settings):
     s = make_settings()
     doc = yaml.safe_load(compose_text(s))
     services = doc["services"]
-    assert set(services) == {"api", "postgres", "redis", "nginx"}
-    assert doc["name"] == "orderops"
+    assert set(services) == set(SERVICES)
+    assert doc["name"] == COMPOSE_PROJECT
     # only nginx publishes ports
     assert [name for name, svc in services.items() if "ports" in svc] == ["nginx"]
     assert services["nginx"]["ports"] == ["80:80", "443:443"]
