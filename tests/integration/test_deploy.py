@@ -8,6 +8,7 @@ Runs against whatever layout the harness started (1 host in both groups, or spli
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import ssl
 import time
@@ -71,6 +72,8 @@ def test_second_deploy_reports_zero_changes():
     totals = result.totals
     assert totals["success"] == 0, f"second run changed {totals['success']} operations:\n{result.output[-4000:]}"
     assert totals["error"] == 0 and totals["no_change"] > 0
+    # the running version has two sources (inventory, release.json): the deploy names the one that won
+    assert re.search(r"order service \S+ \(from (inventory|release\.json): ", result.output), result.output[-4000:]
 
 
 def test_no_secret_in_deploy_output():

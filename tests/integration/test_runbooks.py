@@ -234,6 +234,10 @@ def test_emergency_redeploy_rolls_back_a_bad_version(app_host, runs_dir, bad_ima
     [host] = [h for h in load_inventory(ROOT / INVENTORY) if h.name == name]
     dry = PyinfraExecutor(str(ROOT / INVENTORY)).deploy(host, dry=True)  # --dry --json, without -y
     assert dry.ok and dry.changes == [], dry.output[-3000:]
+    assert f"order service {release['order_service']} (from release.json: recorded by run " in dry.output, dry.output[-3000:]
+    # the daily report states the recorded release
+    proc, daily = runbook("run", "daily", "-i", INVENTORY, *RELAXED, runs_dir=runs_dir)
+    assert step_result(daily, "Running release", name)["data"]["recorded"]["order_service"] == release["order_service"]
 
 
 def test_timer_installed_by_the_deploy(inventory):

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 
-from runbooks.engine.runner import run
+from typer.testing import CliRunner
+
+from deploys.contract.services import SERVICES
+from runbooks import cli
 from runbooks.core.types import CommandResult, DeployResult
+from runbooks.engine.runner import run
 from runbooks.executors.fake import FakeExecutor
 from runbooks.library import get_runbook
-from deploys.contract.services import SERVICES
 from tests.support.docker_inspect import container_line
 from tests.unit.runbooks.conftest import make_host
 
@@ -136,6 +139,11 @@ def test_daily_states_the_recorded_release(tmp_path):
     step = _step(_result(res), "Running release")
     assert step["status"] == "ok" and step["message"].startswith("orderops/order-service:2.0 from release.json")
     assert step["data"]["recorded"]["run_id"] == "r9" and step["data"]["running"] == "orderops/order-service:2.0"
+    # `runbook show` states it: the report's "running release" table
+    shown = CliRunner().invoke(cli.app, ["show", res.run_id, "--runs-dir", str(tmp_path)], terminal_width=250)
+    assert shown.exit_code == 0, shown.output
+    recorded = next(line for line in shown.output.splitlines() if "recorded release" in line)
+    assert "orderops/order-service:2.0 (run r9" in recorded
     # no record: the inventory's ref, and a mismatch with what runs is named
     fake = FakeExecutor().on(r"#release", "#release\n#containers\n" + STATES_OK).on(r"docker inspect", STATES_OK)
     step = _step(_result(run(rb, [make_host("h1")], rb.params(drift=False), _executors(fake), runs_dir=tmp_path)),
