@@ -27,7 +27,7 @@ from runbooks.core.errors import RunbookError
 from runbooks.engine.masking import Masker
 from runbooks.engine.params import describe_params, parse_assignments, validate_params
 from runbooks.engine.results import load_result
-from runbooks.engine.rotation import run_dirs
+from runbooks.engine.rotation import REPORT_FILE, RESULT_FILE, run_dirs
 from runbooks.engine.runner import default_runs_dir, new_run_id, run as run_runbook
 from runbooks.engine.outputs import notify_webhook, write_textfile
 from runbooks.engine.targets import load_inventory, secret_values, select
@@ -140,10 +140,10 @@ def _matrix(data: dict) -> None:
 
 def _find_run(runs_dir: Path, run_id: str) -> Path:
     exact = runs_dir / run_id
-    if (exact / "result.json").exists():
+    if (exact / RESULT_FILE).exists():
         return exact
     matches = [d for d in run_dirs(runs_dir) if d.name.startswith(run_id) or d.name.endswith(run_id)]
-    if len(matches) == 1 and (matches[0] / "result.json").exists():
+    if len(matches) == 1 and (matches[0] / RESULT_FILE).exists():
         return matches[0]
     _fail(f"no (unique) finished run {run_id!r} in {runs_dir}")
     raise AssertionError  # unreachable
@@ -158,9 +158,9 @@ def show(
     """Show a run's report."""
     d = _find_run(Path(runs_dir or default_runs_dir()), run_id)
     if fmt == "json":
-        console.print_json((d / "result.json").read_text())
+        console.print_json((d / RESULT_FILE).read_text())
     else:
-        console.print(Markdown((d / "report.md").read_text()))
+        console.print(Markdown((d / REPORT_FILE).read_text()))
 
 
 @app.command("history")

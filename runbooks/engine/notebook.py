@@ -16,6 +16,7 @@ import nbformat
 from nbformat import v4
 
 from runbooks.engine.reports import hosts_by_steps, md_table
+from runbooks.engine.rotation import NOTEBOOK_FILE
 
 __all__ = ["build_notebook", "write_notebook"]
 
@@ -62,7 +63,7 @@ def write_notebook(run_dir: Path, result: dict[str, Any]) -> Path:
     """Validate and write ``report.ipynb``; returns its path."""
     nb = build_notebook(result)
     nbformat.validate(nb)
-    path = run_dir / "report.ipynb"
+    path = run_dir / NOTEBOOK_FILE
     nbformat.write(nb, str(path))
     path.chmod(0o600)
     return path

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from runbooks.engine.masking import Masker
+from runbooks.engine.rotation import RESULT_FILE
 
 __all__ = ["EventLog", "write_result", "render_markdown", "md_table", "utc_now"]
 
@@ -52,7 +53,7 @@ class EventLog:
 
 def write_result(run_dir: Path, result: dict[str, Any]) -> Path:
     """Write ``result.json`` (already masked) atomically; returns its path."""
-    path = run_dir / "result.json"
+    path = run_dir / RESULT_FILE
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2, default=str) + "\n")
     os.chmod(tmp, 0o600)

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_serializer
 
 from runbooks.engine.model import Table
+from runbooks.engine.rotation import RESULT_FILE
 
 __all__ = ["SCHEMA_VERSION", "HostResult", "StepRecord", "RunResult", "run_status", "load_result", "SCHEMA_FILE",
            "LOCK_STEP", "UNLOCK_STEP", "result_schema"]
@@ -152,7 +153,7 @@ def load_result(path: str | Path) -> RunResult:
     """
     path = Path(path)
     if path.is_dir():
-        path = path / "result.json"
+        path = path / RESULT_FILE
     data = json.loads(path.read_text())
     version = data.get("schema_version", 1)
     if version > SCHEMA_VERSION:

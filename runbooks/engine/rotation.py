@@ -1,4 +1,4 @@
-"""Rotation of old run directories, by count and by age."""
+"""Run directories: the files a run writes, finding runs, and rotation of old ones by count and by age."""
 
 from __future__ import annotations
 
@@ -6,17 +6,21 @@ import shutil
 import time
 from pathlib import Path
 
-__all__ = ["rotate_runs", "run_dirs"]
+__all__ = ["rotate_runs", "run_dirs", "EVENTS_FILE", "RESULT_FILE", "REPORT_FILE", "NOTEBOOK_FILE"]
+
+#: The files of a run directory (``<runs dir>/<run id>/``): events streamed while it runs, then
+#: the masked result (schema: ``runbooks/engine/result.schema.json``), its Markdown report and notebook.
+EVENTS_FILE, RESULT_FILE, REPORT_FILE, NOTEBOOK_FILE = "events.jsonl", "result.json", "report.md", "report.ipynb"
 
 
 def run_dirs(root: Path) -> list[Path]:
-    """Run directories under ``root`` (those holding ``events.jsonl`` or ``result.json``), oldest first.
+    """Run directories under ``root`` (those holding :data:`EVENTS_FILE` or :data:`RESULT_FILE`), oldest first.
 
     Run IDs start with their UTC start time (seconds); runs of the same second are ordered by mtime.
     """
     if not root.is_dir():
         return []
-    dirs = [p for p in root.iterdir() if p.is_dir() and ((p / "events.jsonl").exists() or (p / "result.json").exists())]
+    dirs = [p for p in root.iterdir() if p.is_dir() and ((p / EVENTS_FILE).exists() or (p / RESULT_FILE).exists())]
     return sorted(dirs, key=lambda p: (p.name.split("-", 1)[0], p.stat().st_mtime_ns, p.name))
 
 

@@ -46,7 +46,7 @@ from runbooks.engine.model import Runbook, Step, StepContext, StepResult
 from runbooks.engine.notebook import write_notebook
 from runbooks.engine.reports import EventLog, render_markdown, utc_now, write_result
 from runbooks.engine.results import LOCK_STEP, UNLOCK_STEP, HostResult, RunResult, StepRecord, load_result
-from runbooks.engine.rotation import rotate_runs, run_dirs
+from runbooks.engine.rotation import EVENTS_FILE, REPORT_FILE, RESULT_FILE, rotate_runs, run_dirs
 from runbooks.engine.targets import secret_values
 
 __all__ = ["run", "RunOptions", "new_run_id", "default_runs_dir", "LOCK_STEP", "UNLOCK_STEP", "previous_result"]
@@ -73,7 +73,7 @@ def new_run_id(runbook: str) -> str:
 def previous_result(runs_dir: Path, runbook: str, exclude: str | None = None) -> RunResult | None:
     """The newest finished, non-check result of ``runbook`` under ``runs_dir`` (any schema version)."""
     for d in reversed(run_dirs(runs_dir)):
-        if d.name == exclude or not (d / "result.json").exists():
+        if d.name == exclude or not (d / RESULT_FILE).exists():
             continue
         try:
             data = load_result(d)
@@ -151,7 +151,7 @@ class _Run:
         self.run_dir = self.runs_dir / self.run_id
         self.run_dir.mkdir(parents=True, exist_ok=False, mode=0o700)
         self.masker = Masker(secret_values(hosts) + list(opts.extra_secrets))
-        self.log = EventLog(self.run_dir / "events.jsonl", self.run_id, self.masker)
+        self.log = EventLog(self.run_dir / EVENTS_FILE, self.run_id, self.masker)
         self.previous = _previous_by_host(previous_result(self.runs_dir, runbook.name, exclude=self.run_id))
         self.result = RunResult(
             run_id=self.run_id, runbook=runbook.name, title=runbook.title, inventory=str(opts.inventory),
@@ -328,7 +328,7 @@ class _Run:
         self.emit("run-end", status=data["status"], summary=data["summary"], duration_s=data["duration_s"])
         self.log.close()
         write_result(self.run_dir, data)
-        md = self.run_dir / "report.md"
+        md = self.run_dir / REPORT_FILE
         md.write_text(render_markdown(data))
         md.chmod(0o600)
         write_notebook(self.run_dir, data)

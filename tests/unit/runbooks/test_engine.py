@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from runbooks.engine.model import NoParams, Runbook, Step, StepResult, Table, step
 from runbooks.engine.results import SCHEMA_VERSION
-from runbooks.engine.rotation import rotate_runs, run_dirs
+from runbooks.engine.rotation import EVENTS_FILE, NOTEBOOK_FILE, REPORT_FILE, RESULT_FILE, rotate_runs, run_dirs
 from runbooks.engine.runner import LOCK_STEP, UNLOCK_STEP, run
 from runbooks.core.types import CommandResult
 from tests.unit.runbooks.conftest import SECRETS, make_host
@@ -25,7 +25,7 @@ def _run(rb, hosts, executors, tmp_path, **kw):
 
 
 def _result(res):
-    return json.loads((res.run_dir and open(os.path.join(res.run_dir, "result.json")).read()))
+    return json.loads((res.run_dir and open(os.path.join(res.run_dir, RESULT_FILE)).read()))
 
 
 def _statuses(res, step_name):
@@ -203,7 +203,7 @@ def test_secrets_are_masked_in_all_four_outputs(hosts, executors, tmp_path):
                           [Table("env", ["k", "v"], [["SECRET_KEY", SECRETS[2]], [SECRETS[3], "x"]])])
 
     res = _run(Runbook("t", "T", "", (leaky,)), hosts[:1], executors, tmp_path)
-    names = ["events.jsonl", "result.json", "report.md", "report.ipynb"]
+    names = [EVENTS_FILE, RESULT_FILE, REPORT_FILE, NOTEBOOK_FILE]
     for name in names:
         text = open(os.path.join(res.run_dir, name)).read()
         for secret in SECRETS:
