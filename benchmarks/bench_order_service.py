@@ -46,7 +46,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -66,31 +66,30 @@ ORDER = {"customer": "ACME GmbH", "currency": "EUR",
          "lines": [{"sku": "WIDGET-1", "quantity": 3, "unit_price_minor": 1250}]}
 
 
-def _wait_port(port: int, process: subprocess.Popen[bytes], what: str, timeout: float = 60) -> None:
+def _wait_for(ready: Callable[[], bool], process: subprocess.Popen[bytes], what: str, timeout: float = 60) -> None:
+    """Poll ``ready()`` (an ``OSError`` counts as not yet) every 0.2 s until it is true; exit when
+    ``process`` dies or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"{what} exited with {process.returncode}")
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
+            if ready():
+                return
         except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{what} did not listen on {port} within {timeout:.0f} s")
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{what} was not ready within {timeout:.0f} s")
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{what} exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"{what} did not answer {url} within {timeout:.0f} s")
+def _listens(port: int) -> bool:
+    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    return True
+
+
+def _answers_200(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as answer:
+        return answer.status == 200
 
 
 @contextmanager
@@ -110,7 +109,7 @@ def redis_server(root: Path, password: str) -> Iterator[int]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent(signal.SIGTERM),
     )
     try:
-        _wait_port(port, process, "redis-server")
+        _wait_for(lambda: _listens(port), process, "redis-server")
         yield port
     finally:
         process.terminate()
@@ -124,7 +123,7 @@ def process(argv: list[str], env: dict[str, str], health_url: str, what: str, lo
         child = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                  preexec_fn=die_with_parent(signal.SIGTERM))
     try:
-        _wait_http(health_url, child, what)
+        _wait_for(lambda: _answers_200(health_url), child, what)
         yield child.pid
     finally:
         child.send_signal(signal.SIGTERM)
