@@ -65,7 +65,7 @@ def _forget_compiled(path: str) -> None:
     (``pyinfra_cli.util.PYTHON_CODES``): drop ``path`` so a changed file is read again."""
     from pyinfra_cli import util
 
-    getattr(util, "PYTHON_CODES", {}).pop(path, None)
+    util.PYTHON_CODES.pop(path, None)  # an AttributeError after a pyinfra upgrade: see test_loader.py
 
 
 def load_hosts(path: str | Path, cwd: str | Path | None = None) -> list[LoadedHost]:

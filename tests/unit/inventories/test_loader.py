@@ -107,3 +107,11 @@ def test_bad_inventory_is_one_line_naming_host_and_field(project):
 def test_an_inventory_without_app_hosts_is_refused(project):
     with pytest.raises(InventoryError, match="no host in group 'app'"):
         load_validated(_write(project, 'controller = ["ops-1"]\n'), cwd=project)
+
+
+def test_a_changed_inventory_file_is_read_again(project):
+    # pyinfra caches compiled files by name (pyinfra_cli.util.PYTHON_CODES); the loader drops the entry
+    inv = _write(project, 'app = ["web-1"]\n')
+    assert [h.name for h in load_hosts(inv, cwd=project)] == ["web-1"]
+    inv.write_text('app = ["web-2", "web-3"]\n')
+    assert [h.name for h in load_hosts(inv, cwd=project)] == ["web-2", "web-3"]
