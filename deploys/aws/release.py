@@ -33,6 +33,7 @@ from deploys.aws.errors import AwsCallError, AwsError, ReleaseFailed
 from deploys.aws.lock import environment_lock
 from deploys.aws.session import AwsSession, call
 from deploys.aws.stack import outputs
+from deploys.contract.images import parse_image_ref
 
 __all__ = ["ReleaseRecord", "Pusher", "DockerPusher", "Verifier", "https_ready", "release", "rollback",
            "read_record", "ensure_repository", "image_uri", "ecr_login"]
@@ -71,6 +72,12 @@ class Pusher(Protocol):
 Verifier = Callable[[], "str | None"]
 
 
+def _version_of(image: str) -> str:
+    """The version a full image URI names: its tag, else its digest (:func:`deploys.contract.images.parse_image_ref`)."""
+    ref = parse_image_ref(image)
+    return ref.tag or ref.digest or image
+
+
 class DockerPusher:
     """Tag and push with the docker SDK; ``auth`` is the ECR login (None for a registry without auth)."""
 
@@ -81,7 +88,8 @@ class DockerPusher:
         import docker
 
         client = docker.from_env()
-        repo, _, tag = target.rpartition(":")
+        ref = parse_image_ref(target)
+        repo, tag = ref.repository, ref.tag
         client.images.get(local_image).tag(repo, tag)
         for line in client.images.push(repo, tag, stream=True, decode=True, auth_config=self.auth):
             if "error" in line:
@@ -244,7 +252,7 @@ def rollback(aws: AwsSession, verify: Verifier, log: Callable[[str], None] = pri
         problem = verify()
         if problem:
             raise ReleaseFailed(f"rollback target not ready: {problem}", None)
-        new = ReleaseRecord(image.rpartition(":")[2], image, record.previous, record.migrate_task_definition,
+        new = ReleaseRecord(_version_of(image), image, record.previous, record.migrate_task_definition,
                             record.task_definition, time.time())
         _write_record(aws, new)
         return new

@@ -103,6 +103,16 @@ def test_rollback_restores_previous(deployed):
     back = release.rollback(aws, verify=lambda: None, log=lambda _: None)
     assert _service_td(aws) == current.previous == back.task_definition
     assert back.previous == current.task_definition
+    assert f"{back.image}".endswith(f":{back.version}") and back.image == _image_of(aws, back.task_definition)
+
+
+@pytest.mark.parametrize("image, version", [
+    ("123456789012.dkr.ecr.eu-central-1.amazonaws.com/orders/api:0.2.0", "0.2.0"),
+    ("registry.local:5000/orders/api:1.4", "1.4"),
+    ("registry.local:5000/orders/api@sha256:" + "a" * 64, "sha256:" + "a" * 64),
+])
+def test_version_of_an_image_uri_comes_from_the_one_parser(image, version):
+    assert release._version_of(image) == version
 
 
 def test_lock_is_exclusive_and_expires(deployed):
