@@ -13,6 +13,7 @@ import json as _json
 import os as _os
 
 from deploys.contract.paths import local_state_dir as _local_state_dir
+from deploys.contract.services import SERVICE_IMAGES as _SERVICE_IMAGES
 from inventories.schema import InventoryError as _InventoryError
 from inventories.schema import check_inventory as _check_inventory
 
@@ -68,7 +69,7 @@ def _host_data(h):
         "compose_source": "deb-file",
         "compose_deb": _hosts_state["compose_deb"],
         "image_transport": "archive",
-        "images": {role: _images[role] for role in ("order_service", "postgres", "redis", "nginx")},
+        "images": {role: _images[role] for role in _SERVICE_IMAGES.values()},
         # production fields the harness fills: the controller host reaches app hosts over the
         # Docker network, probes on this machine through the published ports
         "controller_address": h["ip"],
