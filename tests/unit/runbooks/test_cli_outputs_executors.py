@@ -1,4 +1,4 @@
-"""CLI errors touch no host; signals (textfile, webhook); executor helpers; the release record."""
+"""CLI errors touch no host; outputs (textfile metrics, webhook); executor helpers; show and history."""
 
 from __future__ import annotations
 
