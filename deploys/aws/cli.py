@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     aws = AwsSession(settings)
     from deploys.aws import environment, release
 
-    verify = release.https_ready(f"https://{settings.domain}/api/ready")
+    verify = release.https_ready(settings.readiness_url)
     try:
         if args.command == "plan":
             print(environment.plan_environment(aws).render())
