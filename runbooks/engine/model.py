@@ -184,14 +184,14 @@ class StepContext:
             raise ExecutorError(f"executor {getattr(self.executor, 'name', '?')!r} cannot deploy (use executor='pyinfra')")
         return self.executor.deploy(self.host, dry=dry, data=data, timeout=self.remaining())
 
-    def aws(self, service: str, operation: str, *, region: str | None = None, **params: Any) -> dict[str, Any]:
+    def aws(self, service: str, operation: str, /, *, region: str | None = None, **params: Any) -> dict[str, Any]:
         """One boto3 call on this AWS target through the ``aws`` executor
         (:meth:`runbooks.executors.aws.AwsExecutor.call`): the response without its metadata.
         Raises :class:`~runbooks.core.errors.ApiError` when AWS refuses."""
         self.remaining()
         return self.executors["aws"].call(self.host, service, operation, region=region, **params)
 
-    def aws_wait(self, service: str, waiter: str, *, region: str | None = None, **params: Any) -> None:
+    def aws_wait(self, service: str, waiter: str, /, *, region: str | None = None, **params: Any) -> None:
         """Run a boto3 waiter within the step's remaining time (polling every ``poll_seconds``
         of the settings). Raises :class:`~runbooks.core.errors.ApiError` (``WaiterError``)."""
         self.executors["aws"].wait(self.host, service, waiter, self.remaining(), region=region, **params)

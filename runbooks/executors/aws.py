@@ -70,7 +70,7 @@ class AwsExecutor(ClosingExecutor):
                                   connect_timeout=READ_TIMEOUT, read_timeout=READ_TIMEOUT))
             return self._clients[key]
 
-    def call(self, target: AwsTarget, service: str, operation: str, *, region: str | None = None,
+    def call(self, target: AwsTarget, service: str, operation: str, /, *, region: str | None = None,
              **params: Any) -> dict[str, Any]:
         """``client(service).<operation>(**params)`` (boto3's snake_case operation name); the
         response dict without ``ResponseMetadata``. Raises :class:`ApiError` /
@@ -80,7 +80,7 @@ class AwsExecutor(ClosingExecutor):
         return _mapped(service, operation, lambda: {
             k: v for k, v in getattr(client, operation)(**params).items() if k != "ResponseMetadata"})
 
-    def wait(self, target: AwsTarget, service: str, waiter: str, timeout: float, *, region: str | None = None,
+    def wait(self, target: AwsTarget, service: str, waiter: str, timeout: float, /, *, region: str | None = None,
              **params: Any) -> None:
         """Run boto3's waiter ``waiter`` (e.g. ``db_snapshot_available``) polling every
         ``settings.poll_seconds`` for at most ``timeout`` seconds. Raises :class:`ApiError`
