@@ -33,6 +33,7 @@ from deploys.aws.errors import AwsCallError, AwsError, ReleaseFailed
 from deploys.aws.lock import environment_lock
 from deploys.aws.session import AwsSession, call
 from deploys.aws.stack import outputs
+from deploys.contract.images import parse_image_ref
 
 __all__ = ["ReleaseRecord", "Pusher", "DockerPusher", "Verifier", "https_ready", "release", "rollback",
            "read_record", "ensure_repository", "image_uri", "ecr_login"]
@@ -80,10 +81,12 @@ class DockerPusher:
     def __call__(self, local_image: str, target: str) -> None:
         import docker
 
+        ref = parse_image_ref(target)  # a registry port is no tag: the one contract parser
+        if not ref.tag:
+            raise AwsError(f"push target {target} has no tag")
         client = docker.from_env()
-        repo, _, tag = target.rpartition(":")
-        client.images.get(local_image).tag(repo, tag)
-        for line in client.images.push(repo, tag, stream=True, decode=True, auth_config=self.auth):
+        client.images.get(local_image).tag(ref.repository, ref.tag)
+        for line in client.images.push(ref.repository, ref.tag, stream=True, decode=True, auth_config=self.auth):
             if "error" in line:
                 raise AwsError(f"push of {target} failed: {line['error']}")
 
@@ -244,7 +247,8 @@ def rollback(aws: AwsSession, verify: Verifier, log: Callable[[str], None] = pri
         problem = verify()
         if problem:
             raise ReleaseFailed(f"rollback target not ready: {problem}", None)
-        new = ReleaseRecord(image.rpartition(":")[2], image, record.previous, record.migrate_task_definition,
+        version = parse_image_ref(image).tag or image
+        new = ReleaseRecord(version, image, record.previous, record.migrate_task_definition,
                             record.task_definition, time.time())
         _write_record(aws, new)
         return new

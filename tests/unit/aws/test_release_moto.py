@@ -103,6 +103,7 @@ def test_rollback_restores_previous(deployed):
     back = release.rollback(aws, verify=lambda: None, log=lambda _: None)
     assert _service_td(aws) == current.previous == back.task_definition
     assert back.previous == current.task_definition
+    assert back.version == aws.settings.version and back.image.endswith(f"/order-service:{back.version}")
 
 
 def test_lock_is_exclusive_and_expires(deployed):
