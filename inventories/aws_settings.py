@@ -138,6 +138,8 @@ class AwsSettings(_Model):
     + waf_rate_limit: requests per 5 minutes per client IP before WAF blocks
     + alarm_email: optional address subscribed to the alarm topic
     + poll_seconds: how often waiters poll AWS (the local test inventory lowers it)
+    + ready_url: where releases and rollbacks check readiness (default ``https://<domain>/api/ready``,
+      through CloudFront and the ALB); the local tests point it at a loopback stand-in
     + api / db / cache: see their models
     """
 
@@ -155,6 +157,7 @@ class AwsSettings(_Model):
     waf_rate_limit: int = Field(2000, ge=100, le=2_000_000_000)
     alarm_email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     poll_seconds: float = Field(15.0, ge=0.1, le=300)
+    ready_url: str | None = Field(None, pattern=r"^https?://[^\s]+$")
     api: ApiSettings = ApiSettings()
     db: DbSettings = DbSettings()
     cache: CacheSettings = CacheSettings()
@@ -177,6 +180,11 @@ class AwsSettings(_Model):
         if net.version != 4 or not 16 <= net.prefixlen <= 24:
             raise ValueError("must be an IPv4 block from /16 to /24")
         return value
+
+    @property
+    def readiness_url(self) -> str:
+        """``ready_url``, else ``https://<domain>/api/ready``."""
+        return self.ready_url or f"https://{self.domain}/api/ready"
 
     @property
     def stack_name(self) -> str:
@@ -202,9 +210,9 @@ class AwsSettings(_Model):
         return f"{self.name}/order-service"
 
     @property
-    def lock_parameter(self) -> str:
-        """SSM parameter used as the environment's lock (see ``deploys/aws/lock.py``)."""
-        return f"/{self.name}/lock"
+    def cache_group_id(self) -> str:
+        """ElastiCache replication group id (at most 40 characters: ``name`` has at most 24)."""
+        return f"{self.name}-redis"
 
     @property
     def release_parameter(self) -> str:

@@ -30,7 +30,7 @@ from runbooks.engine.results import load_result
 from runbooks.engine.rotation import REPORT_FILE, RESULT_FILE, run_dirs
 from runbooks.engine.runner import default_runs_dir, new_run_id, run as run_runbook
 from runbooks.engine.outputs import notify_webhook, write_textfile
-from runbooks.engine.targets import load_inventory, secret_values, select
+from runbooks.engine.targets import load_targets, secret_values, select
 from runbooks.library import all_runbooks, get_runbook
 
 __all__ = ["app", "main"]
@@ -62,7 +62,7 @@ def list_runbooks() -> None:
 @app.command("run")
 def run(
     name: str = typer.Argument(..., help="runbook name (see `runbook list`)"),
-    inventory: Path = typer.Option(..., "-i", "--inventory", help="pyinfra inventory file"),
+    inventory: Path = typer.Option(..., "-i", "--inventory", help="pyinfra inventory file (aws-* runbooks: an AWS inventory)"),
     limit: Optional[list[str]] = typer.Option(None, "--limit", help="host names, groups or globs (comma-separated)"),
     check: bool = typer.Option(False, "--check", help="check mode: change nothing, report what would change"),
     param: Optional[list[str]] = typer.Option(None, "-p", "--param", help="runbook parameter key=value"),
@@ -78,7 +78,7 @@ def run(
     try:
         runbook = get_runbook(name)
         params = validate_params(name, runbook.params, parse_assignments(name, param or []))
-        hosts = select(load_inventory(inventory), limit)
+        hosts = select(load_targets(inventory, runbook.environment), limit)
     except RunbookError as e:
         _fail(str(e))
         return
@@ -104,6 +104,18 @@ def run(
 
     console.print(f"runbook [bold]{runbook.name}[/] run {run_id} on {', '.join(h.name for h in hosts)}"
                   + (" [yellow](check mode)[/]" if check else ""))
+    if runbook.environment == "aws":
+        from runbooks.executors.aws import AwsExecutor
+
+        with AwsExecutor() as aws, LocalExecutor() as local:
+            result = run_runbook(
+                runbook, hosts, params, {"aws": aws, "local": local},
+                inventory=str(inventory), limit=limit or None, check=check,
+                approve=True if yes else (approve if interactive else False), runs_dir=runs_dir, forks=forks,
+                keep_runs=keep_runs, keep_days=keep_days, run_id=run_id, on_event=progress,
+            )
+        _finish(result, textfile_dir, webhook_url)
+        return
     with AnsibleExecutor() as remote, LocalExecutor() as local, \
             PyinfraExecutor(str(inventory), run_id=run_id, relock=remote if runbook.lock else None) as deployer:
         result = run_runbook(
@@ -112,6 +124,11 @@ def run(
             approve=True if yes else (approve if interactive else False), runs_dir=runs_dir, forks=forks,
             keep_runs=keep_runs, keep_days=keep_days, run_id=run_id, on_event=progress,
         )
+    _finish(result, textfile_dir, webhook_url)
+
+
+def _finish(result, textfile_dir: Optional[Path], webhook_url: Optional[str]) -> None:
+    """Print the matrix, write metrics, notify; exits 1 when a step failed, else 0."""
     data = {**result.model_dump(mode="json"), "run_dir": result.run_dir}  # run() returns the masked result
     _matrix(data)
     if textfile_dir:

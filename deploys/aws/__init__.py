@@ -5,7 +5,8 @@ Arrows: ``deploys.aws`` reads ``inventories.aws_settings`` and ``templates.aws``
     session.py     boto3 clients for one environment (local-endpoint guard, one error mapping)
     errors.py      AwsError hierarchy
     stack.py       plan / apply a stack through a change set, events on failure
-    lock.py        the environment lock (an SSM parameter created only if absent)
+    lock.py        the environment lock (a DynamoDB item written with a condition; deploys/contract/aws_lock.py)
     release.py     image push, migration task, task definition revision, service update, rollback
+    destroy.py     final snapshot, then the stacks deleted (buckets, ECR, snapshots kept)
     cli.py         ``orderops-aws plan|apply|release|rollback|status``
 """

@@ -5,6 +5,7 @@
     orderops-aws -i INVENTORY release VERSION --image LOCAL_IMAGE [--yes]
     orderops-aws -i INVENTORY rollback [--yes]
     orderops-aws -i INVENTORY status
+    orderops-aws -i INVENTORY destroy --yes     # final DB snapshot first; buckets, ECR, snapshots kept
 
 Exit status: 0 done (or nothing to do), 1 a step failed (message on stderr, stack events included),
 2 bad input (inventory or arguments; nothing was called), 3 not approved.
@@ -50,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("rollback", help="put the previous recorded release back in service")
     b.add_argument("--yes", action="store_true")
     sub.add_parser("status", help="recorded release and service state")
+    d = sub.add_parser("destroy", help="delete the stacks after a final database snapshot (needs --yes)")
+    d.add_argument("--yes", action="store_true", help="required: there is no prompt for this")
     return p
 
 
@@ -64,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     aws = AwsSession(settings)
     from deploys.aws import environment, release
 
-    verify = release.https_ready(f"https://{settings.domain}/api/ready")
+    verify = release.https_ready(settings.readiness_url)
     try:
         if args.command == "plan":
             print(environment.plan_environment(aws).render())
@@ -79,6 +82,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not _approver(args.yes)("rollback"):
                 return 3
             release.rollback(aws, verify)
+        elif args.command == "destroy":
+            if not args.yes:
+                print("orderops-aws: destroy needs --yes (a final snapshot is kept)", file=sys.stderr)
+                return 3
+            from deploys.aws.destroy import destroy_environment
+
+            snapshot = destroy_environment(aws)
+            print(f"destroyed {settings.name}; final snapshot: {snapshot or 'none (no main stack)'}")
         elif args.command == "status":
             record = release.read_record(aws)
             print(f"recorded release: {record.version} ({record.task_definition})" if record

@@ -87,11 +87,12 @@ class DockerPusher:
     def __call__(self, local_image: str, target: str) -> None:
         import docker
 
+        ref = parse_image_ref(target)  # a registry port is no tag: the one contract parser
+        if not ref.tag:
+            raise AwsError(f"push target {target} has no tag")
         client = docker.from_env()
-        ref = parse_image_ref(target)
-        repo, tag = ref.repository, ref.tag
-        client.images.get(local_image).tag(repo, tag)
-        for line in client.images.push(repo, tag, stream=True, decode=True, auth_config=self.auth):
+        client.images.get(local_image).tag(ref.repository, ref.tag)
+        for line in client.images.push(ref.repository, ref.tag, stream=True, decode=True, auth_config=self.auth):
             if "error" in line:
                 raise AwsError(f"push of {target} failed: {line['error']}")
 

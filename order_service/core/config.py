@@ -12,7 +12,11 @@ case-sensitive.
 | ``POSTGRES_HOST`` / ``POSTGRES_PORT`` | ``localhost`` / ``5432`` | database server |
 | ``POSTGRES_USER`` / ``POSTGRES_PASSWORD`` | ``orderops`` / ``changethis`` | database credentials |
 | ``POSTGRES_DB`` | ``orderops`` | database name |
+| ``POSTGRES_SSLMODE`` | ``prefer`` | libpq ``sslmode`` (``disable`` .. ``verify-full``; RDS with ``rds.force_ssl``: ``require`` or stricter) |
+| ``POSTGRES_SSLROOTCERT`` | unset | CA bundle file for ``verify-ca`` / ``verify-full`` (e.g. AWS's RDS bundle) |
 | ``REDIS_HOST`` / ``REDIS_PORT`` / ``REDIS_PASSWORD`` | ``localhost`` / ``6379`` / unset | Redis server |
+| ``REDIS_TLS`` | ``false`` | TLS to Redis (ElastiCache in-transit encryption), server certificate verified |
+| ``REDIS_TLS_CA_FILE`` | unset | CA bundle for Redis TLS (default: the system's; ElastiCache's certificates chain to it) |
 | ``WORKERS`` | ``1`` | uvicorn worker processes (``serve``) |
 | ``FORWARDED_ALLOW_IPS`` | ``127.0.0.1`` | proxies trusted for ``X-Forwarded-*`` (``*``: only nginx reaches us) |
 | ``LOG_LEVEL`` | ``INFO`` | ``DEBUG`` / ``INFO`` / ``WARNING`` / ``ERROR`` / ``CRITICAL`` |
@@ -120,10 +124,14 @@ class Settings(BaseSettings):
     POSTGRES_USER: str = "orderops"
     POSTGRES_PASSWORD: SecretStr = SecretStr("changethis")
     POSTGRES_DB: str = "orderops"
+    POSTGRES_SSLMODE: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    POSTGRES_SSLROOTCERT: str | None = None
 
     REDIS_HOST: str = "localhost"
     REDIS_PORT: Port = 6379
     REDIS_PASSWORD: SecretStr | None = None
+    REDIS_TLS: bool = False
+    REDIS_TLS_CA_FILE: str | None = None
 
     WORKERS: Annotated[int, Field(ge=1, le=64)] = 1
     FORWARDED_ALLOW_IPS: str = "127.0.0.1"
@@ -203,7 +211,11 @@ class Settings(BaseSettings):
 
     @property
     def SQLALCHEMY_DATABASE_URI(self) -> URL:  # noqa: N802 - settings-style name
-        """SQLAlchemy URL (``postgresql+psycopg://``); its ``repr``/``str`` mask the password."""
+        """SQLAlchemy URL (``postgresql+psycopg://``) with libpq's ``sslmode`` (and ``sslrootcert``)
+        as query parameters; its ``repr``/``str`` mask the password."""
+        query = {"sslmode": self.POSTGRES_SSLMODE}
+        if self.POSTGRES_SSLROOTCERT:
+            query["sslrootcert"] = self.POSTGRES_SSLROOTCERT
         return URL.create(
             drivername="postgresql+psycopg",
             username=self.POSTGRES_USER,
@@ -211,6 +223,7 @@ class Settings(BaseSettings):
             host=self.POSTGRES_HOST,
             port=self.POSTGRES_PORT,
             database=self.POSTGRES_DB,
+            query=query,
         )
 
 

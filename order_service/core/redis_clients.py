@@ -30,15 +30,22 @@ def client_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments common to :class:`redis.Redis` and :class:`redis.asyncio.Redis`.
 
     ``host``, ``port``, ``password`` (``None`` without ``REDIS_PASSWORD``) and the socket
-    timeouts in seconds; the retry policy is added per client type by the factories below.
+    timeouts in seconds; with ``REDIS_TLS``: ``ssl`` on, the server certificate required
+    (``ssl_cert_reqs="required"``, checked against ``REDIS_TLS_CA_FILE`` or the system's CAs) and its
+    host name checked. The retry policy is added per client type by the factories below.
     """
-    return {
+    options: dict[str, Any] = {
         "host": settings.REDIS_HOST,
         "port": settings.REDIS_PORT,
         "password": settings.REDIS_PASSWORD.get_secret_value() if settings.REDIS_PASSWORD else None,
         "socket_connect_timeout": settings.DEPENDENCY_TIMEOUT_SECONDS,
         "socket_timeout": settings.DEPENDENCY_TIMEOUT_SECONDS,
     }
+    if settings.REDIS_TLS:
+        options.update(ssl=True, ssl_cert_reqs="required", ssl_check_hostname=True)
+        if settings.REDIS_TLS_CA_FILE:
+            options["ssl_ca_certs"] = settings.REDIS_TLS_CA_FILE
+    return options
 
 
 def _backoff() -> ExponentialBackoff:

@@ -11,6 +11,7 @@ is touched::
           ├── ParameterError           a -p key=value is unknown or invalid (.runbook, .field)
           ├── TargetError              inventory cannot be loaded / --limit matches no host
           └── ExecutorError            a transport failed (not the command: the transport)
+               ├── ApiError            an AWS API call failed (.service, .operation, .code)
                ├── CommandTimeout      a command or step ran out of time (.seconds)
                └── CommandCancelled    the run was aborted or the step timed out: its
                                        process groups were killed (runbooks.core.process)
@@ -28,8 +29,8 @@ means.
 
 from __future__ import annotations
 
-__all__ = ["RunbookError", "UnknownRunbook", "ParameterError", "TargetError", "ExecutorError", "CommandTimeout",
-           "CommandCancelled"]
+__all__ = ["RunbookError", "UnknownRunbook", "ParameterError", "TargetError", "ExecutorError", "ApiError",
+           "CommandTimeout", "CommandCancelled"]
 
 
 class RunbookError(Exception):
@@ -60,6 +61,16 @@ class TargetError(RunbookError):
 
 class ExecutorError(RunbookError):
     """A transport failed (SSH unreachable, ansible-runner could not start, ...)."""
+
+
+class ApiError(ExecutorError):
+    """An AWS API call failed: ``service`` / ``operation`` (boto3 names, e.g. ``ecs`` /
+    ``describe_services``) and ``code`` (AWS's error code, e.g. ``DBSnapshotNotFound``, or the
+    botocore exception's class name). Mapped in one place: :mod:`runbooks.executors.aws`."""
+
+    def __init__(self, service: str, operation: str, code: str, message: str):
+        self.service, self.operation, self.code = service, operation, code
+        super().__init__(f"{service} {operation} failed: {code}: {message}")
 
 
 class CommandTimeout(ExecutorError):

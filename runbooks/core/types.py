@@ -10,8 +10,14 @@ transports (``runbooks/executors/``):
 ``pyinfra``         :class:`~runbooks.executors.pyinfra_exec.PyinfraExecutor` (commands via
                     ``pyinfra exec``; a :class:`Deployer`: ``deploy()`` runs ``deploys/site.py``)
 ``local``           :class:`~runbooks.executors.local.LocalExecutor` (the controller itself)
+``aws``             :class:`~runbooks.executors.aws.AwsExecutor` (boto3 API calls against an
+                    :class:`AwsTarget`; also a :class:`LockingExecutor`: the DynamoDB lock)
 ``fake``            :class:`~runbooks.executors.fake.FakeExecutor` (unit tests, no hosts)
 ==================  ==================================================================
+
+Targets: a :class:`HostTarget` is one SSH host of a host inventory; an :class:`AwsTarget` is one
+AWS environment of an AWS inventory (no host). Each names, in ``lock_executor``, the executor kind
+whose lock the runner takes for it.
 
 Executors are context managers (:class:`ClosingExecutor`): the CLI enters them and ``close()``
 runs when the run ends.
@@ -20,9 +26,10 @@ runs when the run ends.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
-__all__ = ["Executor", "Deployer", "ClosingExecutor", "CommandResult", "HostTarget", "DeployResult"]
+__all__ = ["Executor", "Deployer", "LockingExecutor", "ClosingExecutor", "CommandResult", "HostTarget", "AwsTarget",
+           "Target", "DeployResult"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,32 @@ class HostTarget:
     data: dict[str, Any]
     settings: Any
     groups: tuple[str, ...] = ()
+    #: executor kind whose lock the runner takes: the SSH host lock through ``remote``
+    lock_executor: ClassVar[str] = "remote"
+
+
+@dataclass(frozen=True)
+class AwsTarget:
+    """One AWS environment as the engine sees it: no SSH host, API calls only.
+
+    + name: the environment name (``settings.name``), shown where a host name would be
+    + settings: validated :class:`inventories.aws_settings.AwsSettings`
+    + inventory: path of the AWS inventory file (for commands such as ``orderops-aws``)
+    + groups: ``("aws",)``: steps of the AWS runbooks target the group ``aws``
+    + data: empty (no pyinfra host data)
+    """
+
+    name: str
+    settings: Any
+    inventory: str = ""
+    groups: tuple[str, ...] = ("aws",)
+    data: dict[str, Any] = field(default_factory=dict)
+    #: executor kind whose lock the runner takes: the environment's DynamoDB lock through ``aws``
+    lock_executor: ClassVar[str] = "aws"
+
+
+#: What a runbook runs against.
+Target = HostTarget | AwsTarget
 
 
 @dataclass(frozen=True)
@@ -108,6 +141,23 @@ class Deployer(Executor, Protocol):
 
     def deploy(self, host: HostTarget, *, dry: bool = False, data: dict[str, str] | None = None,
                timeout: float = 900.0) -> DeployResult:
+        ...
+
+
+@runtime_checkable
+class LockingExecutor(Protocol):
+    """An executor that takes a target's run lock itself (not through a shell command).
+
+    Both return a :class:`CommandResult`: ``acquire_lock`` rc 0 (stdout ``acquired`` or
+    ``taken-over ...``) or rc :data:`deploys.contract.lock.LOCKED_EXIT` with the holder in stdout;
+    ``release_lock`` rc 0 (``released`` / ``not-held``). Transport failures raise
+    :class:`~runbooks.core.errors.ExecutorError`.
+    """
+
+    def acquire_lock(self, target: Any, run_id: str, holder: str) -> CommandResult:
+        ...
+
+    def release_lock(self, target: Any, run_id: str) -> CommandResult:
         ...
 
 

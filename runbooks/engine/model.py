@@ -2,7 +2,7 @@
 
 A runbook module defines ``RUNBOOK = Runbook(...)``. Each :class:`Step` carries Markdown
 documentation (its function's docstring), a target (an inventory group, or ``all``), an
-executor kind (``remote``, ``pyinfra`` or ``local``), a timeout in seconds, a retry policy and a
+executor kind (``remote``, ``pyinfra``, ``local``, or ``aws`` for the boto3 executor), a timeout in seconds, a retry policy and a
 policy on failure:
 
 ===============  ==========================================================================
@@ -37,7 +37,9 @@ __all__ = ["Step", "Runbook", "StepContext", "StepResult", "Table", "step", "OnF
 
 OnFailure = Literal["continue", "stop-host", "abort"]
 Status = Literal["ok", "changed", "failed", "skipped"]
-ExecutorKind = Literal["remote", "pyinfra", "local"]
+ExecutorKind = Literal["remote", "pyinfra", "local", "aws"]
+#: What a runbook runs against: the hosts of a host inventory, or the environment of an AWS inventory.
+Environment = Literal["hosts", "aws"]
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,10 @@ class NoParams(BaseModel):
 @dataclass(frozen=True)
 class Runbook:
     """A runbook: ``name`` (CLI name), ``title``, Markdown ``doc``, a pydantic ``params`` model
-    (``extra="forbid"``) and the ordered ``steps``. ``lock``: take the per-host lock for the run."""
+    (``extra="forbid"``) and the ordered ``steps``. ``lock``: take the run lock (per host, or the
+    AWS environment's). ``environment``: ``hosts`` (a host inventory, targets are
+    :class:`~runbooks.core.types.HostTarget` s) or ``aws`` (an AWS inventory, one
+    :class:`~runbooks.core.types.AwsTarget`)."""
 
     name: str
     title: str
@@ -123,6 +128,7 @@ class Runbook:
     steps: tuple[Step, ...]
     params: type[BaseModel] = NoParams
     lock: bool = True
+    environment: Environment = "hosts"
 
     def __post_init__(self):
         names = [s.name for s in self.steps]
@@ -134,7 +140,7 @@ class Runbook:
 class StepContext:
     """What a step function sees for one host.
 
-    + host: the :class:`~runbooks.core.types.HostTarget`
+    + host: the :class:`~runbooks.core.types.HostTarget` (or :class:`~runbooks.core.types.AwsTarget`)
     + params: the validated parameter model
     + check: check mode (changing steps only report what they would do)
     + approved: destructive steps were approved
@@ -177,6 +183,18 @@ class StepContext:
         if not isinstance(self.executor, Deployer):
             raise ExecutorError(f"executor {getattr(self.executor, 'name', '?')!r} cannot deploy (use executor='pyinfra')")
         return self.executor.deploy(self.host, dry=dry, data=data, timeout=self.remaining())
+
+    def aws(self, service: str, operation: str, /, *, region: str | None = None, **params: Any) -> dict[str, Any]:
+        """One boto3 call on this AWS target through the ``aws`` executor
+        (:meth:`runbooks.executors.aws.AwsExecutor.call`): the response without its metadata.
+        Raises :class:`~runbooks.core.errors.ApiError` when AWS refuses."""
+        self.remaining()
+        return self.executors["aws"].call(self.host, service, operation, region=region, **params)
+
+    def aws_wait(self, service: str, waiter: str, /, *, region: str | None = None, **params: Any) -> None:
+        """Run a boto3 waiter within the step's remaining time (polling every ``poll_seconds``
+        of the settings). Raises :class:`~runbooks.core.errors.ApiError` (``WaiterError``)."""
+        self.executors["aws"].wait(self.host, service, waiter, self.remaining(), region=region, **params)
 
     # result helpers
     def ok(self, message: str = "", data: dict | None = None, tables: list[Table] | None = None) -> StepResult:

@@ -3,9 +3,12 @@
 :func:`run` is the engine's one entry point and reads as its phases::
 
     plan    _Run(...)      run directory, masker, event log, previous run's data, empty result
-    lock    .lock()        every host takes the per-host lock a deploy takes
-                           (deploys/contract/lock.py, through the ``remote`` executor, sudo);
-                           a host whose lock another live run holds runs nothing else
+    lock    .lock()        every target takes the lock a deploy takes: a host the per-host lock
+                           (deploys/contract/lock.py, through the ``remote`` executor, sudo), an
+                           AWS environment its DynamoDB lock (deploys/contract/aws_lock.py,
+                           through the ``aws`` executor: a LockingExecutor); the target names
+                           the executor kind (``lock_executor``); a target whose lock another
+                           live run holds runs nothing else
     steps   .step(s)       each step in order; its hosts in parallel (``forks`` at most); the
                            next step starts when every host finished (Ansible's *linear*
                            strategy); attempts, retries and the on-failure policy per host
@@ -40,7 +43,7 @@ from deploys.contract.lock import LOCKED_EXIT, acquire_command, holder, release_
 from deploys.contract.paths import local_state_dir
 from runbooks.core.errors import CommandCancelled, CommandTimeout, RunbookError
 from runbooks.core.process import Scope, use_scope
-from runbooks.core.types import Executor, HostTarget
+from runbooks.core.types import Executor, HostTarget, LockingExecutor
 from runbooks.engine.masking import Masker
 from runbooks.engine.model import Runbook, Step, StepContext, StepResult
 from runbooks.engine.notebook import write_notebook
@@ -206,10 +209,14 @@ class _Run:
 
     def _take_lock(self, h: HostTarget) -> tuple[HostTarget, HostResult]:
         start, at = time.monotonic(), utc_now()
-        cmd = acquire_command(self.run_id, h.settings.lock_ttl, holder())
+        executor = self.executors[h.lock_executor]
         try:
             with use_scope(Scope(f"lock on {h.name}")):
-                out = self.executors["remote"].run(h, cmd, sudo=True, timeout=60)
+                if isinstance(executor, LockingExecutor):
+                    out = executor.acquire_lock(h, self.run_id, holder())
+                else:
+                    cmd = acquire_command(self.run_id, h.settings.lock_ttl, holder())
+                    out = executor.run(h, cmd, sudo=True, timeout=60)
             text = (out.stdout + out.stderr).strip()
             if out.rc == 0:
                 return h, _host_result(StepResult("ok", text or "acquired"), 1, start, at)
@@ -312,9 +319,13 @@ class _Run:
 
     def _release_lock(self, h: HostTarget) -> tuple[HostTarget, HostResult]:
         start, at = time.monotonic(), utc_now()
+        executor = self.executors[h.lock_executor]
         try:
             with use_scope(Scope(f"unlock on {h.name}")):
-                out = self.executors["remote"].run(h, release_command(self.run_id), sudo=True, timeout=60)
+                if isinstance(executor, LockingExecutor):
+                    out = executor.release_lock(h, self.run_id)
+                else:
+                    out = executor.run(h, release_command(self.run_id), sudo=True, timeout=60)
             status = "ok" if out.rc == 0 else "failed"
             return h, _host_result(StepResult(status, out.stdout.strip() or out.stderr.strip()), 1, start, at)
         except RunbookError as e:

@@ -1,7 +1,8 @@
 """The runbook library: one module per runbook, each defining ``RUNBOOK``.
 
 Adding a runbook: write ``runbooks/library/<name>.py`` with ``RUNBOOK = Runbook(...)`` and list
-it in :data:`RUNBOOKS` (CLI name -> module).
+it in :data:`RUNBOOKS` (CLI name -> module); a host runbook also in ``names.txt``. The ``aws-*``
+runbooks (``environment="aws"``) run against an AWS inventory through the boto3 executor.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ RUNBOOKS = {
     "diagnose": "runbooks.library.diagnose",
     "emergency-restart": "runbooks.library.emergency_restart",
     "emergency-redeploy": "runbooks.library.emergency_redeploy",
+    "aws-daily": "runbooks.library.aws_daily",
+    "aws-backup": "runbooks.library.aws_backup",
+    "aws-restore": "runbooks.library.aws_restore",
+    "aws-emergency": "runbooks.library.aws_emergency",
 }
 
 

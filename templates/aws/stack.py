@@ -243,6 +243,7 @@ def _cache(settings: AwsSettings) -> dict[str, Any]:
         "CacheSubnetGroup": {"Type": "AWS::ElastiCache::SubnetGroup", "Properties": {
             "Description": "private subnets", "SubnetIds": private}},
         "Cache": {"Type": "AWS::ElastiCache::ReplicationGroup", "Properties": {
+            "ReplicationGroupId": settings.cache_group_id,
             "ReplicationGroupDescription": f"{settings.name} Redis",
             "Engine": "redis", "EngineVersion": cache.engine_version,
             "CacheNodeType": cache.node_type, "NumCacheClusters": cache.replicas + 1,

@@ -37,7 +37,7 @@ def no_hosts(monkeypatch):
 def test_unknown_runbook_is_one_clear_message(no_hosts, tmp_path):
     res = CliRunner().invoke(cli.app, ["run", "dialy", "-i", str(tmp_path / "inv.py")])
     assert res.exit_code == 2
-    assert "unknown runbook 'dialy'; known runbooks: daily, diagnose, emergency-redeploy, emergency-restart" in res.output
+    assert "unknown runbook 'dialy'; known runbooks: aws-backup, aws-daily, aws-emergency, aws-restore, daily, diagnose, emergency-redeploy, emergency-restart" in res.output
     assert "Traceback" not in res.output
 
 
@@ -67,7 +67,8 @@ def test_missing_inventory_is_one_clear_message(no_hosts, tmp_path):
 def test_list_shows_every_runbook():
     res = CliRunner().invoke(cli.app, ["list"])
     assert res.exit_code == 0
-    for name in ("daily", "diagnose", "emergency-restart", "emergency-redeploy"):
+    for name in ("daily", "diagnose", "emergency-restart", "emergency-redeploy", "aws-daily", "aws-backup",
+                 "aws-restore", "aws-emergency"):
         assert name in res.output
 
 

@@ -7,9 +7,12 @@ from inventories.schema import InventoryError, runbook_names
 from runbooks.library import RUNBOOKS, all_runbooks
 
 
-def test_names_file_lists_exactly_the_registered_runbooks():
-    assert sorted(runbook_names()) == sorted(RUNBOOKS)
+def test_names_file_lists_exactly_the_registered_host_runbooks():
+    hosts = [rb.name for rb in all_runbooks() if rb.environment == "hosts"]
+    assert sorted(runbook_names()) == hosts == ["daily", "diagnose", "emergency-redeploy", "emergency-restart"]
     assert [rb.name for rb in all_runbooks()] == sorted(RUNBOOKS)
+    aws = [rb.name for rb in all_runbooks() if rb.environment == "aws"]
+    assert aws == ["aws-backup", "aws-daily", "aws-emergency", "aws-restore"]  # never scheduled from a host
 
 
 def test_a_schedule_for_an_unknown_runbook_is_an_inventory_error(make_settings):

@@ -118,7 +118,7 @@ def test_strong_secrets_accepted_and_never_printed() -> None:
     assert STRONG["POSTGRES_PASSWORD"] not in str(url)
     assert STRONG["POSTGRES_PASSWORD"] not in repr(url)
     assert url.render_as_string(hide_password=False) == (
-        f"postgresql+psycopg://orderops:{STRONG['POSTGRES_PASSWORD']}@localhost:5432/orderops"
+        f"postgresql+psycopg://orderops:{STRONG['POSTGRES_PASSWORD']}@localhost:5432/orderops?sslmode=prefer"
     )
 
 
