@@ -8,6 +8,9 @@ import shlex
 
 from pyinfra.api import FactBase
 
+from deploys.contract.compose import compose_command
+from deploys.contract.services import DB_NAME, DB_USER
+
 __all__ = ["GrafanaLogin", "PostgresRoleExists", "parse_http_code"]
 
 
@@ -18,12 +21,12 @@ def parse_http_code(output: str) -> str:
 
 
 class GrafanaLogin(FactBase):
-    """``ok`` | ``refused`` | ``down``: ``GET /api/user`` on 127.0.0.1:<port> as admin with the password
-    in ``env_file`` (``GRAFANA_ADMIN_PASSWORD``), passed to curl on stdin, never on a command line."""
+    """``ok`` | ``refused`` | ``down``: ``GET <url>/api/user`` (Grafana on the host's loopback) as admin with
+    the password in ``env_file`` (``GRAFANA_ADMIN_PASSWORD``), passed to curl on stdin, never on a command line."""
 
-    def command(self, env_file: str, port: int) -> str:
+    def command(self, env_file: str, url: str) -> str:
         script = (f". {shlex.quote(env_file)} && printf 'user = \"admin:%s\"\\n' \"$GRAFANA_ADMIN_PASSWORD\" | "
-                  f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 -K - http://127.0.0.1:{int(port)}/api/user")
+                  f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 -K - {shlex.quote(url + '/api/user')}")
         return f"sh -c {shlex.quote(script)} 2>/dev/null || true"
 
     def process(self, output: list[str]) -> str:
@@ -35,8 +38,8 @@ class PostgresRoleExists(FactBase):
 
     def command(self, project: str, project_dir: str, role: str) -> str:
         sql = f"SELECT 1 FROM pg_roles WHERE rolname = '{role}'"
-        return (f"docker compose -p {shlex.quote(project)} --project-directory {shlex.quote(project_dir)} exec -T "
-                f"postgres psql -U orderops -d orders -tAc {shlex.quote(sql)} 2>/dev/null || true")
+        psql = compose_command(project, project_dir, "exec", "-T", "postgres", "psql", "-U", DB_USER, "-d", DB_NAME, "-tAc", sql)
+        return f"{psql} 2>/dev/null || true"
 
     def process(self, output: list[str]) -> bool:
         return "".join(output).strip() == "1"
