@@ -215,7 +215,9 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
             },
             volumes=[f"{cfg}/grafana/provisioning:/etc/grafana/provisioning:ro",
                      f"{cfg}/grafana/dashboards:/var/lib/grafana-dashboards:ro", "grafanadata:/var/lib/grafana"],
-            **loopback("grafana"), healthcheck=_health(port["grafana"], "/api/health"),
+            **loopback("grafana"),
+            # with serve_from_sub_path Grafana answers under the sub-path only
+            healthcheck=_health(port["grafana"], (GRAFANA_PUBLIC_PATH.rstrip("/") if m.grafana_public else "") + "/api/health"),
             networks=["monitoring", frontend] if m.grafana_public else ["monitoring"]),
     }
     return {
