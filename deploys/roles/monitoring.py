@@ -3,7 +3,7 @@ Compose project on hosts of inventory group ``monitoring`` (so far: an app host,
 
 Files on the host (``monitoring.dir``, default ``/opt/orderops-monitoring``)::
 
-    compose.yaml                       templates/monitoring/compose.yaml.j2
+    compose.yaml                       the project as data (compose_project), yaml.safe_dump
     .env                               secrets (0600): Grafana admin, pg_monitor role, Redis
     config/prometheus/prometheus.yml   scrape jobs        (promtool check config)
     config/prometheus/rules/orderops.yml  alert rules     (promtool check rules)
