@@ -46,19 +46,26 @@ def _ssh(data: dict, command: str) -> str:
 
 
 def snapshot(data: dict, projects: list[str]) -> dict[tuple[str, str], dict]:
-    """``{(project, service): {"cpu_ns": int, "mem_bytes": int}}`` of the projects' running containers."""
+    """``{(project, service): {"t": host seconds, "cpu_ns": int, "mem_bytes": int}}`` of the projects'
+    running containers, read in one SSH call (each container with the host's clock at its read)."""
+    script = (
+        f"for p in {' '.join(shlex.quote(p) for p in projects)}; do "
+        f"for id in $(docker ps -q --filter label={PROJECT_LABEL}=$p); do "
+        "printf '%s %s %s ' \"$p\" \"$(docker inspect -f '{{json .Config.Labels}}' $id | tr -d ' ')\" \"$(date +%s.%N)\"; "
+        "curl -s --unix-socket /var/run/docker.sock 'http://localhost/containers/'$id'/stats?stream=false&one-shot=true'; "
+        "echo; done; done"
+    )
     out = {}
-    for project in projects:
-        ids = _ssh(data, f"sudo docker ps -q --filter label={PROJECT_LABEL}={shlex.quote(project)}").split()
-        for cid in ids:
-            raw = _ssh(data, "sudo curl -s --unix-socket /var/run/docker.sock "
-                             f"http://localhost/containers/{cid}/stats?stream=false")
-            stats = json.loads(raw)
-            labels = json.loads(_ssh(data, f"sudo docker inspect -f '{{{{json .Config.Labels}}}}' {cid}"))
-            mem = stats["memory_stats"]
-            cache = mem.get("stats", {}).get("inactive_file", mem.get("stats", {}).get("total_inactive_file", 0))
-            out[(project, labels.get(SERVICE_LABEL, cid))] = {
-                "cpu_ns": int(stats["cpu_stats"]["cpu_usage"]["total_usage"]), "mem_bytes": int(mem.get("usage", 0)) - int(cache)}
+    for line in _ssh(data, f"sudo sh -c {shlex.quote(script)}").splitlines():
+        if not line.strip():
+            continue
+        project, labels, stamp, raw = line.split(" ", 3)
+        service = json.loads(labels).get(SERVICE_LABEL, "?")
+        stats = json.loads(raw)
+        mem = stats["memory_stats"]
+        cache = mem.get("stats", {}).get("inactive_file", mem.get("stats", {}).get("total_inactive_file", 0))
+        out[(project, service)] = {"t": float(stamp), "cpu_ns": int(stats["cpu_stats"]["cpu_usage"]["total_usage"]),
+                                   "mem_bytes": int(mem.get("usage", 0)) - int(cache)}
     return out
 
 
@@ -73,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if mon is None:
         print("no host in group 'monitoring'", file=sys.stderr)
         return 2
-    data = dict(mon.data.dict())
+    data = dict(mon.data)
     settings = build_settings(mon.name, data, mon.groups)
     projects = [settings.monitoring.compose_project, settings.compose_project]
 
@@ -93,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     for key in sorted(after):
         if key not in before:
             continue
-        cpu = (after[key]["cpu_ns"] - before[key]["cpu_ns"]) / 1e9 / elapsed * 100
+        window = after[key]["t"] - before[key]["t"]  # this container's own interval (host clock)
+        cpu = (after[key]["cpu_ns"] - before[key]["cpu_ns"]) / 1e9 / window * 100
         mem = after[key]["mem_bytes"] / 2**20
         totals.setdefault(key[0], [0.0, 0.0])
         totals[key[0]][0] += cpu
