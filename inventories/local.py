@@ -46,6 +46,7 @@ _MONITORING = {
     "retention_size": "512MB",
     "loki_retention_hours": 48,
     "probe_tls_verify": False,  # the local certificate is self-signed
+    "grafana_public": True,  # nginx serves /grafana/ over HTTPS (tests/integration/test_monitoring.py)
     "webhook_url": "http://alert-sink:9099/alerts",
     "smtp": {"smarthost": "alert-sink:2525", "sender": "alertmanager@order.test", "to": ["ops@order.test"],
              "require_tls": False},

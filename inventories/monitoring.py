@@ -11,6 +11,8 @@ from ipaddress import ip_network
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from deploys.contract.monitoring import LOOPBACK_SERVICES, MONITORING_DIR, MONITORING_PROJECT, SERVICE_PORTS
+
 __all__ = ["MonitoringImages", "Smtp", "Thresholds", "MonitoringSettings", "MONITORING_IMAGE_ROLES"]
 
 #: image roles of the monitoring stack (production: the official images, pinned by tag and digest)
@@ -107,8 +109,8 @@ class MonitoringSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     images: MonitoringImages | None = Field(None, description="required on hosts of group 'monitoring'")
-    dir: str = Field("/opt/orderops-monitoring", description="project directory on the host")
-    compose_project: str = Field("orderops-monitoring", pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    dir: str = Field(MONITORING_DIR, description="project directory on the host")
+    compose_project: str = Field(MONITORING_PROJECT, pattern=r"^[a-z0-9][a-z0-9_-]*$")
     scrape_interval_s: int = Field(15, ge=1, le=300)
     evaluation_interval_s: int = Field(15, ge=1, le=300)
     alert_for_s: int = Field(300, ge=0, le=86400, description="`for:` of the availability and error alerts")
@@ -126,8 +128,12 @@ class MonitoringSettings(BaseModel):
     allow_sources: tuple[str, ...] = Field(
         (), description="CIDRs allowed to reach exporters/Prometheus/Loki (consumed by the firewall role; none = monitoring hosts only)",
     )
+    grafana_public: bool = Field(
+        False, description="nginx serves Grafana over HTTPS under /grafana/ (Grafana's own login); "
+        "false: not at all, only through an SSH tunnel to the loopback port",
+    )
     loopback_ports: dict[str, int] = Field(
-        default_factory=lambda: {"prometheus": 9090, "alertmanager": 9093, "grafana": 3000, "loki": 3100},
+        default_factory=lambda: {name: SERVICE_PORTS[name] for name in LOOPBACK_SERVICES},
         description="127.0.0.1 ports on the monitoring host (SSH tunnel targets); nothing is published on other addresses",
     )
 
@@ -168,8 +174,8 @@ class MonitoringSettings(BaseModel):
     @classmethod
     def _ports(cls, v: dict[str, int]) -> dict[str, int]:
         for name, port in v.items():
-            if name not in ("prometheus", "alertmanager", "grafana", "loki"):
-                raise ValueError(f"unknown service {name!r} (prometheus, alertmanager, grafana, loki)")
+            if name not in LOOPBACK_SERVICES:
+                raise ValueError(f"unknown service {name!r} ({', '.join(LOOPBACK_SERVICES)})")
             if not 1024 <= port <= 65535:
                 raise ValueError(f"{name}: port out of range: {port}")
         if len(set(v.values())) != len(v):

@@ -63,6 +63,8 @@ LOCAL_IMAGES = {
     "monitoring-loki": ("orderops-local/loki-standin", "3"),
     "monitoring-alloy": ("orderops-local/alloy-standin", "1"),
     "monitoring-cadvisor": ("orderops-local/cadvisor-standin", "0.49"),
+    # test-only: the live monitoring test's webhook receiver + SMTP sink (images/alert-sink)
+    "alert-sink": ("orderops-local/alert-sink", SUITE),
 }
 #: monitoring image role (inventory ``monitoring_images`` key) -> LOCAL_IMAGES name
 MONITORING_IMAGES = {
@@ -503,7 +505,10 @@ class Builder:
                 service_ref = self.ensure_order_service(standins["python"])
             except MissingServiceError as exc:
                 error = exc
-        state = ImagesState(target=target, order_service=service_ref, monitoring=monitoring, **standins)
+        base = self.ensure_base()
+        alert_sink = self._ensure_local("alert-sink", {"BASE_IMAGE": base}, base)
+        state = ImagesState(target=target, order_service=service_ref, monitoring=monitoring, alert_sink=alert_sink,
+                            **standins)
         save_images(self.paths, state)
         if error:
             raise error

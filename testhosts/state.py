@@ -197,8 +197,11 @@ class ImagesState(BaseModel):
     monitoring: dict[str, str] = Field(
         default_factory=dict, description="monitoring role (prometheus, grafana, ...) -> ref (testhosts.images.MONITORING_IMAGES)"
     )
+    alert_sink: str | None = Field(
+        default=None, description="test-only image: the live monitoring test's webhook + SMTP receivers (images/alert-sink)"
+    )
 
-    @field_validator("target", "postgres", "redis", "nginx", "python", "order_service")
+    @field_validator("target", "postgres", "redis", "nginx", "python", "order_service", "alert_sink")
     @classmethod
     def _check_ref(cls, v: str | None) -> str | None:
         return None if v is None else check_immutable(v)

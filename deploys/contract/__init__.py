@@ -17,6 +17,7 @@ module              holds
                     (``docker inspect --format '{{json .}}'``)
 ``services``        the stack's services, the image each runs, the "running and healthy" rule,
                     the database identity (user and database name)
+``monitoring``      the monitoring project's layout, services, images, ports, the pg_monitor role
 ``images``          the one image-reference parser
 ==================  =============================================================================
 """

@@ -21,12 +21,12 @@ def parse_http_code(output: str) -> str:
 
 
 class GrafanaLogin(FactBase):
-    """``ok`` | ``refused`` | ``down``: ``GET /api/user`` on 127.0.0.1:<port> as admin with the password
-    in ``env_file`` (``GRAFANA_ADMIN_PASSWORD``), passed to curl on stdin, never on a command line."""
+    """``ok`` | ``refused`` | ``down``: ``GET <url>/api/user`` (Grafana on the host's loopback) as admin with
+    the password in ``env_file`` (``GRAFANA_ADMIN_PASSWORD``), passed to curl on stdin, never on a command line."""
 
-    def command(self, env_file: str, port: int) -> str:
+    def command(self, env_file: str, url: str) -> str:
         script = (f". {shlex.quote(env_file)} && printf 'user = \"admin:%s\"\\n' \"$GRAFANA_ADMIN_PASSWORD\" | "
-                  f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 -K - http://127.0.0.1:{int(port)}/api/user")
+                  f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 -K - {shlex.quote(url + '/api/user')}")
         return f"sh -c {shlex.quote(script)} 2>/dev/null || true"
 
     def process(self, output: list[str]) -> str:

@@ -3,7 +3,7 @@ Compose project on hosts of inventory group ``monitoring`` (so far: an app host,
 
 Files on the host (``monitoring.dir``, default ``/opt/orderops-monitoring``)::
 
-    compose.yaml                       templates/monitoring/compose.yaml.j2
+    compose.yaml                       the project as data (compose_project), yaml.safe_dump
     .env                               secrets (0600): Grafana admin, pg_monitor role, Redis
     config/prometheus/prometheus.yml   scrape jobs        (promtool check config)
     config/prometheus/rules/orderops.yml  alert rules     (promtool check rules)
@@ -25,51 +25,54 @@ does not log in.
 
 from __future__ import annotations
 
+import posixpath
 from io import StringIO
+from typing import Any
 
 import yaml
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
+from deploys.contract.compose import compose_command
+from deploys.contract.monitoring import (
+    GRAFANA_PUBLIC_PATH, PG_MONITOR_USER, SERVICE_IMAGES, SERVICE_PORTS, STUB_STATUS_PORT, MonitoringLayout,
+)
+from deploys.contract.services import DB_NAME, DB_PORT, DB_USER, REDIS_PORT
 from deploys.facts.monitoring import GrafanaLogin, PostgresRoleExists
 from deploys.operations import compose, secret_files, validated_config
 from deploys.operations import images as image_ops
-from deploys.roles.order_stack import STUB_STATUS_PORT
 from inventories.schema import HostSettings
 from templates import render
 from templates.monitoring.grafana.dashboards import DASHBOARDS, dashboard_json
 
-__all__ = ["monitoring", "config_files", "compose_text", "env_text", "checks", "PG_MONITOR_USER", "STUB_STATUS_PORT",
-           "SERVICE_IMAGES", "RELOAD", "RESTART"]
+__all__ = ["monitoring", "config_files", "compose_project", "compose_text", "env_text", "checks", "grafana_root_url",
+           "RELOAD", "RESTART"]
 
-PG_MONITOR_USER = "orderops_monitor"
-#: compose service -> monitoring image role
-SERVICE_IMAGES = {
-    "prometheus": "prometheus", "alertmanager": "alertmanager", "node-exporter": "node_exporter",
-    "cadvisor": "cadvisor", "postgres-exporter": "postgres_exporter", "redis-exporter": "redis_exporter",
-    "nginx-exporter": "nginx_exporter", "blackbox-exporter": "blackbox_exporter", "loki": "loki",
-    "alloy": "alloy", "grafana": "grafana",
-}
 #: config path prefix -> service reloaded through its HTTP endpoint
-RELOAD = {"prometheus/": ("prometheus", 9090), "alertmanager/": ("alertmanager", 9093)}
+RELOAD = {"prometheus/": ("prometheus", SERVICE_PORTS["prometheus"]),
+          "alertmanager/": ("alertmanager", SERVICE_PORTS["alertmanager"])}
 #: config path prefix -> service restarted (no reload endpoint that re-reads everything)
 RESTART = {"blackbox.yml": "blackbox-exporter", "loki.yaml": "loki", "config.alloy": "alloy", "grafana/": "grafana"}
 
 
 def _scrape_jobs() -> list[dict]:
+    """Scrape jobs on the project network: ``{"name", "targets": ["service:port"], "path"}``."""
+    def at(service: str) -> list[str]:
+        return [f"{service}:{SERVICE_PORTS[service]}"]
+
     return [
-        {"name": "prometheus", "targets": ["localhost:9090"], "path": None},
-        {"name": "alertmanager", "targets": ["alertmanager:9093"], "path": None},
+        {"name": "prometheus", "targets": [f"localhost:{SERVICE_PORTS['prometheus']}"], "path": None},
+        {"name": "alertmanager", "targets": at("alertmanager"), "path": None},
         {"name": "order-service", "targets": ["api:8000"], "path": "/metrics"},
-        {"name": "node", "targets": ["node-exporter:9100"], "path": None},
-        {"name": "cadvisor", "targets": ["cadvisor:8080"], "path": None},
-        {"name": "postgres", "targets": ["postgres-exporter:9187"], "path": None},
-        {"name": "redis", "targets": ["redis-exporter:9121"], "path": None},
-        {"name": "nginx", "targets": ["nginx-exporter:9113"], "path": None},
-        {"name": "loki", "targets": ["loki:3100"], "path": None},
-        {"name": "alloy", "targets": ["alloy:12345"], "path": None},
-        {"name": "grafana", "targets": ["grafana:3000"], "path": None},
+        {"name": "node", "targets": at("node-exporter"), "path": None},
+        {"name": "cadvisor", "targets": at("cadvisor"), "path": None},
+        {"name": "postgres", "targets": at("postgres-exporter"), "path": None},
+        {"name": "redis", "targets": at("redis-exporter"), "path": None},
+        {"name": "nginx", "targets": at("nginx-exporter"), "path": None},
+        {"name": "loki", "targets": at("loki"), "path": None},
+        {"name": "alloy", "targets": at("alloy"), "path": None},
+        {"name": "grafana", "targets": at("grafana"), "path": None},
     ]
 
 
@@ -93,14 +96,147 @@ def config_files(settings: HostSettings) -> dict[str, str]:
     return out
 
 
-def compose_text(settings: HostSettings) -> str:
-    """The rendered ``compose.yaml`` of the monitoring project."""
+def _health(port: int, path: str) -> dict[str, Any]:
+    """A wget healthcheck on ``127.0.0.1:<port><path>`` (every image here has wget, as the official ones)."""
+    return {"test": ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{port}{path}"],
+            "interval": "10s", "timeout": "3s", "retries": 30, "start_period": "10s"}
+
+
+def grafana_root_url(settings: HostSettings) -> str:
+    """Grafana's ``GF_SERVER_ROOT_URL``: ``https://<domain>/grafana/`` when nginx serves it, else the tunnel URL."""
+    m = settings.monitoring
+    if m.grafana_public:
+        return f"https://{settings.domain}{GRAFANA_PUBLIC_PATH}"
+    return f"http://127.0.0.1:{m.loopback_ports['grafana']}/"
+
+
+def _grafana_local_url(settings: HostSettings) -> str:
+    """Grafana's API on the monitoring host's loopback (with the sub-path when nginx serves it)."""
+    m = settings.monitoring
+    return f"http://127.0.0.1:{m.loopback_ports['grafana']}" + (GRAFANA_PUBLIC_PATH.rstrip("/") if m.grafana_public else "")
+
+
+def compose_project(settings: HostSettings) -> dict[str, Any]:
+    """The monitoring Compose project as data (compose-spec.io): services, networks, volumes.
+
+    Prometheus and the exporters join the order stack's networks (``<order project>_backend`` /
+    ``_frontend``, compose's ``<project>_<network>`` naming) to scrape it; nothing is published
+    except :data:`~deploys.contract.monitoring.LOOPBACK_SERVICES` on 127.0.0.1. Grafana joins the
+    order stack's frontend network only when nginx serves it (``monitoring.grafana_public``).
+    Secrets are ``${VAR}`` references compose interpolates from ``.env`` (no ``env_file:``,
+    docker/compose#14001). Raises ``ValueError`` when ``monitoring.images`` is unset.
+    """
     m = settings.monitoring
     if m.images is None:
         raise ValueError("monitoring.images is not set")
-    return render("monitoring/compose.yaml.j2", project=m.compose_project, images=m.images.refs(), m=m,
-                  textfile_dir=settings.runbook_textfile_dir, pg_monitor_user=PG_MONITOR_USER,
-                  stub_status_port=STUB_STATUS_PORT, order_project=settings.compose_project)
+    refs = m.images.refs()
+    layout = MonitoringLayout(m.dir)
+    cfg = layout.here(layout.config_dir)
+    port = SERVICE_PORTS
+    always = {"restart": "unless-stopped"}
+    backend, frontend = "order_backend", "order_frontend"
+
+    def svc(name: str, **spec: Any) -> dict[str, Any]:
+        return {"image": refs[SERVICE_IMAGES[name]], **always, **spec}
+
+    def loopback(name: str) -> dict[str, Any]:
+        return {"ports": [f"127.0.0.1:{m.loopback_ports[name]}:{port[name]}"]}
+
+    services = {
+        "prometheus": svc(
+            "prometheus",
+            command=["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus",
+                     f"--storage.tsdb.retention.time={m.retention_time}",
+                     f"--storage.tsdb.retention.size={m.retention_size}",
+                     "--web.enable-lifecycle", f"--rules.alert.resend-delay={m.resend_delay_s}s"],
+            volumes=[f"{cfg}/prometheus:/etc/prometheus:ro", "promdata:/prometheus"],
+            **loopback("prometheus"), healthcheck=_health(port["prometheus"], "/-/ready"),
+            networks=["monitoring", backend, frontend]),
+        "alertmanager": svc(
+            "alertmanager",
+            command=["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager",
+                     "--cluster.listen-address="],
+            volumes=[f"{cfg}/alertmanager:/etc/alertmanager:ro", "amdata:/alertmanager"],
+            **loopback("alertmanager"), healthcheck=_health(port["alertmanager"], "/-/ready"),
+            networks=["monitoring"]),
+        "node-exporter": svc(
+            "node-exporter", entrypoint=["/bin/node_exporter"],
+            command=["--path.rootfs=/host", f"--collector.textfile.directory=/host{settings.runbook_textfile_dir}"],
+            pid="host", volumes=["/:/host:ro"], healthcheck=_health(port["node-exporter"], "/metrics"),
+            networks=["monitoring"]),
+        "cadvisor": svc(
+            "cadvisor", user="root",
+            command=["--docker_only=true", "--housekeeping_interval=10s", "--store_container_labels=true"],
+            volumes=["/var/run/docker.sock:/var/run/docker.sock:ro", "/sys:/sys:ro", "/var/lib/docker:/var/lib/docker:ro"],
+            healthcheck=_health(port["cadvisor"], "/healthz"), networks=["monitoring"]),
+        "postgres-exporter": svc(
+            "postgres-exporter", entrypoint=["/bin/postgres_exporter"],
+            environment={"DATA_SOURCE_NAME": (
+                f"postgresql://{PG_MONITOR_USER}:${{PG_MONITOR_PASSWORD:?PG_MONITOR_PASSWORD missing from .env}}"
+                f"@postgres:{DB_PORT}/{DB_NAME}?sslmode=disable")},
+            healthcheck=_health(port["postgres-exporter"], "/metrics"), networks=["monitoring", backend]),
+        "redis-exporter": svc(
+            "redis-exporter", entrypoint=["/redis_exporter"],
+            environment={"REDIS_ADDR": f"redis://redis:{REDIS_PORT}",
+                         "REDIS_PASSWORD": "${REDIS_PASSWORD:?REDIS_PASSWORD missing from .env}"},
+            healthcheck=_health(port["redis-exporter"], "/metrics"), networks=["monitoring", backend]),
+        "nginx-exporter": svc(
+            "nginx-exporter", entrypoint=["/usr/bin/nginx-prometheus-exporter"],
+            command=[f"--nginx.scrape-uri=http://nginx:{STUB_STATUS_PORT}/stub_status"],
+            healthcheck=_health(port["nginx-exporter"], "/metrics"), networks=["monitoring", frontend]),
+        "blackbox-exporter": svc(
+            "blackbox-exporter", entrypoint=["/bin/blackbox_exporter"],
+            command=["--config.file=/etc/blackbox_exporter/config.yml"],
+            volumes=[f"{cfg}/blackbox.yml:/etc/blackbox_exporter/config.yml:ro"],
+            healthcheck=_health(port["blackbox-exporter"], "/-/healthy"), networks=["monitoring", frontend]),
+        "loki": svc(
+            "loki", command=["-config.file=/etc/loki/loki.yaml"],
+            volumes=[f"{cfg}/loki.yaml:/etc/loki/loki.yaml:ro", "lokidata:/loki"],
+            **loopback("loki"), healthcheck=_health(port["loki"], "/ready"), networks=["monitoring"]),
+        "alloy": svc(
+            "alloy", user="root",
+            command=["run", "/etc/alloy/config.alloy", "--storage.path=/var/lib/alloy/data",
+                     f"--server.http.listen-addr=0.0.0.0:{port['alloy']}"],
+            volumes=[f"{cfg}/config.alloy:/etc/alloy/config.alloy:ro", "/var/run/docker.sock:/var/run/docker.sock:ro",
+                     "alloydata:/var/lib/alloy/data"],
+            depends_on={"loki": {"condition": "service_healthy"}}, networks=["monitoring"]),
+        "grafana": svc(
+            "grafana",
+            environment={
+                # applied by Grafana only when its database is new; the deploy resets it on an existing one
+                "GF_SECURITY_ADMIN_USER": "admin",
+                "GF_SECURITY_ADMIN_PASSWORD": "${GRAFANA_ADMIN_PASSWORD:?GRAFANA_ADMIN_PASSWORD missing from .env}",
+                "GF_AUTH_ANONYMOUS_ENABLED": "false",
+                "GF_USERS_ALLOW_SIGN_UP": "false",
+                "GF_ANALYTICS_REPORTING_ENABLED": "false",
+                "GF_PATHS_PROVISIONING": "/etc/grafana/provisioning",
+                "GF_SERVER_ROOT_URL": grafana_root_url(settings),
+                "GF_SERVER_SERVE_FROM_SUB_PATH": "true" if m.grafana_public else "false",
+            },
+            volumes=[f"{cfg}/grafana/provisioning:/etc/grafana/provisioning:ro",
+                     f"{cfg}/grafana/dashboards:/var/lib/grafana-dashboards:ro", "grafanadata:/var/lib/grafana"],
+            **loopback("grafana"),
+            # with serve_from_sub_path Grafana answers under the sub-path only
+            healthcheck=_health(port["grafana"], (GRAFANA_PUBLIC_PATH.rstrip("/") if m.grafana_public else "") + "/api/health"),
+            networks=["monitoring", frontend] if m.grafana_public else ["monitoring"]),
+    }
+    return {
+        "name": m.compose_project,
+        "services": services,
+        "networks": {
+            "monitoring": {},
+            backend: {"external": True, "name": f"{settings.compose_project}_backend"},
+            frontend: {"external": True, "name": f"{settings.compose_project}_frontend"},
+        },
+        "volumes": {v: {} for v in ("promdata", "amdata", "lokidata", "alloydata", "grafanadata")},
+    }
+
+
+def compose_text(settings: HostSettings) -> str:
+    """``compose.yaml``: :func:`compose_project` written by ``yaml.safe_dump`` under a header comment."""
+    header = ("# Managed by orderops (deploys/roles/monitoring.py). Its own Compose project beside the order stack;\n"
+              "# nothing is published except on 127.0.0.1 (SSH tunnel targets). Secrets come from .env (0600).\n")
+    return header + yaml.safe_dump(compose_project(settings), sort_keys=False, default_flow_style=False, width=1000)
 
 
 def env_text(settings: HostSettings) -> str:
@@ -137,23 +273,25 @@ def _changed_prefixes(changed: list[str], table: dict) -> set:
 def monitoring(settings: HostSettings, upload_dir: str) -> None:
     """Upload, validate and converge the monitoring project; reload or restart what changed."""
     m = settings.monitoring
-    root = m.dir
-    dc = f"docker compose -p {m.compose_project} --project-directory {root}"
+    layout = MonitoringLayout(m.dir)
+    root = layout.root
+    dc = compose_command(m.compose_project, root)
     files.directory(name="Monitoring directory", path=root, mode="755")
-    files.directory(name="Monitoring scripts", path=f"{root}/bin", mode="755")
+    files.directory(name="Monitoring scripts", path=layout.bin_dir, mode="755")
     files.directory(name="Runbook textfile directory", path=settings.runbook_textfile_dir, mode="755")
-    env = secret_files.present(name="Monitoring secrets (.env, 0600)", dest=f"{root}/.env",
+    env = secret_files.present(name="Monitoring secrets (.env, 0600)", dest=layout.env_file,
                                content=env_text(settings), upload_dir=upload_dir)
 
     # The pg_monitor role postgres-exporter logs in with; password read from .env on the host.
     pg_script = files.put(
         name="pg_monitor role script", src=StringIO(render(
             "monitoring/apply-pg-monitor.sh.j2", order_project=settings.compose_project,
-            order_dir=settings.stack_dir, env_file=f"{root}/.env", user=PG_MONITOR_USER)),
-        dest=f"{root}/bin/apply-pg-monitor.sh", mode="755")
+            order_dir=settings.stack_dir, env_file=layout.env_file, user=PG_MONITOR_USER,
+            db_user=DB_USER, db_name=DB_NAME)),
+        dest=layout.pg_monitor_script, mode="755")
     role_exists = host.get_fact(PostgresRoleExists, project=settings.compose_project,
                                 project_dir=settings.stack_dir, role=PG_MONITOR_USER)
-    server.shell(name="pg_monitor role for postgres-exporter", commands=[f"{root}/bin/apply-pg-monitor.sh"],
+    server.shell(name="pg_monitor role for postgres-exporter", commands=[layout.pg_monitor_script],
                  _if=lambda: not role_exists or env.did_change() or pg_script.did_change())
 
     image_ops.present(name=f"Monitoring images ({settings.image_transport})",
@@ -162,21 +300,20 @@ def monitoring(settings: HostSettings, upload_dir: str) -> None:
 
     if m.smtp is not None and m.smtp.username:
         # read by Alertmanager (user nobody) through smtp_auth_password_file
-        files.directory(name="Alertmanager secrets directory", path=f"{root}/config/alertmanager/secrets", mode="755")
-        secret_files.present(name="SMTP password (0400, nobody)", dest=f"{root}/config/alertmanager/secrets/smtp_password",
+        files.directory(name="Alertmanager secrets directory", path=posixpath.dirname(layout.smtp_password_file), mode="755")
+        secret_files.present(name="SMTP password (0400, nobody)", dest=layout.smtp_password_file,
                              content=settings.secrets.smtp_password.get_secret_value(), upload_dir=upload_dir,
                              user="nobody", group="nogroup", mode="0400")
 
     # Configuration: validated against a staging copy before it replaces the running files.
     wanted = config_files(settings)
-    changed = validated_config.changed_files(wanted, validated_config.current_hashes(f"{root}/config", wanted))
-    config = validated_config.tree(name="Monitoring configuration (validated)", dest=f"{root}/config",
+    changed = validated_config.changed_files(wanted, validated_config.current_hashes(layout.config_dir, wanted))
+    config = validated_config.tree(name="Monitoring configuration (validated)", dest=layout.config_dir,
                                    files=wanted, checks=checks(settings))
 
     compose_file = validated_config.tree(
         name="Monitoring compose.yaml (docker compose config)", dest=root, files={"compose.yaml": compose_text(settings)},
-        checks=[f"docker compose -p {m.compose_project} --project-directory {root} --env-file {root}/.env "
-                "-f {dir}/compose.yaml config -q"])
+        checks=[compose_command(m.compose_project, root, "--env-file", layout.env_file) + " -f {dir}/compose.yaml config -q"])
 
     images = {service: m.images.refs()[role] for service, role in SERVICE_IMAGES.items()}
     up = compose.up(name="Monitoring stack converged and healthy", project=m.compose_project, project_dir=root,
@@ -194,9 +331,9 @@ def monitoring(settings: HostSettings, upload_dir: str) -> None:
 
     # Grafana's admin password: applied even when the volume already holds a database.
     files.put(name="Grafana admin password script", src=StringIO(render(
-        "monitoring/grafana-admin-password.sh.j2", compose=dc, env_file=f"{root}/.env",
-        port=m.loopback_ports["grafana"])), dest=f"{root}/bin/grafana-admin-password.sh", mode="755")
-    login = host.get_fact(GrafanaLogin, env_file=f"{root}/.env", port=m.loopback_ports["grafana"])
+        "monitoring/grafana-admin-password.sh.j2", compose=dc, env_file=layout.env_file,
+        url=_grafana_local_url(settings))), dest=layout.grafana_password_script, mode="755")
+    login = host.get_fact(GrafanaLogin, env_file=layout.env_file, url=_grafana_local_url(settings))
     server.shell(name="Grafana admin password from the secrets",
-                 commands=[f"{root}/bin/grafana-admin-password.sh"],
+                 commands=[layout.grafana_password_script],
                  _if=lambda: login != "ok" or env.did_change() or up.did_change() or compose_file.did_change())

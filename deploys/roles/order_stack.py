@@ -24,6 +24,7 @@ from pyinfra.operations import files, server
 
 from deploys.contract.compose import compose_command
 from deploys.contract.images import parse_image_ref
+from deploys.contract.monitoring import GRAFANA_PUBLIC_PATH, SERVICE_PORTS, STUB_STATUS_PORT
 from deploys.contract.paths import StackLayout
 from deploys.contract.release import ReleaseRecord, RunningVersion, running_version
 from deploys.contract.services import DB_NAME, DB_PORT, DB_USER, REDIS_PORT, SERVICE_IMAGES
@@ -36,8 +37,6 @@ __all__ = [
     "order_stack", "compose_project", "compose_text", "service_images", "nginx_text", "env_text", "api_environment", "effective_settings",
 ]
 
-#: nginx's stub_status listener for nginx-prometheus-exporter: compose network only, never published
-STUB_STATUS_PORT = 8081
 
 def effective_settings(settings: HostSettings, release: ReleaseRecord | None) -> tuple[HostSettings, RunningVersion]:
     """``settings`` with the host's running version applied, and which source won.
@@ -176,11 +175,20 @@ def compose_text(settings: HostSettings) -> str:
     return header + yaml.safe_dump(compose_project(settings), sort_keys=False, default_flow_style=False, width=1000)
 
 
+def grafana_upstream(settings: HostSettings) -> str | None:
+    """``http://grafana:3000`` when nginx serves Grafana under ``/grafana/`` (a monitoring host with
+    ``monitoring.grafana_public``; Grafana then joins the frontend network), else ``None``."""
+    if "monitoring" in settings.groups and settings.monitoring.grafana_public:
+        return f"http://grafana:{SERVICE_PORTS['grafana']}"
+    return None
+
+
 def nginx_text(settings: HostSettings) -> str:
     """The rendered nginx vhost."""
     return render(
         "nginx/orderops.conf.j2", domain=settings.domain, client_max_body_size=settings.nginx_client_max_body_size,
-        stub_status_port=STUB_STATUS_PORT,
+        stub_status_port=STUB_STATUS_PORT, grafana_upstream=grafana_upstream(settings),
+        grafana_path=GRAFANA_PUBLIC_PATH,
     )
 
 

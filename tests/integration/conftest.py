@@ -52,7 +52,7 @@ def inventory():
     from inventories.loader import load_hosts
 
     hosts = load_hosts(ROOT / INVENTORY, cwd=ROOT)
-    return {group: [(h.name, h.data) for h in hosts if group in h.groups] for group in ("app", "controller")}
+    return {group: [(h.name, h.data) for h in hosts if group in h.groups] for group in ("app", "controller", "monitoring")}
 
 
 def ssh(data: dict, command: str, check: bool = True) -> subprocess.CompletedProcess:
