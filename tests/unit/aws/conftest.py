@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.request
 
 import boto3
 import pytest
@@ -10,15 +11,23 @@ import pytest
 from tests.support.moto_aws import moto_server
 
 
+@pytest.fixture(scope="session")
+def moto_session_url():
+    """moto's server, started once per test session (tests/support/moto_aws.py)."""
+    with moto_server() as url:
+        yield url
+
+
 @pytest.fixture(scope="module")
-def moto_url(monkeypatch_module):
-    """A fresh moto server per test module (state never leaks between modules)."""
+def moto_url(moto_session_url, monkeypatch_module):
+    """The session's moto server with every backend reset for this module (``POST /moto-api/reset``:
+    moto's backends are process-global, so a reset, not a new server, keeps modules apart)."""
     # Test-speed values: ACM issues DNS-validated certificates at once, and every ECS service
     # reports its desired count (1 in inventories/aws_local.py) as running.
     monkeypatch_module.setenv("MOTO_ACM_VALIDATION_WAIT", "0")
     monkeypatch_module.setenv("MOTO_ECS_SERVICE_RUNNING", "1")
-    with moto_server() as url:
-        yield url
+    urllib.request.urlopen(urllib.request.Request(f"{moto_session_url}/moto-api/reset", method="POST"), timeout=30)
+    yield moto_session_url
 
 
 @pytest.fixture(scope="module")

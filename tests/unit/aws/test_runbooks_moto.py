@@ -253,3 +253,20 @@ def test_cli_refuses_bad_input_before_any_call(tmp_path):
     hosts.write_text('app = ["orderops-1"]\n')  # a host inventory: no aws settings
     res = CliRunner().invoke(cli.app, ["run", "aws-daily", "-i", str(hosts), "--runs-dir", str(tmp_path)])
     assert res.exit_code == 2 and "defines no 'aws' settings dict" in res.output
+
+
+def test_environment_lock_reenters_for_its_own_run_only(deployed):
+    from deploys.contract import aws_lock
+
+    ddb, env = deployed.client("dynamodb"), deployed.settings.name
+    outer = aws_lock.acquire(ddb, env, "runbook", run_id="run-a")
+    try:
+        inner = aws_lock.acquire(ddb, env, "orderops-aws rollback", run_id="run-a")
+        assert inner == aws_lock.REENTERED + "run-a" and aws_lock.release(ddb, env, inner)
+        with pytest.raises(aws_lock.Held) as held:
+            aws_lock.acquire(ddb, env, "another run", run_id="run-b")
+        assert json.loads(held.value.holder)["run_id"] == "run-a"
+        with pytest.raises(aws_lock.Held):
+            aws_lock.acquire(ddb, env, "no run id")
+    finally:
+        assert aws_lock.release(ddb, env, outer)  # the inner release left it to the outer holder
