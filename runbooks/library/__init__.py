@@ -19,6 +19,10 @@ RUNBOOKS = {
     "diagnose": "runbooks.library.diagnose",
     "emergency-restart": "runbooks.library.emergency_restart",
     "emergency-redeploy": "runbooks.library.emergency_redeploy",
+    "emergency-restore": "runbooks.library.emergency_restore",
+    "restore-drill": "runbooks.library.restore_drill",
+    "data-integrity": "runbooks.library.data_integrity",
+    "backup": "runbooks.library.backup_now",
 }
 
 
