@@ -2,14 +2,15 @@
 
 Full cycle: 10,000 orders (9,700 inserted in bulk, 300 through the API, which keeps its rate
 limits), `orderops-backup now`, the data destroyed, `emergency-restore` of the latest backup,
-identical counts and sample rows. Failure cases: database stopped, disk full (a 1 MiB tmpfs
+identical counts and sample rows. Failure cases: database stopped, disk full (a 96 KiB tmpfs
 mounted at the backup directory *inside the test host*, never this machine's disk), a
 corrupted archive, a wrong key, missing S3 credentials, a restore target holding data; the
 data-integrity runbook finding an injected violation.
 
 The offsite tests use moto's S3 server mode in a container (``<prefix>-moto``) started by these
-tests on the test hosts' Docker network, so the test host reaches it by IP; it runs this
-checkout's virtualenv read-only (no image is pulled). It is a stand-in for S3, named as such.
+tests on the test hosts' Docker network, so the test host reaches it by IP; it runs moto from
+this checkout's virtualenv (mounted read-only) on the local Python image (no image is pulled).
+It is a stand-in for S3, named as such.
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ def test_database_stopped_fails_loudly_and_notifies(app):
 def test_disk_full_leaves_no_backup_under_a_final_name(app):
     ids = backup_ids(app)
     ssh(app, "sudo mkdir -p /run/ob-keep && sudo cp -a /var/backups/orderops/. /run/ob-keep/ && "
-             "sudo mount -t tmpfs -o size=1m,mode=0700 ob-full /var/backups/orderops")
+             "sudo mount -t tmpfs -o size=96k,mode=0700 ob-full /var/backups/orderops")
     try:
         proc = backup_now(app, check=False)
         assert proc.returncode != 0
@@ -241,8 +242,10 @@ def moto(app):
     images = json.loads((STATE / "images.json").read_text())
     image = images.get("python") or images["order_service"]
     subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
-    subprocess.run(["docker", "run", "-d", "--name", name, "-v", f"{venv}:{venv}:ro", "--entrypoint", f"{venv}/bin/python",
-                    image, "-m", "moto.server", "-H", "0.0.0.0", "-p", "5000"], check=True, capture_output=True)
+    site = next(venv.glob("lib/python3*/site-packages"))
+    subprocess.run(["docker", "run", "-d", "--name", name, "-v", f"{venv}:{venv}:ro", "-e", f"PYTHONPATH={site}",
+                    "--entrypoint", "python3", image, "-m", "moto.server", "-H", "0.0.0.0", "-p", "5000"],
+                   check=True, capture_output=True)
     try:
         ip = subprocess.run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name],
                             check=True, capture_output=True, text=True).stdout.strip()
