@@ -18,5 +18,7 @@ module              holds
 ``services``        the stack's services, the image each runs, the "running and healthy" rule,
                     the database identity (user and database name)
 ``images``          the one image-reference parser
+``backups``         the backup program's files, units and command on a database host, the
+                    tables each manifest counts
 ==================  =============================================================================
 """

@@ -1,6 +1,6 @@
 """Role ``backups``: the backup program, its configuration and timer on the database host.
 
-Runs on ``app`` hosts (they run PostgreSQL in the order stack). What lands on the host::
+Runs on ``app`` hosts (they run PostgreSQL in the order stack). What lands on the host (paths: :mod:`deploys.contract.backups`)::
 
     /opt/orderops-backup/lib/orderops_backup/   the program (deploys/backup_tool/, stdlib + boto3)
     /usr/local/sbin/orderops-backup             its command line (`orderops-backup now`, `list`, ...)
@@ -24,31 +24,23 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
 
+from deploys.contract.backups import (
+    BACKUP_COMMAND, CONFIG_DIR, CONFIG_FILE, CREDENTIALS_FILE, KEY_TABLES, LIB_DIR, NOTIFY_UNIT, SERVICE, TIMER,
+)
+from deploys.contract.compose import compose_argv
+from deploys.contract.services import ATTACHMENTS_VOLUME, DB_NAME, DB_USER, volume_name
 from deploys.operations import secret_files
 from inventories.schema import HostSettings
 from templates import render
 
-__all__ = ["backups", "config_data", "unit_texts", "TOOL_DIR", "LIB_DIR", "CONFIG", "CREDENTIALS", "WRAPPER",
-           "SERVICE", "TIMER", "KEY_TABLES", "db_exec"]
+__all__ = ["backups", "config_data", "unit_texts", "db_exec"]
 
-TOOL_DIR = "/opt/orderops-backup"
-LIB_DIR = f"{TOOL_DIR}/lib"
-CONFIG_DIR = "/etc/orderops-backup"
-CONFIG = f"{CONFIG_DIR}/config.json"
-CREDENTIALS = f"{CONFIG_DIR}/s3-credentials.json"
-WRAPPER = "/usr/local/sbin/orderops-backup"
-SERVICE = "orderops-backup.service"
-TIMER = "orderops-backup.timer"
-NOTIFY = "orderops-backup-notify@.service"
-#: tables whose exact row counts go into each manifest (order_service/models.py)
-KEY_TABLES = ("users", "orders", "order_lines", "order_transitions", "attachments")
 _SOURCE = Path(__file__).resolve().parents[1] / "backup_tool"
 
 
 def db_exec(settings: HostSettings) -> list[str]:
     """argv prefix running a PostgreSQL client tool inside the stack's database container."""
-    return ["docker", "compose", "-p", settings.compose_project, "--project-directory", settings.stack_dir,
-            "exec", "-T", "postgres"]
+    return compose_argv(settings.compose_project, settings.stack_dir, "exec", "-T", "postgres")
 
 
 def config_data(settings: HostSettings) -> dict:
@@ -60,11 +52,11 @@ def config_data(settings: HostSettings) -> dict:
             "prefix": settings.backup_s3_prefix if settings.backup_s3_prefix is not None else f"{settings.host}/",
             "endpoint_url": settings.backup_s3_endpoint_url, "region": settings.backup_s3_region,
             "sse": settings.backup_s3_sse, "multipart_threshold": settings.backup_s3_multipart_threshold,
-            "multipart_chunksize": settings.backup_s3_multipart_threshold, "credentials_file": CREDENTIALS,
+            "multipart_chunksize": settings.backup_s3_multipart_threshold, "credentials_file": CREDENTIALS_FILE,
         }
     return {
-        "host": settings.host, "db_exec": db_exec(settings), "db_user": "orderops", "db_name": "orders",
-        "attachments_volume": f"{settings.compose_project}_attachments", "attachments_dir": None,
+        "host": settings.host, "db_exec": db_exec(settings), "db_user": DB_USER, "db_name": DB_NAME,
+        "attachments_volume": volume_name(settings.compose_project, ATTACHMENTS_VOLUME), "attachments_dir": None,
         "backup_dir": settings.backup_dir, "recipients": list(settings.backup_age_recipients),
         "compression": settings.backup_compression, "zstd_level": settings.backup_zstd_level,
         "keep": {"daily": settings.backup_keep_daily, "weekly": settings.backup_keep_weekly, "monthly": settings.backup_keep_monthly},
@@ -75,11 +67,11 @@ def config_data(settings: HostSettings) -> dict:
 
 def unit_texts(settings: HostSettings) -> dict[str, str]:
     """``{unit file name: text}`` of the service, its timer and the failure hook."""
-    common = {"lib_dir": LIB_DIR, "config": CONFIG}
+    common = {"lib_dir": LIB_DIR, "config": CONFIG_FILE}
     return {
         SERVICE: render("backups/orderops-backup.service.j2", timeout=6 * 3600, **common),
         TIMER: render("backups/orderops-backup.timer.j2", calendar=settings.backup_schedule, jitter=300),
-        NOTIFY: render("backups/orderops-backup-notify@.service.j2", **common),
+        NOTIFY_UNIT: render("backups/orderops-backup-notify@.service.j2", **common),
     }
 
 
@@ -98,19 +90,19 @@ def backups(settings: HostSettings, upload_dir: str) -> None:
     changed = []
     for src in sorted(_SOURCE.glob("*.py")):
         changed.append(files.put(name=f"Backup program {src.name}", src=str(src), dest=f"{LIB_DIR}/orderops_backup/{src.name}", mode="644"))
-    files.put(name="orderops-backup command", src=StringIO(render("backups/orderops-backup.sh.j2", lib_dir=LIB_DIR, config=CONFIG)),
-              dest=WRAPPER, mode="755")
+    files.put(name="orderops-backup command", src=StringIO(render("backups/orderops-backup.sh.j2", lib_dir=LIB_DIR, config=CONFIG_FILE)),
+              dest=BACKUP_COMMAND, mode="755")
     files.directory(name="Backup configuration directory", path=CONFIG_DIR, user="root", group="root", mode="700")
     files.put(name="Backup configuration", src=StringIO(json.dumps(config_data(settings), indent=2, sort_keys=True) + "\n"),
-              dest=CONFIG, user="root", group="root", mode="600")
+              dest=CONFIG_FILE, user="root", group="root", mode="600")
     if settings.backup_s3_credentials_file:
         creds = json.loads(Path(settings.backup_s3_credentials_file).expanduser().read_text())
         secret_files.present(
-            name="Backup S3 credentials (root, 0600)", dest=CREDENTIALS, upload_dir=upload_dir,
+            name="Backup S3 credentials (root, 0600)", dest=CREDENTIALS_FILE, upload_dir=upload_dir,
             content=json.dumps({k: creds[k] for k in ("aws_access_key_id", "aws_secret_access_key")}, sort_keys=True),
         )
     else:
-        files.file(name="No S3 credentials without a bucket", path=CREDENTIALS, present=False)
+        files.file(name="No S3 credentials without a bucket", path=CREDENTIALS_FILE, present=False)
     files.directory(name="Backup directory", path=settings.backup_dir, user="root", group="root", mode="700")
     files.directory(name="Textfile collector directory (backup metrics)", path=settings.runbook_textfile_dir, mode="755")
     units = [files.put(name=f"Unit {name}", src=StringIO(text), dest=f"/etc/systemd/system/{name}", mode="644")

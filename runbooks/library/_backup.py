@@ -10,24 +10,21 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
-import time
 from pathlib import Path
 
-from runbooks.engine.errors import CommandTimeout
+from deploys.contract.backups import BACKUP_COMMAND, backup_command
+from deploys.contract.services import DB_USER
+from runbooks.core.process import run_process
+from runbooks.core.types import CommandResult
 from runbooks.engine.model import StepContext
-from runbooks.executors.base import CommandResult
+from runbooks.executors.ansible import host_key_checking
+from runbooks.library._common import compose
 
 __all__ = ["backup_cmd", "stream_to_host", "read_identity", "manifest_of", "INVARIANTS", "check_invariants",
            "count_compare", "BACKUP_COMMAND"]
 
-#: installed by deploys/roles/backups.py (WRAPPER); the runbooks never import the deploys
-BACKUP_COMMAND = "/usr/local/sbin/orderops-backup"
-
-
-def backup_cmd(*args: str) -> str:
-    """The host command ``orderops-backup ARGS`` (run with sudo: its files are root's)."""
-    return " ".join([BACKUP_COMMAND, *(shlex.quote(a) for a in args)])
+#: The host command ``orderops-backup ARGS`` (:func:`deploys.contract.backups.backup_command`).
+backup_cmd = backup_command
 
 
 def read_identity(path: str | None) -> bytes:
@@ -45,25 +42,22 @@ def read_identity(path: str | None) -> bytes:
 
 
 def stream_to_host(ctx: StepContext, command: str, data: bytes, timeout: float | None = None) -> CommandResult:
-    """Run ``sudo -n command`` on the host over a fresh SSH connection, ``data`` on its stdin."""
+    """Run ``sudo -n command`` on the host over a fresh SSH connection, ``data`` (an age identity,
+    text) on its stdin. Raises :class:`runbooks.core.errors.CommandTimeout` after ``timeout`` s
+    (default: what the step has left)."""
     d = ctx.host.data
     argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=15", "-p", str(d.get("ssh_port") or 22)]
     if d.get("ssh_key"):
         argv += ["-i", str(Path(str(d["ssh_key"])).expanduser()), "-o", "IdentitiesOnly=yes"]
-    if str(d.get("ssh_strict_host_key_checking", "")).lower() in ("no", "off", "false"):
-        argv += ["-o", "StrictHostKeyChecking=no"]
+    # host keys verified as the Ansible transport verifies them (runbooks/executors/ansible.py)
+    argv += ["-o", f"StrictHostKeyChecking={host_key_checking(ctx.host)}"]
     if d.get("ssh_known_hosts_file"):
-        argv += ["-o", f"UserKnownHostsFile={d['ssh_known_hosts_file']}"]
+        argv += ["-o", f"UserKnownHostsFile={Path(str(d['ssh_known_hosts_file'])).expanduser()}"]
     target = d.get("ssh_hostname") or ctx.host.name
     argv += [f"{d['ssh_user']}@{target}" if d.get("ssh_user") else str(target), f"sudo -n {command}"]
     left = ctx.remaining() if timeout is None else min(timeout, ctx.remaining())
-    start = time.monotonic()
-    try:
-        proc = subprocess.run(argv, input=data, capture_output=True, timeout=left, check=False)
-    except subprocess.TimeoutExpired:
-        raise CommandTimeout(f"ssh to {ctx.host.name}", left) from None
-    return CommandResult(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"),
-                         time.monotonic() - start)
+    # in the step's scope (runbooks.core.process): a step timeout or an abort kills this ssh too
+    return run_process(argv, timeout=left, what=f"ssh to {ctx.host.name}", input=data.decode())
 
 
 def manifest_of(ctx: StepContext, ref: str, verify: bool = False) -> tuple[dict | None, str]:
@@ -137,9 +131,7 @@ def check_invariants(ctx: StepContext, psql) -> tuple[list[list[str]], list[str]
 
 def psql_db(ctx: StepContext, database: str, sql: str) -> str:
     """``psql`` command on ``database`` inside the postgres container (tuples only, unaligned)."""
-    from runbooks.library._common import compose
-
-    return compose(ctx, "exec", "-T", "postgres", "psql", "-X", "-U", "orderops", "-d", shlex.quote(database),
+    return compose(ctx, "exec", "-T", "postgres", "psql", "-X", "-U", DB_USER, "-d", shlex.quote(database),
                    "-v", "ON_ERROR_STOP=1", "-tA", "-c", shlex.quote(sql))
 
 

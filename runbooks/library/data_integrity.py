@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 
+from deploys.contract.services import DB_NAME
 from runbooks.engine.model import Runbook, StepContext, StepResult, Table, step
 from runbooks.library._backup import INVARIANTS, backup_cmd, check_invariants, count_compare, manifest_of, psql_db
 
@@ -21,7 +22,7 @@ __all__ = ["RUNBOOK"]
 @step("Invariants", timeout=900)
 def invariants(ctx: StepContext) -> StepResult:
     """Foreign keys, order totals, status history (see `runbooks/library/_backup.py` INVARIANTS)."""
-    violations, errors = check_invariants(ctx, lambda sql: ctx.sh(psql_db(ctx, "orders", sql)))
+    violations, errors = check_invariants(ctx, lambda sql: ctx.sh(psql_db(ctx, DB_NAME, sql)))
     checked = [[name, what] for name, (what, _) in INVARIANTS.items()]
     tables = [Table("checks", ["invariant", "what"], checked)]
     if violations:
@@ -41,7 +42,7 @@ def counts(ctx: StepContext) -> StepResult:
     manifest, why = manifest_of(ctx, "latest")
     if manifest is None:
         return ctx.skipped(f"no backup to compare with: {why}")
-    out = ctx.sh(backup_cmd("counts", "orders"))
+    out = ctx.sh(backup_cmd("counts", DB_NAME))
     if not out.ok:
         return ctx.failed(f"cannot count rows: {out.stderr.strip()[-200:]}")
     live = json.loads(out.stdout)

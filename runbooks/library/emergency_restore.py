@@ -24,6 +24,7 @@ import time
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from deploys.contract.services import DB_NAME
 from runbooks.engine.model import Runbook, StepContext, StepResult, Table, step
 from runbooks.library._backup import backup_cmd, count_compare, manifest_of, read_identity, stream_to_host
 from runbooks.library._common import compose, container_states, parse_states
@@ -207,7 +208,7 @@ def start(ctx: StepContext) -> StepResult:
         return ctx.failed(f"restore failed; api started again on the previous database ({health})", {"rto_seconds": rto})
     if health != "healthy":
         return ctx.failed(f"api is {health} after the restore (old database kept: {ctx.memory.get('old_db')})", {"rto_seconds": rto})
-    counts = _counts(ctx, "orders") or {}
+    counts = _counts(ctx, DB_NAME) or {}
     bad = count_compare(ctx.memory["manifest"]["row_counts"], counts, exact=False)
     if bad:
         return ctx.failed("live counts below the manifest: " + "; ".join(bad), {"counts": counts, "rto_seconds": rto})

@@ -28,6 +28,10 @@ from pathlib import Path
 
 import pytest
 
+from deploys.contract.backups import BACKUP_COMMAND, CONFIG_FILE, CREDENTIALS_FILE, SERVICE, TIMER
+from deploys.contract.compose import COMPOSE_PROJECT, compose_command
+from deploys.contract.paths import STACK_DIR
+from deploys.contract.services import ATTACHMENTS_VOLUME, DB_NAME, DB_USER, volume_name
 from tests.integration.conftest import ROOT, run_pyinfra, ssh
 from tests.integration.test_deploy import _admin_token
 from tests.integration.test_runbooks import runbook
@@ -37,21 +41,22 @@ pytestmark = pytest.mark.integration
 STATE = Path(os.environ.get("ORDEROPS_STATE_DIR", ROOT / ".orderops"))
 IDENTITY = STATE / "keys" / "backup_age.key"
 PREFIX = os.environ.get("ORDEROPS_HOST_PREFIX", "orderops")
-COMPOSE = "docker compose -p orderops --project-directory /opt/orderops"
+COMPOSE = compose_command(COMPOSE_PROJECT, STACK_DIR)
+BACKUP = f"sudo {BACKUP_COMMAND}"
 BULK, VIA_API = 9_700, 300
 
 
-def sql(data: dict, query: str, database: str = "orders", check: bool = True) -> str:
-    return ssh(data, f"sudo {COMPOSE} exec -T postgres psql -X -U orderops -d {database} -v ON_ERROR_STOP=1 -tA -c "
+def sql(data: dict, query: str, database: str = DB_NAME, check: bool = True) -> str:
+    return ssh(data, f"sudo {COMPOSE} exec -T postgres psql -X -U {DB_USER} -d {database} -v ON_ERROR_STOP=1 -tA -c "
                      + shlex.quote(query), check=check).stdout.strip()
 
 
 def backup_now(data: dict, check: bool = True) -> subprocess.CompletedProcess:
-    return ssh(data, "sudo orderops-backup now", check=check)
+    return ssh(data, f"{BACKUP} now", check=check)
 
 
 def backup_ids(data: dict) -> list[str]:
-    out = ssh(data, "sudo orderops-backup list --json").stdout
+    out = ssh(data, f"{BACKUP} list --json").stdout
     return [b["id"] for b in json.loads(out) if b["state"] == "valid"]
 
 
@@ -89,7 +94,7 @@ def _api_orders(data: dict, n: int) -> None:
     for i in range(n):
         body = json.dumps({"customer": f"api-{i}", "currency": "EUR",
                            "lines": [{"sku": "API-1", "quantity": 2, "unit_price_minor": 450}]}).encode()
-        req = urllib.request.Request(f"{data['https_url']}/api/orders", data=body, method="POST", headers={
+        req = urllib.request.Request(f"{data['probe_https_url']}/api/orders", data=body, method="POST", headers={
             "Content-Type": "application/json", "Host": data["domain"], "Authorization": f"Bearer {token}"})
         with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
             assert resp.status == 201
@@ -101,18 +106,18 @@ def _sample(data: dict) -> str:
 
 
 def _counts(data: dict) -> dict[str, int]:
-    return json.loads(ssh(data, "sudo orderops-backup counts orders").stdout)
+    return json.loads(ssh(data, f"{BACKUP} counts {DB_NAME}").stdout)
 
 
 def test_installed_with_timer_and_backup_now_writes_metrics(app):
-    assert "orderops-backup.timer" in ssh(app, "systemctl list-timers --all --no-legend orderops-backup.timer").stdout
-    assert ssh(app, "sudo stat -c %a /etc/orderops-backup/config.json").stdout.strip() == "600"
+    assert TIMER in ssh(app, f"systemctl list-timers --all --no-legend {TIMER}").stdout
+    assert ssh(app, f"sudo stat -c %a {CONFIG_FILE}").stdout.strip() == "600"
     manifest = json.loads(backup_now(app).stdout)
     assert manifest["id"] in backup_ids(app)
     assert 'orderops_backup_last_success_timestamp_seconds{kind="db"}' in prom(app)
     assert "orderops_backup_last_run_success 1" in prom(app)
     # the service ran with systemd's empty environment: same unit as the timer's
-    assert ssh(app, "systemctl show -p Result --value orderops-backup.service").stdout.strip() == "success"
+    assert ssh(app, f"systemctl show -p Result --value {SERVICE}").stdout.strip() == "success"
 
 
 def test_full_cycle_10000_orders_restored_identically(app, runs_dir):
@@ -152,13 +157,13 @@ def test_restore_check_mode_and_no_volume_removed(app, runs_dir):
     assert "would restore" in text and "would stop the api service" in text
     assert "down -v" not in (runs_dir / result["run_id"] / "events.jsonl").read_text()
     vols = ssh(app, "sudo docker volume ls -q").stdout.split()
-    assert {"orderops_pgdata", "orderops_attachments", "orderops_redisdata"} <= set(vols)
+    assert {volume_name(COMPOSE_PROJECT, v) for v in ("pgdata", ATTACHMENTS_VOLUME, "redisdata")} <= set(vols)
 
 
 def test_restore_into_a_database_holding_data_is_refused(app):
     proc = subprocess.run(["ssh", "-q", "-i", app["ssh_key"], "-p", str(app["ssh_port"]), "-o", "StrictHostKeyChecking=no",
                            "-o", "UserKnownHostsFile=/dev/null", f"{app['ssh_user']}@{app['ssh_hostname']}",
-                           "sudo orderops-backup restore-db latest --into orders"],
+                           f"{BACKUP} restore-db latest --into {DB_NAME}"],
                           input=IDENTITY.read_bytes(), capture_output=True, check=False, timeout=120)
     assert proc.returncode == 1 and b"refusing to restore into the live database" in proc.stderr
     assert _counts(app)["orders"] == 10_000
@@ -170,7 +175,7 @@ def test_database_stopped_fails_loudly_and_notifies(app):
     try:
         proc = backup_now(app, check=False)
         assert proc.returncode != 0
-        journal = ssh(app, "sudo journalctl -u orderops-backup.service -n 30 -o cat --no-pager").stdout
+        journal = ssh(app, f"sudo journalctl -u {SERVICE} -n 30 -o cat --no-pager").stdout
         assert "orderops-backup: psql exited" in journal or "is not running" in journal, journal
         assert backup_ids(app) == ids
         assert ssh(app, "ls /var/backups/orderops | grep -c partial || true").stdout.strip() == "0"
@@ -191,7 +196,7 @@ def test_disk_full_leaves_no_backup_under_a_final_name(app):
     try:
         proc = backup_now(app, check=False)
         assert proc.returncode != 0
-        journal = ssh(app, "sudo journalctl -u orderops-backup.service -n 30 -o cat --no-pager").stdout
+        journal = ssh(app, f"sudo journalctl -u {SERVICE} -n 30 -o cat --no-pager").stdout
         assert "No space left on device" in journal, journal
         assert ssh(app, "sudo ls -A /var/backups/orderops").stdout.split() in ([], [".lock"], [".lock", ".metrics.json"], [".metrics.json", ".lock"])
         assert "orderops_backup_last_run_success 0" in prom(app)
@@ -275,17 +280,17 @@ def test_offsite_copy_and_missing_credentials(app, moto, tmp_path):
         result = run_pyinfra(*extra)
         assert result.returncode == 0, result.output[-3000:]
         assert "test-secret-for-moto" not in result.output
-        assert ssh(app, "sudo stat -c '%a %U' /etc/orderops-backup/s3-credentials.json").stdout.strip() == "600 root"
+        assert ssh(app, f"sudo stat -c '%a %U' {CREDENTIALS_FILE}").stdout.strip() == "600 root"
         manifest = json.loads(backup_now(app).stdout)
         head = s3.head_object(Bucket="orderops-backups", Key=f"{_prefix(app)}{manifest['id']}/db.dump.zst.age")
         assert head["Metadata"]["sha256"] == manifest["files"]["db"]["sha256"] and head["ServerSideEncryption"] == "AES256"
         assert 'kind="offsite"' in prom(app)
-        ssh(app, "sudo mv /etc/orderops-backup/s3-credentials.json /root/s3.moved")
+        ssh(app, f"sudo mv {CREDENTIALS_FILE} /root/s3.moved")
         proc = backup_now(app, check=False)
         assert proc.returncode != 0
-        journal = ssh(app, "sudo journalctl -u orderops-backup.service -n 20 -o cat --no-pager").stdout
-        assert "S3 credentials file /etc/orderops-backup/s3-credentials.json is missing" in journal
-        ssh(app, "sudo mv /root/s3.moved /etc/orderops-backup/s3-credentials.json")
+        journal = ssh(app, f"sudo journalctl -u {SERVICE} -n 20 -o cat --no-pager").stdout
+        assert f"S3 credentials file {CREDENTIALS_FILE} is missing" in journal
+        ssh(app, f"sudo mv /root/s3.moved {CREDENTIALS_FILE}")
     finally:
         result = run_pyinfra()  # back to the inventory's state (no bucket)
         assert result.returncode == 0, result.output[-3000:]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 from deploys.backup_tool.config import Config
-from deploys.roles.backups import CONFIG, LIB_DIR, config_data, unit_texts
+from deploys.contract.backups import CONFIG_FILE as CONFIG
+from deploys.contract.backups import LIB_DIR
+from deploys.roles.backups import config_data, unit_texts
 from templates import render
 
 

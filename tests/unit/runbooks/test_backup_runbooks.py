@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from runbooks.engine.runner import run
-from runbooks.executors.base import CommandResult
+from runbooks.core.types import CommandResult
 from runbooks.executors.fake import FakeExecutor
 from runbooks.library import get_runbook
 from tests.unit.runbooks.conftest import make_host
