@@ -5,7 +5,7 @@
 1. take ``<backup_dir>/.lock`` (``flock``; a second run at once fails at once);
 2. open a snapshot session, record server version, alembic revision and row counts;
 3. ``pg_dump -Fc`` (``-Z0`` piped to ``zstd``, or ``-Z1``) with that snapshot, checked by
-   ``pg_restore --list`` on the plaintext stream, encrypted with ``age`` to the recipients;
+   ``pg_restore --list`` on the plaintext stream's head (header + TOC), encrypted with ``age`` to the recipients;
 4. the attachments directory as ``tar`` (checked by ``tar -t``), ``zstd``, ``age``;
 5. ``manifest.json``; the directory ``<id>.partial`` is renamed to ``<id>`` (fsynced);
 6. only then: local retention, the offsite copy and its retention, the success metrics.
@@ -33,7 +33,7 @@ from .config import Config
 from .database import SnapshotSession
 from .errors import BackupError
 from .manifest import MANIFEST, SCHEMA, backup_id, list_local
-from .pipeline import _TOC_LINE, encrypt_stream
+from .pipeline import _TOC_LINE, TOC_PREFIX, encrypt_stream
 from .retention import plan
 
 __all__ = ["run_backup", "prune_local", "backup_lock", "attachments_dir", "db_file_name"]
@@ -112,6 +112,7 @@ def create_backup(cfg: Config, now: datetime | None = None, log: Callable[[str],
             db = encrypt_stream(
                 _dump_argv(cfg, snap.snapshot), partial / db_name, cfg.recipients, what="db",
                 check=[*cfg.db_exec, "pg_restore", "--list"], compressor=compressor, check_line=_TOC_LINE,
+                check_bytes=TOC_PREFIX,
             )
         kinds["db"] = {"time": time.time(), "duration": time.monotonic() - t0, "bytes": db.bytes}
         log(f"db: {db.plain_bytes} bytes dumped, {db.bytes} stored, {db.check_lines} TOC entries")
