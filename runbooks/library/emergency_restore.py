@@ -187,9 +187,10 @@ def _wait_healthy(ctx: StepContext) -> str:
     deadline = time.monotonic() + ctx.params.health_timeout
     health = "?"
     while time.monotonic() < deadline:
-        health = parse_states(ctx.sh(container_states(ctx)).stdout).get("api", {}).get("health", "missing")
-        if health == "healthy":
-            return health
+        api = parse_states(ctx.sh(container_states(ctx)).stdout).get("api")
+        health = api.health if api is not None else "missing"
+        if api is not None and api.up:  # the contract's "running and healthy" rule
+            return "healthy"
         time.sleep(2)
     return health
 
