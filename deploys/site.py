@@ -17,6 +17,7 @@ images              app                      stack images by registry or archive
 tls                 app                      nginx's certificate
 order_stack         app                      compose project, healthy
 controller access   app                      the controller host's SSH key authorised
+backups             app                      backup program, config, timer (deploys/roles/backups.py)
 controller          controller               runbook tooling, inventory, key, timers
 monitoring          monitoring               Prometheus, Alertmanager, exporters, Loki, Alloy, Grafana
 ==================  =======================  ===========================================
@@ -27,6 +28,7 @@ from pyinfra import host
 from deploys.contract.paths import UPLOAD_DIR
 from deploys.facts.release import RunningRelease
 from deploys.operations import lock
+from deploys.roles.backups import backups
 from deploys.roles.base import base
 from deploys.roles.controller import authorise_controller, controller
 from deploys.roles.docker_engine import docker
@@ -57,6 +59,7 @@ if "app" in settings.groups:
     certificate = tls(settings)
     order_stack(settings, upload_dir=UPLOAD_DIR, certificate_op=certificate)
     authorise_controller(settings)
+    backups(settings, upload_dir=UPLOAD_DIR)
 
 if "monitoring" in settings.groups:  # validated: a monitoring host is an app host (single layout)
     monitoring(settings, upload_dir=UPLOAD_DIR)

@@ -28,6 +28,17 @@ def _load(name):
 
 
 _hosts_state = _load("hosts.json")
+
+
+def _backup_recipients():
+    # the harness's age key pair (testhosts/secrets.py ensure_backup_key); the private key stays here
+    try:
+        lines = (_STATE / "keys" / "backup_age.key").read_text().splitlines()
+    except OSError:
+        return []
+    return [ln.split(": ", 1)[1].strip() for ln in lines if ln.startswith("# public key: ")]
+
+
 _images = _load("images.json")
 
 
@@ -80,6 +91,9 @@ def _host_data(h):
         "testhost_ip": h["ip"],
         "testhost_container": h["container"],
         "monitoring": _MONITORING,
+        "backup_age_recipients": _backup_recipients(),
+        # test-speed value: the backup timer must not fire during a test run (tests use `backup now`)
+        "backup_schedule": "*-01-01 00:00:00",
     }
 
 

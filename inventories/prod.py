@@ -35,6 +35,16 @@ _COMMON = {
     },
     "images_keep": 2,
     "service_workers": 4,
+    # Backups (deploys/roles/backups.py): encrypted to these age public keys. REPLACE this example
+    # key (its private half was thrown away) with yours from `age-keygen -o backup.key`; keep the
+    # private key off the servers (restores stream it from your machine).
+    "backup_age_recipients": [_os.environ.get("ORDEROPS_BACKUP_AGE_RECIPIENT", "age1j8aws9357ynzr6uy0p83fxk2q784axu2zkustzkxwutx6wjcsseqc4qt90")],
+    "backup_schedule": "*-*-* 02:30:00",
+    # Offsite copy: the credentials file (0600 JSON {aws_access_key_id, aws_secret_access_key}) stays
+    # on the controller machine and is installed root-only on the host.
+    # "backup_s3_bucket": "orders-backups-example",
+    # "backup_s3_region": "eu-central-1",
+    # "backup_s3_credentials_file": "~/.config/orderops/backup-s3.json",
 }
 
 app = [

@@ -251,6 +251,31 @@ class HostSettings(BaseModel):
         None, description="base URL probes use for nginx over HTTP (default http://<domain>)",
     )
 
+    # backups on the host that runs PostgreSQL (app hosts; deploys/roles/backups.py)
+    backup_enabled: bool = Field(True, description="install the backup program and its timer on app hosts")
+    backup_age_recipients: tuple[str, ...] = Field(
+        (), description="age public keys (age1...) backups are encrypted to; the private key is never put on a server "
+        "(required outside environment 'local')",
+    )
+    backup_dir: str = Field("/var/backups/orderops", description="local backups on the database host")
+    backup_schedule: str = Field("*-*-* 02:30:00", description="systemd OnCalendar of orderops-backup.timer")
+    backup_keep_daily: int = Field(7, ge=0, le=366)
+    backup_keep_weekly: int = Field(4, ge=0, le=520)
+    backup_keep_monthly: int = Field(6, ge=0, le=240)
+    backup_compression: Literal["zstd", "gzip"] = Field(
+        "zstd", description="zstd: pg_dump -Z0 | zstd (chosen by benchmarks/bench_backup.py); gzip: pg_dump -Z1")
+    backup_zstd_level: int = Field(3, ge=1, le=19)
+    backup_s3_bucket: str | None = Field(None, description="offsite copy bucket (none: local backups only)")
+    backup_s3_prefix: str | None = Field(None, description="key prefix in the bucket (default '<host>/')")
+    backup_s3_endpoint_url: str | None = Field(None, description="S3 endpoint (default: AWS)")
+    backup_s3_region: str = "us-east-1"
+    backup_s3_sse: Literal["AES256", "aws:kms"] = "AES256"
+    backup_s3_multipart_threshold: int = Field(64 * 1024 * 1024, ge=5 * 1024 * 1024, description="bytes")
+    backup_s3_credentials_file: Path | None = Field(
+        None, description="controller-machine path of a 0600 JSON file {aws_access_key_id, aws_secret_access_key}; "
+        "installed root-only on the host (required with backup_s3_bucket)",
+    )
+
     @field_validator("domain")
     @classmethod
     def _domain(cls, v: str) -> str:
@@ -283,6 +308,47 @@ class HostSettings(BaseModel):
         if not p.is_absolute() or ".." in p.parts or str(p) == "/":
             raise ValueError(f"must be an absolute path below /, got {v!r}")
         return str(p)
+
+    @field_validator("backup_age_recipients")
+    @classmethod
+    def _recipients(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for i, r in enumerate(v):
+            if not re.fullmatch(r"age1[02-9ac-hj-np-z]{58}", r):  # the value is not shown: it may be a private key
+                raise ValueError(f"entry {i} is not an age public key (age1 + 58 bech32 characters)")
+        return v
+
+    @field_validator("backup_schedule")
+    @classmethod
+    def _calendar(cls, v: str) -> str:
+        if not v.strip() or not v.isprintable() or any(c in v for c in "\"'$`;%"):
+            raise ValueError(f"not a systemd calendar expression: {v!r}")
+        return v
+
+    @field_validator("backup_s3_bucket")
+    @classmethod
+    def _bucket(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", v):
+            raise ValueError(f"not an S3 bucket name: {v!r}")
+        return v
+
+    @field_validator("backup_s3_prefix")
+    @classmethod
+    def _prefix(cls, v: str | None) -> str | None:
+        if v is not None and (v.startswith("/") or not re.fullmatch(r"[A-Za-z0-9._/-]*", v) or (v and not v.endswith("/"))):
+            raise ValueError(f"expected a key prefix like 'orderops/app-1/' (ends with '/'), got {v!r}")
+        return v
+
+    @field_validator("backup_s3_endpoint_url")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"https?://[^\s\"'`$;%]+", v):
+            raise ValueError(f"expected an http(s) URL, got {v!r}")
+        return v
+
+    @field_validator("backup_dir")
+    @classmethod
+    def _backup_dir(cls, v: str) -> str:
+        return cls._abs(v)
 
     @field_validator("runbook_dir", "runbook_textfile_dir")
     @classmethod
@@ -343,6 +409,12 @@ class HostSettings(BaseModel):
             self.secrets.check_strength()  # ValueError -> reported under 'secrets'
         if "monitoring" in self.groups:
             self._check_monitoring()
+        if self.backup_enabled and "app" in self.groups and self.environment != "local" and not self.backup_age_recipients:
+            raise ValueError("backup_age_recipients: required (an age public key from age-keygen; the private key stays off the servers)")
+        if self.backup_s3_bucket and self.backup_s3_credentials_file is None:
+            raise ValueError("backup_s3_credentials_file: required when backup_s3_bucket is set")
+        if self.backup_s3_credentials_file is not None:
+            _check_s3_credentials(self.backup_s3_credentials_file)
         return self
 
     def _check_monitoring(self) -> None:
@@ -372,6 +444,24 @@ class HostSettings(BaseModel):
     def public_http_url(self) -> str:
         """Where probes reach nginx over HTTP (``probe_http_url`` or ``http://<domain>``)."""
         return self.probe_http_url or f"http://{self.domain}"
+
+
+def _check_s3_credentials(path: Path) -> None:
+    """Raise ``ValueError("backup_s3_credentials_file: ...")`` unless ``path`` is a 0600 JSON
+    object with non-empty ``aws_access_key_id`` and ``aws_secret_access_key`` (values never shown)."""
+    path = Path(path).expanduser()
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"backup_s3_credentials_file: file not found: {path}") from None
+    except (OSError, ValueError) as e:
+        raise ValueError(f"backup_s3_credentials_file: {path} is unreadable or not JSON ({type(e).__name__})") from None
+    if mode & 0o077:
+        raise ValueError(f"backup_s3_credentials_file: {path} has mode {mode:04o}; secret files must be 0600")
+    for key in ("aws_access_key_id", "aws_secret_access_key"):
+        if not isinstance(data, dict) or not isinstance(data.get(key), str) or not data[key]:
+            raise ValueError(f"backup_s3_credentials_file: {path} lacks {key}")
 
 
 def load_secrets(path: Path | None, host: str | None = None, env: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -23,7 +23,7 @@ from rich.table import Table
 from . import fingerprint as fp
 from .hosts import LAYOUTS, Hosts, HostsError, plan_hosts
 from .images import Builder, BuildError, BuildResult, MissingServiceError
-from .secrets import ensure_local_secrets
+from .secrets import ensure_backup_key, ensure_local_secrets
 from .state import StateError, StatePaths, ensure_ssh_key, load_images, save_images
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -99,6 +99,7 @@ def up(
         plan_hosts(n, layout, prefix, port_offset)  # validate before building anything
         ensure_ssh_key(paths)
         ensure_local_secrets(paths)
+        ensure_backup_key(paths)
         builder = Builder(paths, err)
         with builder.lock():
             image = builder.ensure_target()

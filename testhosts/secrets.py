@@ -49,3 +49,26 @@ def ensure_local_secrets(paths: StatePaths | None = None) -> Path:
         write_json_atomic(path, data, mode=0o600)
     os.chmod(path, 0o600)
     return path
+
+
+def ensure_backup_key(paths: StatePaths | None = None) -> Path:
+    """Create (once) the local inventory's age key pair for backups: ``keys/backup_age.key``
+    (0600, the private key; stays on this machine, restores stream it to the host). Returns its path.
+    Raises ``RuntimeError`` when ``age-keygen`` is missing (``make prereqs`` installs ``age``)."""
+    import subprocess
+
+    paths = paths or StatePaths.from_env()
+    key = paths.keys_dir / "backup_age.key"
+    if key.exists():
+        return key
+    paths.keys_dir.mkdir(parents=True, exist_ok=True)
+    tmp = key.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        subprocess.run(["age-keygen", "-o", str(tmp)], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise RuntimeError(f"age-keygen failed ({exc}); install Debian's age (tools/packages.txt)") from exc
+    os.chmod(tmp, 0o600)
+    tmp.rename(key)
+    return key
+

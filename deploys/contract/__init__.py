@@ -19,5 +19,7 @@ module              holds
                     the database identity (user and database name)
 ``monitoring``      the monitoring project's layout, services, images, ports, the pg_monitor role
 ``images``          the one image-reference parser
+``backups``         the backup program's files, units and command on a database host, the
+                    tables each manifest counts
 ==================  =============================================================================
 """

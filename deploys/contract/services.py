@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["SERVICE_IMAGES", "SERVICES", "DB_USER", "DB_NAME", "DB_PORT", "REDIS_PORT", "is_up", "NO_HEALTHCHECK"]
+__all__ = ["SERVICE_IMAGES", "SERVICES", "DB_USER", "DB_NAME", "DB_PORT", "REDIS_PORT", "ATTACHMENTS_VOLUME", "volume_name", "is_up", "NO_HEALTHCHECK"]
 
 #: compose service -> the ``images`` field (inventory) of the image it runs.
 SERVICE_IMAGES: Mapping[str, str] = {"api": "order_service", "postgres": "postgres", "redis": "redis", "nginx": "nginx"}
@@ -14,12 +14,19 @@ SERVICES: tuple[str, ...] = tuple(SERVICE_IMAGES)
 #: PostgreSQL role and database of the order service.
 DB_USER = "orderops"
 DB_NAME = "orders"
+#: The compose volume holding the order service's uploaded files (``/data/attachments`` in ``api``).
+ATTACHMENTS_VOLUME = "attachments"
 #: Ports on the stack's internal network.
 DB_PORT = 5432
 REDIS_PORT = 6379
 
 #: The health value of a container without a healthcheck.
 NO_HEALTHCHECK = "none"
+
+
+def volume_name(project: str, volume: str) -> str:
+    """The Docker volume compose creates for ``volume`` of ``project`` (``<project>_<volume>``, compose-spec)."""
+    return f"{project}_{volume}"
 
 
 def is_up(status: str | None, health: str | None) -> bool:

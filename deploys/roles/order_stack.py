@@ -27,7 +27,7 @@ from deploys.contract.images import parse_image_ref
 from deploys.contract.monitoring import GRAFANA_PUBLIC_PATH, SERVICE_PORTS, STUB_STATUS_PORT
 from deploys.contract.paths import StackLayout
 from deploys.contract.release import ReleaseRecord, RunningVersion, running_version
-from deploys.contract.services import DB_NAME, DB_PORT, DB_USER, REDIS_PORT, SERVICE_IMAGES
+from deploys.contract.services import ATTACHMENTS_VOLUME, DB_NAME, DB_PORT, DB_USER, REDIS_PORT, SERVICE_IMAGES
 from deploys.operations import compose, secret_files
 from deploys.operations import images as image_ops
 from inventories.schema import HostSettings
@@ -144,7 +144,7 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
             "api": {
                 "image": images["api"], **always,
                 "environment": api_environment(settings),
-                "volumes": ["attachments:/data/attachments"],
+                "volumes": [f"{ATTACHMENTS_VOLUME}:/data/attachments"],
                 "depends_on": {"postgres": {"condition": "service_healthy"}, "redis": {"condition": "service_healthy"}},
                 "healthcheck": _healthcheck(
                     ["CMD", "python3", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen("
@@ -165,7 +165,7 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
         },
         # PostgreSQL and Redis live on an internal network: no published ports, no route out.
         "networks": {"backend": {"internal": True}, "frontend": {}},
-        "volumes": {"pgdata": {}, "redisdata": {}, "attachments": {}},
+        "volumes": {"pgdata": {}, "redisdata": {}, ATTACHMENTS_VOLUME: {}},
     }
 
 

@@ -73,8 +73,9 @@ class Scope:
             return list(self._running)
 
     def start(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None,
-              what: str = "command") -> subprocess.Popen:
-        """``Popen(argv)`` in a new session (own process group), stdout/stderr piped as text.
+              what: str = "command", stdin: bool = False) -> subprocess.Popen:
+        """``Popen(argv)`` in a new session (own process group), stdout/stderr piped as text;
+        stdin piped when ``stdin`` (else ``/dev/null``).
 
         Raises :class:`CommandCancelled` when the scope is cancelled, :class:`ExecutorError` when
         the program cannot start.
@@ -84,7 +85,7 @@ class Scope:
                 raise CommandCancelled(what, self.cancel_reason)
             try:
                 proc = subprocess.Popen(
-                    list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                    list(argv), stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                     errors="replace", env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True,
                 )
             except OSError as e:
@@ -129,9 +130,10 @@ def use_scope(scope: Scope) -> Iterator[Scope]:
 
 
 def run_process(argv: Sequence[str], *, timeout: float, what: str, env: Mapping[str, str] | None = None,
-                cwd: str | None = None, grace: float = 2.0) -> CommandResult:
+                cwd: str | None = None, grace: float = 2.0, input: str | None = None) -> CommandResult:
     """Run ``argv`` to completion in its own process group of the current scope.
 
+    + input: text written to its stdin (then closed); ``None``: stdin is ``/dev/null``
     + timeout: seconds; when it passes the group is killed (``SIGTERM``, ``SIGKILL`` after
       ``grace`` s) and :class:`CommandTimeout` is raised naming ``what``
     Returns a :class:`CommandResult` (any exit code). Raises :class:`ExecutorError` when the
@@ -139,10 +141,10 @@ def run_process(argv: Sequence[str], *, timeout: float, what: str, env: Mapping[
     """
     scope = current_scope()
     start = time.monotonic()
-    proc = scope.start(argv, env=env, cwd=cwd, what=what)
+    proc = scope.start(argv, env=env, cwd=cwd, what=what, stdin=input is not None)
     try:
         try:
-            out, err = proc.communicate(timeout=max(timeout, 0.001))
+            out, err = proc.communicate(input, timeout=max(timeout, 0.001))
         except subprocess.TimeoutExpired:
             kill_group(proc.pid, grace, proc)
             with contextlib.suppress(subprocess.TimeoutExpired):

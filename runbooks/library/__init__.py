@@ -24,6 +24,10 @@ RUNBOOKS = {
     "aws-backup": "runbooks.library.aws_backup",
     "aws-restore": "runbooks.library.aws_restore",
     "aws-emergency": "runbooks.library.aws_emergency",
+    "emergency-restore": "runbooks.library.emergency_restore",
+    "restore-drill": "runbooks.library.restore_drill",
+    "data-integrity": "runbooks.library.data_integrity",
+    "backup": "runbooks.library.backup_now",
 }
 
 

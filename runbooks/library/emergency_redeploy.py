@@ -23,7 +23,9 @@ from deploys.contract.images import check_immutable, parse_image_ref
 from deploys.contract.paths import RELEASE_FILE
 from deploys.contract.release import ReleaseRecord, write_command
 from runbooks.engine.model import Runbook, StepContext, StepResult, Table, step
-from runbooks.library._common import container_states, parse_states, psql
+from runbooks.library._backup import image_heads_command
+from runbooks.library._common import compose, container_states, parse_states, psql
+from runbooks.library.backup_now import take_backup
 
 __all__ = ["RUNBOOK", "RedeployParams", "target_ref"]
 
@@ -108,6 +110,30 @@ def available(ctx: StepContext) -> StepResult:
     return ctx.ok(f"{new} present on the controller ({out.stdout.strip()[:19]})")
 
 
+@step("Back up first when the new image carries a new migration", timeout=6 * 3600, changes=True, on_failure="stop-host")
+def backup_first(ctx: StepContext) -> StepResult:
+    """The new image's alembic head(s) (read from the image: on the controller's Docker with the
+    `archive` transport, else pulled on the host) against the database's revision; when they
+    differ, `orderops-backup now` runs before the deploy, and a failed backup stops the redeploy."""
+    if ctx.memory.get("noop"):
+        return ctx.skipped("already running")
+    new = ctx.memory["new"]
+    where = "local" if ctx.host.settings.image_transport == "archive" else "remote"
+    pull = "" if where == "local" else f"docker pull -q {shlex.quote(new)} >/dev/null && "
+    out = ctx.sh(pull + image_heads_command(new), executor=where)
+    if not out.ok or not out.stdout.strip():
+        return ctx.failed(f"cannot read the migration heads of {new}: {out.stderr.strip()[-200:]}")
+    heads, revision = out.stdout.strip().splitlines()[-1], ctx.memory["revision_before"]
+    data = {"image_heads": heads, "schema_revision": revision}
+    if heads == revision:
+        return ctx.ok(f"no new migration ({heads})", data)
+    if ctx.check:
+        return ctx.skipped(f"check mode: {new} migrates {revision or '(none)'} -> {heads}: would back up first", data)
+    result = take_backup(ctx)
+    result.data.update(data)
+    return result
+
+
 @step("Deploy the new version", executor="pyinfra", timeout=1800, destructive=True, on_failure="continue")
 def deploy(ctx: StepContext) -> StepResult:
     """Record the new version in the host's release file, then run the main deploy
@@ -168,5 +194,5 @@ RUNBOOK = Runbook(
     title="Emergency redeploy",
     doc=__doc__,
     params=RedeployParams,
-    steps=(record, available, deploy, rollback, verify),
+    steps=(record, available, backup_first, deploy, rollback, verify),
 )

@@ -23,6 +23,8 @@ def make_settings(tmp_path):
             "environment": "production",
             "domain": "orders.example.com",
             "secrets_file": str(secrets),
+            # an age public key whose private half was discarded (format checks only)
+            "backup_age_recipients": ["age1j8aws9357ynzr6uy0p83fxk2q784axu2zkustzkxwutx6wjcsseqc4qt90"],
             "images": {
                 "order_service": "registry.example.com/orderops/order-service:0.1.0",
                 "postgres": "postgres:15.10",

@@ -34,6 +34,7 @@ def project(tmp_path):
         domain = "orders.example.com"
         secrets_file = {str(secrets)!r}
         images = {IMAGES!r}
+        backup_age_recipients = ["age1j8aws9357ynzr6uy0p83fxk2q784axu2zkustzkxwutx6wjcsseqc4qt90"]
     """))
     return tmp_path
 

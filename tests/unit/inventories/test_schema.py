@@ -23,6 +23,10 @@ def secrets_file(tmp_path):
     return make
 
 
+#: an age public key whose private half was discarded (format checks only)
+EXAMPLE_RECIPIENT = "age1j8aws9357ynzr6uy0p83fxk2q784axu2zkustzkxwutx6wjcsseqc4qt90"
+
+
 @pytest.fixture
 def data(secrets_file):
     return {
@@ -32,6 +36,7 @@ def data(secrets_file):
         "environment": "production",
         "domain": "orders.example.com",
         "secrets_file": str(secrets_file()),
+        "backup_age_recipients": [EXAMPLE_RECIPIENT],
         "images": {
             "order_service": "registry.example.com/orderops/order-service:0.1.0",
             "postgres": "postgres:15.10",
@@ -246,3 +251,31 @@ def test_harness_fields_are_not_settings(data):
             build_settings("app-1", {**data, old: "https://x"}, ["app"])
     with pytest.raises(InventoryError, match="probe_https_url"):
         build_settings("app-1", {**data, "probe_https_url": "http://x/path"}, ["app"])
+
+
+def test_backup_fields(data, tmp_path):
+    s = build_settings("app-1", data, ["app"])
+    assert (s.backup_keep_daily, s.backup_keep_weekly, s.backup_keep_monthly) == (7, 4, 6)
+    assert s.backup_compression == "zstd" and s.backup_dir == "/var/backups/orderops"
+    with pytest.raises(InventoryError) as e:
+        build_settings("app-1", {**data, "backup_age_recipients": []}, ["app"])
+    assert e.value.field == "backup_age_recipients"
+    build_settings("app-1", {**data, "backup_age_recipients": []}, ["controller"])  # no database there
+    with pytest.raises(InventoryError, match="not an age public key") as e:
+        build_settings("app-1", {**data, "backup_age_recipients": ["AGE-SECRET-KEY-1XYZ"]}, ["app"])
+    assert "SECRET" not in str(e.value)  # never echo what may be a private key
+    with pytest.raises(InventoryError) as e:
+        build_settings("app-1", {**data, "backup_s3_bucket": "b-1"}, ["app"])
+    assert e.value.field == "backup_s3_credentials_file"
+    creds = tmp_path / "s3.json"
+    creds.write_text(json.dumps({"aws_access_key_id": "AKIA", "aws_secret_access_key": "very-secret-value"}))
+    os.chmod(creds, 0o644)
+    with pytest.raises(InventoryError, match="must be 0600") as e:
+        build_settings("app-1", {**data, "backup_s3_bucket": "b-1", "backup_s3_credentials_file": str(creds)}, ["app"])
+    assert "very-secret-value" not in str(e.value)
+    os.chmod(creds, 0o600)
+    s = build_settings("app-1", {**data, "backup_s3_bucket": "b-1", "backup_s3_credentials_file": str(creds)}, ["app"])
+    assert s.backup_s3_bucket == "b-1"
+    with pytest.raises(InventoryError) as e:
+        build_settings("app-1", {**data, "backup_s3_prefix": "no-slash"}, ["app"])
+    assert e.value.field == "backup_s3_prefix"

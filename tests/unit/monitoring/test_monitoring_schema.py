@@ -43,7 +43,8 @@ def test_monitoring_secrets_required_on_monitoring_hosts(tmp_path, name):
     os.chmod(path, 0o600)
     data = {"environment": "production", "domain": "orders.example.com", "secrets_file": str(path),
             "images": {"order_service": "r.example.com/o:1", "postgres": "postgres:15", "redis": "redis:7", "nginx": "nginx:1"},
-            "monitoring": {"images": IMAGES, "webhook_url": "https://h.example.com/a"}}
+            "monitoring": {"images": IMAGES, "webhook_url": "https://h.example.com/a"},
+            "backup_age_recipients": ["age1j8aws9357ynzr6uy0p83fxk2q784axu2zkustzkxwutx6wjcsseqc4qt90"]}
     with pytest.raises(InventoryError) as err:
         build_settings("m-1", data, ("app", "monitoring"))
     assert err.value.field == f"secrets.{name}"

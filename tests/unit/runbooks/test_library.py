@@ -92,15 +92,17 @@ def test_emergency_restart_restarts_only_what_is_down(tmp_path):
     assert not any("down" in c or "-v" in c.split() or "prune" in c for c in fake.commands())
 
 
-def _redeploy(tmp_path, revisions, deploys, **params):
+def _redeploy(tmp_path, revisions, deploys, heads="0001", backup=None, **params):
     rb = get_runbook("emergency-redeploy")
     revs = iter(revisions)
-    fake = (FakeExecutor().on(r"docker inspect", stack_states(api_image="orderops/order-service:1.0"))
+    fake = (FakeExecutor().on(r"get_heads", heads).on(r"orderops-backup now", backup or CommandResult(1, "", "unexpected backup"))
+            .on(r"docker inspect", stack_states(api_image="orderops/order-service:1.0"))
             .on(r"alembic_version", lambda h, c: next(revs)).on(r"curl", "200").on(r"docker image inspect", "sha256:abc"))
     pyinfra = FakePyinfra(deploys)
     res = run(rb, [make_host("h1")], rb.params(version="2.0", health_timeout=30, **params), _executors(fake, pyinfra),
               runs_dir=tmp_path, approve=True)
     writes = [c for c in fake.commands() if "release.json.new" in c]
+    _redeploy.commands = fake.commands()
     return _result(res), pyinfra, writes
 
 
@@ -161,3 +163,26 @@ def test_diagnose_reads_docker_json_and_names_a_line_it_cannot_read(tmp_path):
     assert [r[0] for r in status["tables"][0]["rows"]] == list(SERVICES)
     stats = _step(data, "Container resources")
     assert stats["status"] == "failed" and "'short'" in stats["message"]
+
+
+def test_redeploy_backs_up_first_when_the_image_has_a_new_migration(tmp_path):
+    import json as _json
+
+    manifest = {"id": "20261203T000000Z", "duration_seconds": 1.5, "row_counts": {"orders": 3},
+                "files": {"db": {"name": "db.dump.zst.age", "bytes": 10}}}
+    data, pyinfra, _ = _redeploy(tmp_path, ["0001", "0002"], [DeployResult(True, [])], heads="0002", backup=_json.dumps(manifest))
+    step = _step(data, "Back up first when the new image carries a new migration")
+    assert step["status"] == "changed" and "20261203T000000Z" in step["message"]
+    cmds = _redeploy.commands
+    backup_at = next(i for i, c in enumerate(cmds) if "orderops-backup now" in c)
+    assert backup_at < next(i for i, c in enumerate(cmds) if "release.json.new" in c)  # before the deploy
+    assert len(pyinfra.deployed) == 1
+    # a failed backup stops the redeploy before anything is deployed
+    data, pyinfra, writes = _redeploy(tmp_path, ["0001", "0002"], [DeployResult(True, [])], heads="0002",
+                                      backup=CommandResult(1, "", "orderops-backup: db: pg_dump exited 1: connection refused"))
+    step = _step(data, "Back up first when the new image carries a new migration")
+    assert step["status"] == "failed" and "pg_dump exited 1" in step["message"]
+    assert pyinfra.deployed == [] and writes == []
+    # the same head: no backup
+    data, _, _ = _redeploy(tmp_path, ["0001", "0001"], [DeployResult(True, [])], heads="0001")
+    assert _step(data, "Back up first when the new image carries a new migration")["message"] == "no new migration (0001)"

@@ -20,4 +20,5 @@ def test_a_schedule_for_an_unknown_runbook_is_an_inventory_error(make_settings):
         make_settings(groups=("controller",), runbook_schedules={"dialy": "*-*-* 06:00:00"})
     assert e.value.field == "runbook_schedules"
     assert str(e.value) == ("inventory error: host 'app-1': runbook_schedules: unknown runbook 'dialy'; "
-                            "known: daily, diagnose, emergency-redeploy, emergency-restart")
+                            "known: backup, daily, data-integrity, diagnose, emergency-redeploy, emergency-restart, emergency-restore, "
+                            "restore-drill")
