@@ -22,7 +22,10 @@ class GrafanaLogin(FactBase):
     in ``env_file`` (``GRAFANA_ADMIN_PASSWORD``), passed to curl on stdin, never on a command line."""
 
     def command(self, env_file: str, port: int) -> str:
-        script = (f". {shlex.quote(env_file)} && printf 'user = \"admin:%s\"\\n' \"$GRAFANA_ADMIN_PASSWORD\" | "
+        # curl's config syntax: inside double quotes \ and " are escaped with a backslash
+        script = (f". {shlex.quote(env_file)} && printf '%s' \"$GRAFANA_ADMIN_PASSWORD\" "
+                  "| sed -e 's/\\\\/\\\\\\\\/g' -e 's/\"/\\\\\"/g' "
+                  "| { IFS= read -r pw || true; printf 'user = \"admin:%s\"\\n' \"$pw\"; } | "
                   f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 -K - http://127.0.0.1:{int(port)}/api/user")
         return f"sh -c {shlex.quote(script)} 2>/dev/null || true"
 

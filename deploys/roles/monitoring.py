@@ -35,7 +35,7 @@ from pyinfra.operations import files, server
 from deploys.facts.monitoring import GrafanaLogin, PostgresRoleExists
 from deploys.operations import compose, secret_files, validated_config
 from deploys.operations import images as image_ops
-from deploys.roles.order_stack import STUB_STATUS_PORT
+from deploys.roles.order_stack import STUB_STATUS_PORT, dotenv_quote
 from inventories.schema import HostSettings
 from templates import render
 from templates.monitoring.grafana.dashboards import DASHBOARDS, dashboard_json
@@ -106,9 +106,9 @@ def compose_text(settings: HostSettings) -> str:
 def env_text(settings: HostSettings) -> str:
     """The rendered ``.env`` (secrets: never log it)."""
     s = settings.secrets
-    return render("monitoring/env.j2", grafana_admin_password=s.grafana_admin_password.get_secret_value(),
-                  pg_monitor_password=s.pg_monitor_password.get_secret_value(),
-                  redis_password=s.redis_password.get_secret_value())
+    return render("monitoring/env.j2", grafana_admin_password=dotenv_quote(s.grafana_admin_password.get_secret_value()),
+                  pg_monitor_password=dotenv_quote(s.pg_monitor_password.get_secret_value()),
+                  redis_password=dotenv_quote(s.redis_password.get_secret_value()))
 
 
 def checks(settings: HostSettings) -> list[str]:
