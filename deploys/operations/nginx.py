@@ -65,6 +65,6 @@ def checked_config(dest: str, content: str, image: str, config_path: str, mounts
         host.noop(f"{dest} is up to date")
         return
     candidate = f"{dest}.candidate"
-    yield FileUploadCommand(StringIO(content), candidate, remote_temp_filename=f"{candidate}.tmp")
+    yield FileUploadCommand(StringIO(content), candidate)  # via pyinfra's temp file (not secret)
     yield check_command(candidate, image, config_path, mounts or {})
     yield StringCommand("chmod", mode, QuoteString(candidate), "&&", "mv", "-f", QuoteString(candidate), QuoteString(dest))
