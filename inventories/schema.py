@@ -123,6 +123,16 @@ class Secrets(BaseModel):
             raise ValueError(f"not usable as a secret: {problem}")
         return v
 
+    @field_validator("pg_monitor_password")
+    @classmethod
+    def _url_safe(cls, v: SecretStr | None) -> SecretStr | None:
+        # Exception to the every-printable-character policy: compose interpolates it into
+        # postgres-exporter's DATA_SOURCE_NAME URL (templates/monitoring/compose.yaml.j2), where
+        # @ / : # ? % and the like would change the URL; RFC 3986 unreserved characters only.
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9._~-]+", v.get_secret_value()):
+            raise ValueError("only letters, digits and - . _ ~ (it is part of postgres-exporter's connection URL)")
+        return v
+
     def values(self) -> list[str]:
         """All secret values, for masking output (e.g. in reports and test logs)."""
         return [getattr(self, name).get_secret_value() for name in SECRET_NAMES if getattr(self, name) is not None]

@@ -35,7 +35,8 @@ from pyinfra.operations import files, server
 from deploys.facts.monitoring import GrafanaLogin, PostgresRoleExists
 from deploys.operations import compose, secret_files, validated_config
 from deploys.operations import images as image_ops
-from deploys.roles.order_stack import STUB_STATUS_PORT, dotenv_quote
+from deploys.contract.dotenv import dotenv_quote, dotenv_read_command
+from deploys.roles.order_stack import STUB_STATUS_PORT
 from inventories.schema import HostSettings
 from templates import render
 from templates.monitoring.grafana.dashboards import DASHBOARDS, dashboard_json
@@ -149,7 +150,8 @@ def monitoring(settings: HostSettings, upload_dir: str) -> None:
     pg_script = files.put(
         name="pg_monitor role script", src=StringIO(render(
             "monitoring/apply-pg-monitor.sh.j2", order_project=settings.compose_project,
-            order_dir=settings.stack_dir, env_file=f"{root}/.env", user=PG_MONITOR_USER)),
+            order_dir=settings.stack_dir, env_file=f"{root}/.env", user=PG_MONITOR_USER,
+            read_password=dotenv_read_command(f"{root}/.env", "PG_MONITOR_PASSWORD"))),
         dest=f"{root}/bin/apply-pg-monitor.sh", mode="755")
     role_exists = host.get_fact(PostgresRoleExists, project=settings.compose_project,
                                 project_dir=settings.stack_dir, role=PG_MONITOR_USER)
@@ -195,6 +197,7 @@ def monitoring(settings: HostSettings, upload_dir: str) -> None:
     # Grafana's admin password: applied even when the volume already holds a database.
     files.put(name="Grafana admin password script", src=StringIO(render(
         "monitoring/grafana-admin-password.sh.j2", compose=dc, env_file=f"{root}/.env",
+        read_password=dotenv_read_command(f"{root}/.env", "GRAFANA_ADMIN_PASSWORD"),
         port=m.loopback_ports["grafana"])), dest=f"{root}/bin/grafana-admin-password.sh", mode="755")
     login = host.get_fact(GrafanaLogin, env_file=f"{root}/.env", port=m.loopback_ports["grafana"])
     server.shell(name="Grafana admin password from the secrets",

@@ -23,6 +23,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
 from deploys.contract.compose import compose_command
+from deploys.contract.dotenv import dotenv_quote, dotenv_read_command
 from deploys.contract.images import parse_image_ref
 from deploys.contract.paths import StackLayout
 from deploys.contract.release import ReleaseRecord, RunningVersion, running_version
@@ -34,7 +35,7 @@ from inventories.schema import HostSettings
 from templates import render
 
 __all__ = [
-    "order_stack", "compose_project", "compose_text", "service_images", "nginx_text", "env_text", "dotenv_quote",
+    "order_stack", "compose_project", "compose_text", "service_images", "nginx_text", "env_text", "dotenv_quote", "dotenv_read_command",
     "api_environment", "effective_settings",
 ]
 
@@ -229,22 +230,6 @@ def nginx_text(settings: HostSettings, certificate: str = NGINX_CERTIFICATE, cer
         stub_status_port=STUB_STATUS_PORT,
         acme_root=NGINX_ACME_DIR,
     )
-
-
-def dotenv_quote(value: str) -> str:
-    r"""``value`` as a double-quoted ``.env`` value that Compose and ``sh`` read back unchanged.
-
-    Compose's dotenv parser (compose-go) unescapes ``\X`` to ``X`` inside double quotes (``\$``
-    to a literal ``$``; ``\n`` etc. as C escapes) and interpolates a bare ``$``; POSIX ``sh``
-    double quotes unescape exactly ``\\`` ``\"`` ``\$`` ``\```. Escaping backslash first, then
-    ``"``, ``$`` and the backtick leaves every other printable character literal for both, so the
-    same file is compose's ``.env`` and a script's ``. ./.env`` (checked with ``docker compose
-    config`` and ``sh`` in tests/unit/templates). Single quotes cannot hold a ``'`` at all.
-    """
-    escaped = value.replace("\\", "\\\\")
-    for char in ('"', "$", "`"):
-        escaped = escaped.replace(char, "\\" + char)
-    return '"' + escaped + '"'
 
 
 def env_text(settings: HostSettings) -> str:

@@ -71,7 +71,7 @@ def test_env_file_quotes_secrets(make_settings):
         ('a"b', '"a\\"b"'),
         ("a\\b", '"a\\\\b"'),
         ("a$b${c}", '"a\\$b\\${c}"'),
-        ("a`b# c é", '"a\\`b# c é"'),
+        ("a`b# c é", '"a`b# c é"'),
         ("\\$", '"\\\\\\$"'),
     ],
 )
@@ -153,20 +153,20 @@ def test_bad_nginx_rate_names_the_field(make_settings):
     assert e.value.field == "nginx_api_rate"
 
 
-#: The issue's special-character value: ' " \ $ ` # space é (plus ${X} and \n that must stay literal).
-SPECIAL = "a'b\"c\\d$e`f#g h é ${X} \\n"
+
+#: The issue's special-character value: ' " \ $ ` # space é (plus ${X}, \n and \` that stay literal).
+SPECIAL = "a'b\"c\\d$e`f#g h é ${X} \\n \\`"
 
 
-def test_dotenv_quote_round_trips_through_sh(tmp_path):
-    """The monitoring helper scripts read the .env with ``. .env``: sh must get the value back byte for byte."""
+def test_dotenv_read_command_inverts_dotenv_quote(tmp_path):
+    """The host's helper scripts read a value with it (never ``. .env``): byte for byte, not evaluated."""
     import subprocess
 
-    (tmp_path / ".env").write_text(f"P={dotenv_quote_(SPECIAL)}\n", encoding="utf-8")
-    out = subprocess.run(["sh", "-c", '. ./.env; printf %s "$P"'], cwd=tmp_path, capture_output=True, check=True)
+    from deploys.contract.dotenv import dotenv_quote, dotenv_read_command
+
+    env = tmp_path / ".env"
+    env.write_text(f"A=1\nP={dotenv_quote(SPECIAL)}\nB=2\n", encoding="utf-8")
+    out = subprocess.run(["sh", "-c", dotenv_read_command(str(env), "P")], capture_output=True, check=True)
     assert out.stdout.decode("utf-8") == SPECIAL
-
-
-def dotenv_quote_(value: str) -> str:
-    from deploys.roles.order_stack import dotenv_quote
-
-    return dotenv_quote(value)
+    missing = subprocess.run(["sh", "-c", dotenv_read_command(str(env), "NOPE")], capture_output=True, check=True)
+    assert missing.stdout == b""
