@@ -188,7 +188,11 @@ class HostSettings(BaseModel):
     secrets: Secrets
 
     timezone: str = "UTC"
-    deploy_user: str = "deploy"
+    deploy_user: str = Field("deploy", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    ssh_allow_groups: tuple[str, ...] = Field(
+        ("orderops-ssh",), min_length=1,
+        description="sshd AllowGroups; the deploy user (and ssh_user) join the first, which the deploy creates",
+    )
 
     # docker role
     docker_source: Literal["distro", "docker-apt"] = "docker-apt"
@@ -275,6 +279,14 @@ class HostSettings(BaseModel):
     probe_http_url: str | None = Field(
         None, description="base URL probes use for nginx over HTTP (default http://<domain>)",
     )
+
+    @field_validator("ssh_allow_groups")
+    @classmethod
+    def _groups(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for group in v:
+            if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", group):
+                raise ValueError(f"not a valid group name: {group!r}")
+        return v
 
     @field_validator("domain")
     @classmethod
