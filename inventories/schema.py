@@ -188,6 +188,7 @@ class HostSettings(BaseModel):
     secrets: Secrets
 
     timezone: str = "UTC"
+    apt_lock_timeout: int = Field(600, ge=0, le=7200, description="seconds apt waits for the dpkg lock (DPkg::Lock::Timeout)")
     deploy_user: str = Field("deploy", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
     ssh_allow_groups: tuple[str, ...] = Field(
         ("orderops-ssh",), min_length=1,
@@ -200,6 +201,7 @@ class HostSettings(BaseModel):
     compose_deb: Path | None = None
     docker_log_max_size: str = "10m"
     docker_log_max_file: int = Field(3, ge=1, le=100)
+    docker_userland_proxy: bool = Field(True, description="daemon.json userland-proxy; see deploys/roles/docker_engine.py")
 
     # images role
     image_transport: Literal["registry", "archive"] = "registry"

@@ -11,6 +11,7 @@ from pyinfra.operations import apt, files, server, systemd
 
 from deploys.contract.paths import STATE_DIR, UPLOAD_DIR
 from deploys.operations import sshd
+from deploys.roles.hardening import apt_lock_timeout
 from inventories.schema import HostSettings
 from templates import TEMPLATE_DIR, render
 
@@ -65,6 +66,7 @@ def sshd_drop_in(settings: HostSettings) -> str:
 @deploy("base")
 def base(settings: HostSettings) -> None:
     """Converge the base system of one host from its validated ``settings``."""
+    apt_lock_timeout(settings.apt_lock_timeout)
     apt.packages(
         name="Base packages",
         packages=BASE_PACKAGES,

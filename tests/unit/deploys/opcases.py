@@ -1,7 +1,7 @@
 """One generic runner for operation tests as data cases (pyinfra's own style: canned facts in,
 commands or a noop out).
 
-A case is a dict: ``facts`` ({fact class: data} or {(fact class, (("kwarg", value), ...)): data}),
+A case is a dict: ``facts`` ({fact class: data} or {(fact class, (("kwarg", value), ...)): data}; list values as tuples),
 ``kwargs`` of the operation, and the expected ``commands`` (list of strings; ``"<upload DEST>"``
 stands for a file upload to DEST) or ``noop`` (a substring of the noop description).
 """
@@ -25,7 +25,8 @@ class FakeHost:
         self.data = {}
 
     def get_fact(self, fact_cls, *args, **kwargs):
-        key = (fact_cls, tuple(sorted(kwargs.items()))) if kwargs else fact_cls
+        frozen = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items()))
+        key = (fact_cls, frozen) if kwargs else fact_cls
         if key not in self.facts:
             raise AssertionError(f"operation asked for {fact_cls.__name__} {kwargs or ''}, which the case does not provide")
         return self.facts[key]
