@@ -158,6 +158,26 @@ class Images(BaseModel):
         return self.model_dump()
 
 
+class ServiceLimits(BaseModel):
+    """Resource limits of one stack service: memory (Docker size, ``256m``), CPUs (fraction of
+    cores), PIDs (processes + threads)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    memory: str = Field(pattern=r"^[1-9][0-9]*[kmg]$")
+    cpus: float = Field(gt=0, le=64)
+    pids: int = Field(ge=16, le=100000)
+
+
+def _default_limits() -> dict[str, ServiceLimits]:
+    return {
+        "postgres": ServiceLimits(memory="1g", cpus=1.0, pids=256),
+        "redis": ServiceLimits(memory="256m", cpus=0.5, pids=64),
+        "api": ServiceLimits(memory="1g", cpus=1.0, pids=256),
+        "nginx": ServiceLimits(memory="256m", cpus=0.5, pids=128),
+    }
+
+
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
 _SIZE = re.compile(r"^[1-9][0-9]*[kmg]$")
 _RATE = re.compile(r"^[1-9][0-9]{0,6}r/[sm]$")
@@ -214,6 +234,9 @@ class HostSettings(BaseModel):
     service_workers: int = Field(2, ge=1, le=64)
     health_timeout: int = Field(180, ge=10, le=3600)
     nginx_client_max_body_size: str = "1m"
+    service_limits: dict[Literal["postgres", "redis", "api", "nginx"], ServiceLimits] = Field(
+        default_factory=_default_limits, description="memory/cpus/pids per stack service (compose limits)",
+    )
     tls_mode: Literal["self-signed"] = "self-signed"
 
     # nginx edge (templates/nginx/orderops.conf.j2); production defaults, the test inventory
@@ -281,6 +304,11 @@ class HostSettings(BaseModel):
     probe_http_url: str | None = Field(
         None, description="base URL probes use for nginx over HTTP (default http://<domain>)",
     )
+
+    @field_validator("service_limits")
+    @classmethod
+    def _all_limits(cls, v: dict) -> dict:
+        return {**_default_limits(), **v}
 
     @field_validator("ssh_allow_groups")
     @classmethod

@@ -87,3 +87,28 @@ def test_daemon_json_hardening(make_settings):
     assert conf["live-restore"] is True and conf["icc"] is False and conf["no-new-privileges"] is True
     assert conf["userland-proxy"] is True
     assert json.loads(daemon_json(make_settings(docker_userland_proxy=False)))["userland-proxy"] is False
+
+
+def test_compose_services_are_hardened_with_inventory_limits(make_settings):
+    import yaml
+
+    from deploys.roles.order_stack import compose_text
+
+    settings = make_settings(service_limits={"redis": {"memory": "128m", "cpus": 0.25, "pids": 32}})
+    services = yaml.safe_load(compose_text(settings))["services"]
+    assert set(services) == {"postgres", "redis", "api", "nginx"}
+    for name, svc in services.items():
+        assert svc["security_opt"] == ["no-new-privileges:true"], name
+        assert svc["cap_drop"] == ["ALL"] and svc["read_only"] is True and svc["tmpfs"], name
+        assert "healthcheck" in svc, name
+        assert ("ports" in svc) == (name == "nginx"), f"{name}: only nginx publishes host ports"
+    assert (services["redis"]["mem_limit"], services["redis"]["cpus"], services["redis"]["pids_limit"]) == ("128m", 0.25, 32)
+    assert services["postgres"]["mem_limit"] == "1g"  # default kept for services the inventory leaves out
+    assert "cap_add" not in services["api"]
+
+
+def test_bad_service_limit_names_the_field(make_settings):
+    from inventories.schema import InventoryError
+
+    with pytest.raises(InventoryError, match="service_limits"):
+        make_settings(service_limits={"redis": {"memory": "lots", "cpus": 1, "pids": 32}})
