@@ -208,6 +208,8 @@ class HostSettings(BaseModel):
     secrets: Secrets
 
     timezone: str = "UTC"
+    auto_reboot: bool = Field(False, description="unattended-upgrades reboots when an update needs it")
+    auto_reboot_time: str = Field("04:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, host time")
     apt_lock_timeout: int = Field(600, ge=0, le=7200, description="seconds apt waits for the dpkg lock (DPkg::Lock::Timeout)")
     deploy_user: str = Field("deploy", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
     ssh_allow_groups: tuple[str, ...] = Field(

@@ -16,6 +16,11 @@ default umask 027           ``/etc/profile.d/orderops-umask.sh`` for login shell
                             ``/etc/login.defs``: Ubuntu's pam_umask would apply it to the
                             deploy's own SSH sessions, and the files pyinfra writes with sudo
                             (the controller's venv) must stay readable by the runbook user.
+security updates            ``unattended-upgrades`` with the distribution's own origins (Debian:
+                            ``Debian-Security``; Ubuntu: ``-security``), daily;
+                            ``20orderops-auto-upgrades``; reboot when a package needs it only if
+                            the inventory says so (``auto_reboot``, off by default, at
+                            ``auto_reboot_time``)
 ==========================  ===============================================================
 
 Sources of the values: CIS Debian/Ubuntu benchmarks (network parameters, kernel hardening),
@@ -27,13 +32,13 @@ from __future__ import annotations
 from io import StringIO
 
 from pyinfra.api import deploy
-from pyinfra.operations import files, systemd
+from pyinfra.operations import apt, files, systemd
 
 from deploys.operations import sysctl
 from inventories.schema import HostSettings
 from templates import TEMPLATE_DIR
 
-__all__ = ["hardening", "apt_lock_timeout", "SYSCTL_BASELINE", "SYSCTL_FILE", "sysctl_text", "APT_LOCK_FILE"]
+__all__ = ["hardening", "auto_upgrades_text", "apt_lock_timeout", "SYSCTL_BASELINE", "SYSCTL_FILE", "sysctl_text", "APT_LOCK_FILE"]
 
 SYSCTL_FILE = "/etc/sysctl.d/60-orderops-baseline.conf"
 APT_LOCK_FILE = "/etc/apt/apt.conf.d/90orderops-lock"
@@ -79,6 +84,19 @@ def sysctl_text(values: dict[str, str] = SYSCTL_BASELINE) -> str:
     return head + "".join(f"{key} = {value}\n" for key, value in values.items())
 
 
+def auto_upgrades_text(settings: HostSettings) -> str:
+    """``/etc/apt/apt.conf.d/20orderops-auto-upgrades``: daily lists + unattended security
+    upgrades; the reboot policy from the inventory."""
+    reboot = "true" if settings.auto_reboot else "false"
+    return (
+        "// Managed by orderops (deploys/roles/hardening.py)\n"
+        'APT::Periodic::Update-Package-Lists "1";\n'
+        'APT::Periodic::Unattended-Upgrade "1";\n'
+        f'Unattended-Upgrade::Automatic-Reboot "{reboot}";\n'
+        f'Unattended-Upgrade::Automatic-Reboot-Time "{settings.auto_reboot_time}";\n'
+    )
+
+
 def apt_lock_timeout(seconds: int) -> None:
     """apt and dpkg wait up to ``seconds`` for the dpkg lock (e.g. held by unattended-upgrades)
     instead of failing the deploy. Call before the first apt operation."""
@@ -113,5 +131,8 @@ def hardening(settings: HostSettings) -> None:
               dest="/etc/systemd/system.conf.d/10-orderops-coredump.conf", mode="644", create_remote_dir=True)
     files.put(name="No core dumps (systemd-coredump)", src=StringIO("# Managed by orderops\n[Coredump]\nStorage=none\nProcessSizeMax=0\n"),
               dest="/etc/systemd/coredump.conf.d/10-orderops.conf", mode="644", create_remote_dir=True)
+    apt.packages(name="unattended-upgrades", packages=["unattended-upgrades"], no_recommends=True)
+    files.put(name="Automatic security updates", src=StringIO(auto_upgrades_text(settings)),
+              dest="/etc/apt/apt.conf.d/20orderops-auto-upgrades", mode="644")
     files.put(name="Restrictive default umask (login shells)", src=StringIO("# Managed by orderops\numask 027\n"),
               dest="/etc/profile.d/orderops-umask.sh", mode="644")

@@ -112,3 +112,14 @@ def test_bad_service_limit_names_the_field(make_settings):
 
     with pytest.raises(InventoryError, match="service_limits"):
         make_settings(service_limits={"redis": {"memory": "lots", "cpus": 1, "pids": 32}})
+
+
+def test_auto_upgrades_reboot_policy_is_inventory_data(make_settings):
+    from deploys.roles.hardening import auto_upgrades_text
+    from inventories.schema import InventoryError
+
+    assert 'Automatic-Reboot "false"' in auto_upgrades_text(make_settings())
+    text = auto_upgrades_text(make_settings(auto_reboot=True, auto_reboot_time="03:30"))
+    assert 'Automatic-Reboot "true"' in text and 'Automatic-Reboot-Time "03:30"' in text
+    with pytest.raises(InventoryError, match="auto_reboot_time"):
+        make_settings(auto_reboot_time="25:00")
