@@ -88,10 +88,11 @@ def probe(app):
 
 @pytest.fixture(scope="module")
 def stray(app):
-    """A container on the host publishing a port the inventory does not allow, on 0.0.0.0."""
+    """A container on the host publishing a port the inventory does not allow, on every address
+    (``-p 9001:8000``: Docker's default host IP 0.0.0.0, and ``[::]`` too)."""
     image = app["images"]["order_service"]
     ssh(app, "sudo docker rm -f orderops-stray >/dev/null 2>&1; "
-             f"sudo docker run -d --name orderops-stray --restart unless-stopped -p 0.0.0.0:{STRAY_PORT}:8000 "
+             f"sudo docker run -d --name orderops-stray --restart unless-stopped -p {STRAY_PORT}:8000 "
              f"--entrypoint python3 {image} -m http.server 8000 >/dev/null")
     _wait(lambda: _local_code(app, "127.0.0.1") == "200", 60, "the stray container answers on the host")
     yield STRAY_PORT
