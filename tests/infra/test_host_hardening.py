@@ -59,3 +59,16 @@ def test_unattended_security_upgrades(any_host, settings):
     assert 'APT::Periodic::Unattended-Upgrade "1";' in dump
     assert f'Unattended-Upgrade::Automatic-Reboot "{str(settings.auto_reboot).lower()}";' in dump
     assert "Security" in dump or "-security" in dump  # the distribution's security origin
+
+
+def test_controller_records_only_the_host_keys_sshd_offers(any_host, settings):
+    """The runbooks' known_hosts (controller role) loses the ECDSA/RSA keys sshd no longer offers."""
+    import pytest
+
+    from deploys.contract.paths import RunbookLayout
+
+    if "controller" not in settings.groups:
+        pytest.skip("not a controller host")
+    text = any_host.file(RunbookLayout(settings.runbook_dir).known_hosts).content_string
+    kinds = {line.split()[1] for line in text.splitlines() if line.strip()}
+    assert kinds == {"ssh-ed25519"}, kinds

@@ -16,12 +16,12 @@ import json
 import os
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from deploys.operations.ufw_docker import policy_rules
-from tests.integration.conftest import ROOT, ssh
+from deploys.contract.paths import local_state_dir
+from tests.integration.conftest import ssh
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ STRAY_PORT = 9001
 #: every privileged port, the stack's internal ports, Docker's API, the stray port
 SCAN_PORTS = sorted(set(range(1, 1025)) | {2375, 2376, 5432, 6379, 8000, 8080, 8443, 9090, STRAY_PORT})
 PREFIX = os.environ.get("ORDEROPS_HOST_PREFIX", "orderops")
-STATE = Path(os.environ.get("ORDEROPS_STATE_DIR", ROOT / ".orderops"))
+STATE = local_state_dir()
 
 SCANNER = r"""
 import asyncio, json, sys
