@@ -21,5 +21,7 @@ module              holds
 ``images``          the one image-reference parser
 ``backups``         the backup program's files, units and command on a database host, the
                     tables each manifest counts
+``dotenv``          the ``.env`` quoting compose reads back byte for byte, and the one reader the
+                    host's helper scripts use (never ``. .env``)
 ==================  =============================================================================
 """

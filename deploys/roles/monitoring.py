@@ -42,6 +42,7 @@ from deploys.contract.services import DB_NAME, DB_PORT, DB_USER, REDIS_PORT
 from deploys.facts.monitoring import GrafanaLogin, PostgresRoleExists
 from deploys.operations import compose, secret_files, validated_config
 from deploys.operations import images as image_ops
+from deploys.contract.dotenv import dotenv_quote, dotenv_read_command
 from inventories.schema import HostSettings
 from templates import render
 from templates.monitoring.grafana.dashboards import DASHBOARDS, dashboard_json
@@ -242,9 +243,9 @@ def compose_text(settings: HostSettings) -> str:
 def env_text(settings: HostSettings) -> str:
     """The rendered ``.env`` (secrets: never log it)."""
     s = settings.secrets
-    return render("monitoring/env.j2", grafana_admin_password=s.grafana_admin_password.get_secret_value(),
-                  pg_monitor_password=s.pg_monitor_password.get_secret_value(),
-                  redis_password=s.redis_password.get_secret_value())
+    return render("monitoring/env.j2", grafana_admin_password=dotenv_quote(s.grafana_admin_password.get_secret_value()),
+                  pg_monitor_password=dotenv_quote(s.pg_monitor_password.get_secret_value()),
+                  redis_password=dotenv_quote(s.redis_password.get_secret_value()))
 
 
 def checks(settings: HostSettings) -> list[str]:
@@ -287,7 +288,8 @@ def monitoring(settings: HostSettings, upload_dir: str) -> None:
         name="pg_monitor role script", src=StringIO(render(
             "monitoring/apply-pg-monitor.sh.j2", order_project=settings.compose_project,
             order_dir=settings.stack_dir, env_file=layout.env_file, user=PG_MONITOR_USER,
-            db_user=DB_USER, db_name=DB_NAME)),
+            db_user=DB_USER, db_name=DB_NAME,
+            read_password=dotenv_read_command(layout.env_file, "PG_MONITOR_PASSWORD"))),
         dest=layout.pg_monitor_script, mode="755")
     role_exists = host.get_fact(PostgresRoleExists, project=settings.compose_project,
                                 project_dir=settings.stack_dir, role=PG_MONITOR_USER)
@@ -332,6 +334,7 @@ def monitoring(settings: HostSettings, upload_dir: str) -> None:
     # Grafana's admin password: applied even when the volume already holds a database.
     files.put(name="Grafana admin password script", src=StringIO(render(
         "monitoring/grafana-admin-password.sh.j2", compose=dc, env_file=layout.env_file,
+        read_password=dotenv_read_command(layout.env_file, "GRAFANA_ADMIN_PASSWORD"),
         url=_grafana_local_url(settings))), dest=layout.grafana_password_script, mode="755")
     login = host.get_fact(GrafanaLogin, env_file=layout.env_file, url=_grafana_local_url(settings))
     server.shell(name="Grafana admin password from the secrets",
