@@ -14,8 +14,9 @@ base                all                      packages, time, deploy user, sshd d
 firewall            all                      ufw: deny in, allow 22/80/443
 docker              app                      Docker Engine + Compose v2, log rotation
 images              app                      stack images by registry or archive
-tls                 app                      nginx's certificate
+tls                 app                      nginx's certificate (self-signed, or certbot + placeholder)
 order_stack         app                      compose project, healthy
+acme certificate    app                      tls_mode acme: certbot certonly --webroot when needed
 controller access   app                      the controller host's SSH key authorised
 controller          controller               runbook tooling, inventory, key, timers
 monitoring          monitoring               Prometheus, Alertmanager, exporters, Loki, Alloy, Grafana
@@ -34,7 +35,7 @@ from deploys.roles.firewall import firewall
 from deploys.roles.images import images
 from deploys.roles.monitoring import monitoring
 from deploys.roles.order_stack import effective_settings, order_stack
-from deploys.roles.tls import tls
+from deploys.roles.tls import acme_certificate, tls
 from inventories.schema import InventoryError, settings_for
 
 try:
@@ -56,6 +57,7 @@ if "app" in settings.groups:
     images(settings, upload_dir=UPLOAD_DIR)
     certificate = tls(settings)
     order_stack(settings, upload_dir=UPLOAD_DIR, certificate_op=certificate)
+    acme_certificate(settings)
     authorise_controller(settings)
 
 if "monitoring" in settings.groups:  # validated: a monitoring host is an app host (single layout)

@@ -206,7 +206,23 @@ class HostSettings(BaseModel):
     service_workers: int = Field(2, ge=1, le=64)
     health_timeout: int = Field(180, ge=10, le=3600)
     nginx_client_max_body_size: str = "1m"
-    tls_mode: Literal["self-signed"] = "self-signed"
+    # TLS (deploys/roles/tls.py): a self-signed certificate for hosts without a public name, or
+    # certbot (http-01 through nginx's webroot) against the ACME server acme_directory_url names
+    tls_mode: Literal["self-signed", "acme"] = "self-signed"
+    acme_directory_url: str | None = Field(
+        None, description="ACME directory URL, required with tls_mode 'acme': Let's Encrypt "
+        "(https://acme-v02.api.letsencrypt.org/directory), its staging server, or a local one (tests: Pebble)",
+    )
+    acme_email: str | None = Field(
+        None, description="ACME account contact (expiry notices); required in production with tls_mode 'acme'",
+    )
+    acme_ca_bundle: Path | None = Field(
+        None, description="controller-machine PEM file of CA certificates certbot trusts for the ACME server "
+        "(REQUESTS_CA_BUNDLE), e.g. a local server's; default: the system's CAs",
+    )
+    acme_names: tuple[str, ...] = Field(
+        (), description="DNS names of the ACME certificate (default: domain); must include domain",
+    )
     firewall_allow_tcp: tuple[int, ...] = (22, 80, 443)
     lock_ttl: int = Field(3600, ge=60, description="seconds after which a left-over host lock is stale")
 
@@ -259,6 +275,44 @@ class HostSettings(BaseModel):
         if not _DOMAIN.match(v):
             raise ValueError(f"not a valid DNS name: {v!r}")
         return v
+
+    @field_validator("acme_names")
+    @classmethod
+    def _names(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for name in v:
+            if not isinstance(name, str) or not _DOMAIN.match(name):
+                raise ValueError(f"not a lower-case DNS name: {name!r}")
+        if len(set(v)) != len(v):
+            raise ValueError("names must be unique")
+        return v
+
+    @field_validator("acme_directory_url")
+    @classmethod
+    def _acme_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"https://[^\s/\"'`$;%]+(/[^\s\"'`$;%]*)?", v):
+            raise ValueError(f"expected an https:// URL without spaces, quotes, $ or %, got {v!r}")
+        return v
+
+    @field_validator("acme_email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}", v):
+            raise ValueError(f"not an e-mail address: {v!r}")
+        return v
+
+    @field_validator("acme_ca_bundle")
+    @classmethod
+    def _ca_bundle(cls, v: Path | None) -> Path | None:
+        if v is None:
+            return v
+        path = Path(v).expanduser()
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"cannot read {path} ({type(e).__name__})") from None
+        if "-----BEGIN CERTIFICATE-----" not in text:
+            raise ValueError(f"{path} holds no PEM certificate")
+        return path
 
     @field_validator("timezone")
     @classmethod
@@ -341,9 +395,24 @@ class HostSettings(BaseModel):
             raise ValueError("compose_deb: required when compose_source is 'deb-file'")
         if self.environment != "local":
             self.secrets.check_strength()  # ValueError -> reported under 'secrets'
+        if self.tls_mode == "acme":
+            self._check_acme()
         if "monitoring" in self.groups:
             self._check_monitoring()
         return self
+
+    def _check_acme(self) -> None:
+        if self.acme_directory_url is None:
+            raise ValueError("acme_directory_url: required when tls_mode is 'acme'")
+        if self.acme_names and self.domain not in self.acme_names:
+            raise ValueError(f"acme_names: must include domain {self.domain!r}")
+        if self.environment == "production" and self.acme_email is None:
+            raise ValueError("acme_email: required in production when tls_mode is 'acme' (expiry notices)")
+
+    @property
+    def certificate_names(self) -> tuple[str, ...]:
+        """DNS names of the stack's certificate: ``acme_names``, or ``(domain,)``."""
+        return self.acme_names or (self.domain,)
 
     def _check_monitoring(self) -> None:
         mon = self.monitoring

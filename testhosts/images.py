@@ -63,6 +63,8 @@ LOCAL_IMAGES = {
     "monitoring-loki": ("orderops-local/loki-standin", "3"),
     "monitoring-alloy": ("orderops-local/alloy-standin", "1"),
     "monitoring-cadvisor": ("orderops-local/cadvisor-standin", "0.49"),
+    # test-only helper containers the tests start next to the hosts
+    "pebble": ("orderops-local/pebble", "2.4"),
 }
 #: monitoring image role (inventory ``monitoring_images`` key) -> LOCAL_IMAGES name
 MONITORING_IMAGES = {
@@ -386,6 +388,11 @@ class Builder:
             built[name] = self._ensure_local(name, {"BASE_IMAGE": base}, base, extra)
         return {role: built[name] for role, name in MONITORING_IMAGES.items()}
 
+    def ensure_pebble(self) -> str:
+        """The test ACME server's image (images/pebble: Debian's pebble; tests/support/pebble.py)."""
+        base = self.ensure_base()
+        return self._ensure_local("pebble", {"BASE_IMAGE": base}, base)
+
     def ensure_compose_deb(self) -> Path:
         started = time.monotonic()
         existing = apt.find_compose_deb(self.paths.debs_dir)
@@ -495,6 +502,7 @@ class Builder:
         target = self.ensure_target()
         standins = self.ensure_standins()
         monitoring = self.ensure_monitoring()
+        pebble = self.ensure_pebble()
         self.ensure_compose_deb()
         service_ref: str | None = None
         error: MissingServiceError | None = None
@@ -503,7 +511,7 @@ class Builder:
                 service_ref = self.ensure_order_service(standins["python"])
             except MissingServiceError as exc:
                 error = exc
-        state = ImagesState(target=target, order_service=service_ref, monitoring=monitoring, **standins)
+        state = ImagesState(target=target, order_service=service_ref, monitoring=monitoring, pebble=pebble, **standins)
         save_images(self.paths, state)
         if error:
             raise error

@@ -197,8 +197,9 @@ class ImagesState(BaseModel):
     monitoring: dict[str, str] = Field(
         default_factory=dict, description="monitoring role (prometheus, grafana, ...) -> ref (testhosts.images.MONITORING_IMAGES)"
     )
+    pebble: str | None = Field(default=None, description="test ACME server (images/pebble), for the certbot tests")
 
-    @field_validator("target", "postgres", "redis", "nginx", "python", "order_service")
+    @field_validator("target", "postgres", "redis", "nginx", "python", "order_service", "pebble")
     @classmethod
     def _check_ref(cls, v: str | None) -> str | None:
         return None if v is None else check_immutable(v)

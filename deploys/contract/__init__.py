@@ -18,5 +18,7 @@ module              holds
 ``services``        the stack's services, the image each runs, the "running and healthy" rule,
                     the database identity (user and database name)
 ``images``          the one image-reference parser
+``tls``             certbot's directory and lineage, the ACME CA bundle and renewal drop-in, the
+                    Let's Encrypt directory URLs, the served-certificate command
 ==================  =============================================================================
 """

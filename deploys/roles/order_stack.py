@@ -6,7 +6,7 @@ Files on the host (``stack_dir``; layout :class:`deploys.contract.paths.StackLay
     .env                    secrets for interpolation, mode 0600 (never printed or diffed)
     nginx/orderops.conf     the vhost, bind-mounted read-only into nginx
     tls/                    certificate and key (role ``tls``)
-    acme/                   ACME http-01 webroot (certbot, later)
+    acme/                   ACME http-01 webroot (certbot, tls_mode acme)
 
 The stack is converged by :func:`deploys.operations.compose.up`, which runs ``up`` only when the
 project differs from what runs, and fails naming the unhealthy service when health does not come.
@@ -26,6 +26,7 @@ from deploys.contract.compose import compose_command
 from deploys.contract.images import parse_image_ref
 from deploys.contract.paths import StackLayout
 from deploys.contract.release import ReleaseRecord, RunningVersion, running_version
+from deploys.contract.tls import LETSENCRYPT_DIR
 from deploys.contract.services import DB_NAME, DB_PORT, DB_USER, REDIS_PORT, SERVICE_IMAGES
 from deploys.operations import compose, secret_files
 from deploys.operations import images as image_ops
@@ -158,6 +159,8 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
                 "volumes": [
                     f"{here(layout.nginx_conf)}:/etc/nginx/conf.d/default.conf:ro", f"{here(layout.tls_dir)}:/etc/nginx/tls:ro",
                     f"{here(layout.acme_dir)}:/var/www/acme:ro",
+                    # tls/ then holds symlinks into live/, which point into archive/: the whole tree, same path
+                    *([f"{LETSENCRYPT_DIR}:{LETSENCRYPT_DIR}:ro"] if settings.tls_mode == "acme" else []),
                 ],
                 "depends_on": {"api": {"condition": "service_healthy"}},
                 "healthcheck": _healthcheck(["CMD", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/443"], "5s"),
