@@ -30,6 +30,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from inventories.monitoring import MonitoringSettings
+from order_service.core.secret_policy import secret_format_problem, secret_weakness
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -64,11 +65,6 @@ REQUIRED_SECRET_NAMES = ("postgres_password", "redis_password", "secret_key", "a
 MONITORING_SECRET_NAMES = ("grafana_admin_password", "pg_monitor_password", "smtp_password")
 SECRET_NAMES = REQUIRED_SECRET_NAMES + MONITORING_SECRET_NAMES
 
-#: Values refused as secrets outside local inventories (lower-cased comparison).
-_WEAK_SECRETS = {"changethis", "changeme", "password", "secret", "admin", "postgres", "redis"}
-_MIN_SECRET_LEN = 24
-_MIN_DISTINCT_CHARS = 8
-
 #: pyinfra connection keys and private keys that are not orderops settings, and ``testhost_*``:
 #: data the local test harness adds for its tests (container IP and name; ``inventories/local.py``).
 _PASSTHROUGH_PREFIXES = ("ssh_", "_", "docker_ssh", "winrm_", "local_", "testhost_")
@@ -93,8 +89,9 @@ class InventoryError(ValueError):
 class Secrets(BaseModel):
     """Secrets of one environment. Values are ``SecretStr`` so they never print.
 
-    Strength rules (length >= 24 characters, not a well-known default) apply to every
-    environment except ``local``; the local harness generates random ones anyway.
+    One policy with the service (:mod:`order_service.core.secret_policy`): every printable
+    character is allowed (quotes, backslash, ``$``, backtick, ``#``, space, non-ASCII letters)
+    in every environment; the strength rules apply to every environment except ``local``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -112,24 +109,28 @@ class Secrets(BaseModel):
         for name in SECRET_NAMES:
             if getattr(self, name) is None:
                 continue
-            value = getattr(self, name).get_secret_value()
-            if value.lower() in _WEAK_SECRETS or any(w in value.lower() for w in ("changeme", "changethis")):
-                raise ValueError(f"{name}: a well-known default value is not allowed")
-            if len(value) < _MIN_SECRET_LEN:
-                raise ValueError(f"{name}: too short (need at least {_MIN_SECRET_LEN} characters)")
-            if len(set(value)) < _MIN_DISTINCT_CHARS:
-                raise ValueError(f"{name}: too little variety (need at least {_MIN_DISTINCT_CHARS} distinct characters)")
+            reason = secret_weakness(getattr(self, name).get_secret_value())
+            if reason is not None:
+                raise ValueError(f"{name}: too weak: {reason}")
 
     @field_validator("*")
     @classmethod
     def _printable(cls, v: SecretStr | None) -> SecretStr | None:
         if v is None:
             return v
-        # Rendered single-quoted into the stack's .env: quotes and control characters break it.
-        if any(c in v.get_secret_value() for c in "'\"\\") or not v.get_secret_value().isprintable():
-            raise ValueError("must be printable and contain no quote or backslash characters")
-        if not v.get_secret_value():
-            raise ValueError("must not be empty")
+        problem = secret_format_problem(v.get_secret_value())
+        if problem is not None:
+            raise ValueError(f"not usable as a secret: {problem}")
+        return v
+
+    @field_validator("pg_monitor_password")
+    @classmethod
+    def _url_safe(cls, v: SecretStr | None) -> SecretStr | None:
+        # Exception to the every-printable-character policy: compose interpolates it into
+        # postgres-exporter's DATA_SOURCE_NAME URL (templates/monitoring/compose.yaml.j2), where
+        # @ / : # ? % and the like would change the URL; RFC 3986 unreserved characters only.
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9._~-]+", v.get_secret_value()):
+            raise ValueError("only letters, digits and - . _ ~ (it is part of postgres-exporter's connection URL)")
         return v
 
     def values(self) -> list[str]:
@@ -159,6 +160,7 @@ class Images(BaseModel):
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
 _SIZE = re.compile(r"^[1-9][0-9]*[kmg]$")
+_RATE = re.compile(r"^[1-9][0-9]{0,6}r/[sm]$")
 
 #: The runbook registry's names as data (the schema does not import the runbooks).
 RUNBOOK_NAMES_FILE = Path(__file__).resolve().parents[1] / "runbooks" / "library" / "names.txt"
@@ -223,6 +225,29 @@ class HostSettings(BaseModel):
     acme_names: tuple[str, ...] = Field(
         (), description="DNS names of the ACME certificate (default: domain); must include domain",
     )
+
+    # nginx edge (templates/nginx/orderops.conf.j2); production defaults, the test inventory
+    # raises the rate limits. Rates are nginx limit_req rates (``10r/m``, ``20r/s``) per client
+    # address; bursts are requests queued beyond the rate (answered at once, ``nodelay``);
+    # timeouts are seconds.
+    https_public_port: int = Field(
+        443, ge=1, le=65535, description="port clients reach HTTPS on (HTTP redirects there; left out of URLs when 443)",
+    )
+    nginx_login_rate: str = Field("10r/m", description="login attempts per client address")
+    nginx_login_burst: int = Field(5, ge=0, le=100_000)
+    nginx_api_rate: str = Field("20r/s", description="API requests per client address")
+    nginx_api_burst: int = Field(40, ge=0, le=100_000)
+    nginx_client_header_timeout: int = Field(10, ge=1, le=3600)
+    nginx_client_body_timeout: int = Field(30, ge=1, le=3600)
+    nginx_send_timeout: int = Field(30, ge=1, le=3600)
+    nginx_keepalive_timeout: int = Field(65, ge=0, le=3600)
+    nginx_proxy_connect_timeout: int = Field(5, ge=1, le=75, description="nginx caps it at 75 s")
+    nginx_proxy_send_timeout: int = Field(60, ge=1, le=3600)
+    nginx_proxy_read_timeout: int = Field(60, ge=1, le=3600)
+    # the order service's own limits (RATE_LIMIT_* in order_service/core/config.py; 0 = off)
+    service_rate_limit_user: int = Field(600, ge=0, description="requests per window per signed-in user")
+    service_rate_limit_ip: int = Field(1200, ge=0, description="requests per window per client address")
+    service_rate_limit_window: int = Field(60, ge=1, le=3600, description="fixed window, seconds")
     firewall_allow_tcp: tuple[int, ...] = (22, 80, 443)
     lock_ttl: int = Field(3600, ge=60, description="seconds after which a left-over host lock is stale")
 
@@ -328,6 +353,13 @@ class HostSettings(BaseModel):
     def _size(cls, v: str) -> str:
         if not _SIZE.match(v):
             raise ValueError(f"expected a size like '10m' (digits + k|m|g), got {v!r}")
+        return v
+
+    @field_validator("nginx_login_rate", "nginx_api_rate")
+    @classmethod
+    def _rate(cls, v: str) -> str:
+        if not _RATE.match(v):
+            raise ValueError(f"expected an nginx rate like '10r/s' or '30r/m', got {v!r}")
         return v
 
     @field_validator("stack_dir")

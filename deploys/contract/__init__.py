@@ -18,6 +18,8 @@ module              holds
 ``services``        the stack's services, the image each runs, the "running and healthy" rule,
                     the database identity (user and database name)
 ``images``          the one image-reference parser
+``dotenv``          the ``.env`` quoting compose reads back byte for byte, and the one reader the
+                    host's helper scripts use (never ``. .env``)
 ``tls``             certbot's directory and lineage, the ACME CA bundle and renewal drop-in, the
                     Let's Encrypt directory URLs, the served-certificate command
 ==================  =============================================================================
