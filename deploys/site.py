@@ -13,6 +13,7 @@ lock                all                      per-host run lock (deploys/operatio
 base                all                      packages, time, deploy user, sshd drop-in
 firewall            all                      ufw: deny in, allow 22/80/443
 docker              app                      Docker Engine + Compose v2, log rotation
+fail2ban            app                      jails: sshd (INPUT), refused API logins (DOCKER-USER)
 images              app                      stack images by registry or archive
 tls                 app                      nginx's certificate (self-signed, or certbot + placeholder)
 order_stack         app                      compose project, healthy
@@ -31,6 +32,7 @@ from deploys.operations import lock
 from deploys.roles.base import base
 from deploys.roles.controller import authorise_controller, controller
 from deploys.roles.docker_engine import docker
+from deploys.roles.fail2ban import fail2ban
 from deploys.roles.firewall import firewall
 from deploys.roles.images import images
 from deploys.roles.monitoring import monitoring
@@ -54,6 +56,7 @@ if "app" in settings.groups:
     settings, version = effective_settings(settings, host.get_fact(RunningRelease))
     host.log(f"order service {version.ref} (from {version.source}: {version.reason})")
     docker(settings, upload_dir=UPLOAD_DIR)
+    fail2ban(settings)
     images(settings, upload_dir=UPLOAD_DIR)
     certificate = tls(settings)
     order_stack(settings, upload_dir=UPLOAD_DIR, certificate_op=certificate)

@@ -249,6 +249,11 @@ class HostSettings(BaseModel):
     service_rate_limit_ip: int = Field(1200, ge=0, description="requests per window per client address")
     service_rate_limit_window: int = Field(60, ge=1, le=3600, description="fixed window, seconds")
     firewall_allow_tcp: tuple[int, ...] = (22, 80, 443)
+    # fail2ban (deploys/roles/fail2ban.py): maxretry failures within findtime seconds ban the
+    # address for bantime seconds (sshd and refused API logins alike)
+    fail2ban_maxretry: int = Field(5, ge=1, le=1000)
+    fail2ban_findtime: int = Field(600, ge=10, le=86400 * 7)
+    fail2ban_bantime: int = Field(3600, ge=10, le=86400 * 365)
     lock_ttl: int = Field(3600, ge=60, description="seconds after which a left-over host lock is stale")
 
     # Redis memory bound (order stack): eviction only among keys with a TTL by default, so

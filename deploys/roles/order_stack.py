@@ -28,7 +28,7 @@ from deploys.contract.images import parse_image_ref
 from deploys.contract.paths import StackLayout
 from deploys.contract.release import ReleaseRecord, RunningVersion, running_version
 from deploys.contract.tls import LETSENCRYPT_DIR
-from deploys.contract.services import DB_NAME, DB_PORT, DB_USER, REDIS_PORT, SERVICE_IMAGES
+from deploys.contract.services import API_LOG_TAG, DB_NAME, DB_PORT, DB_USER, REDIS_PORT, SERVICE_IMAGES
 from deploys.operations import compose, secret_files
 from deploys.operations import nginx as nginx_ops
 from deploys.operations import images as image_ops
@@ -155,6 +155,9 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
             "api": {
                 "image": images["api"], **always,
                 "environment": api_environment(settings),
+                # the journal, tagged: fail2ban's API jail reads refused logins there (deploys/roles/fail2ban.py);
+                # `docker logs` and the Docker API still read it
+                "logging": {"driver": "journald", "options": {"tag": API_LOG_TAG}},
                 "volumes": ["attachments:/data/attachments"],
                 "depends_on": {"postgres": {"condition": "service_healthy"}, "redis": {"condition": "service_healthy"}},
                 "healthcheck": _healthcheck(
