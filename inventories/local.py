@@ -85,6 +85,7 @@ def _host_data(h):
         "service_rate_limit_ip": 40000,
         # harness-only data for the tests (not settings: see inventories.schema)
         "testhost_ip": h["ip"],
+        "testhost_ip6": h.get("ip6") or None,
         "testhost_container": h["container"],
         "monitoring": _MONITORING,
     }

@@ -158,6 +158,26 @@ class Images(BaseModel):
         return self.model_dump()
 
 
+class ServiceLimits(BaseModel):
+    """Resource limits of one stack service: memory (Docker size, ``256m``), CPUs (fraction of
+    cores), PIDs (processes + threads)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    memory: str = Field(pattern=r"^[1-9][0-9]*[kmg]$")
+    cpus: float = Field(gt=0, le=64)
+    pids: int = Field(ge=16, le=100000)
+
+
+def _default_limits() -> dict[str, ServiceLimits]:
+    return {
+        "postgres": ServiceLimits(memory="1g", cpus=1.0, pids=256),
+        "redis": ServiceLimits(memory="256m", cpus=0.5, pids=64),
+        "api": ServiceLimits(memory="1g", cpus=1.0, pids=256),
+        "nginx": ServiceLimits(memory="256m", cpus=0.5, pids=128),
+    }
+
+
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
 _SIZE = re.compile(r"^[1-9][0-9]*[kmg]$")
 _RATE = re.compile(r"^[1-9][0-9]{0,6}r/[sm]$")
@@ -188,7 +208,14 @@ class HostSettings(BaseModel):
     secrets: Secrets
 
     timezone: str = "UTC"
-    deploy_user: str = "deploy"
+    auto_reboot: bool = Field(False, description="unattended-upgrades reboots when an update needs it")
+    auto_reboot_time: str = Field("04:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, host time")
+    apt_lock_timeout: int = Field(600, ge=0, le=7200, description="seconds apt waits for the dpkg lock (DPkg::Lock::Timeout)")
+    deploy_user: str = Field("deploy", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    ssh_allow_groups: tuple[str, ...] = Field(
+        ("orderops-ssh",), min_length=1,
+        description="sshd AllowGroups; the deploy user (and ssh_user) join the first, which the deploy creates",
+    )
 
     # docker role
     docker_source: Literal["distro", "docker-apt"] = "docker-apt"
@@ -196,6 +223,7 @@ class HostSettings(BaseModel):
     compose_deb: Path | None = None
     docker_log_max_size: str = "10m"
     docker_log_max_file: int = Field(3, ge=1, le=100)
+    docker_userland_proxy: bool = Field(True, description="daemon.json userland-proxy; see deploys/roles/docker_engine.py")
 
     # images role
     image_transport: Literal["registry", "archive"] = "registry"
@@ -208,6 +236,9 @@ class HostSettings(BaseModel):
     service_workers: int = Field(2, ge=1, le=64)
     health_timeout: int = Field(180, ge=10, le=3600)
     nginx_client_max_body_size: str = "1m"
+    service_limits: dict[Literal["postgres", "redis", "api", "nginx"], ServiceLimits] = Field(
+        default_factory=_default_limits, description="memory/cpus/pids per stack service (compose limits)",
+    )
     # TLS (deploys/roles/tls.py): a self-signed certificate for hosts without a public name, or
     # certbot (http-01 through nginx's webroot) against the ACME server acme_directory_url names
     tls_mode: Literal["self-signed", "acme"] = "self-signed"
@@ -296,6 +327,19 @@ class HostSettings(BaseModel):
     probe_http_url: str | None = Field(
         None, description="base URL probes use for nginx over HTTP (default http://<domain>)",
     )
+
+    @field_validator("service_limits")
+    @classmethod
+    def _all_limits(cls, v: dict) -> dict:
+        return {**_default_limits(), **v}
+
+    @field_validator("ssh_allow_groups")
+    @classmethod
+    def _groups(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for group in v:
+            if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", group):
+                raise ValueError(f"not a valid group name: {group!r}")
+        return v
 
     @field_validator("domain")
     @classmethod

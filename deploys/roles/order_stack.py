@@ -36,7 +36,7 @@ from inventories.schema import HostSettings
 from templates import render
 
 __all__ = [
-    "order_stack", "compose_project", "compose_text", "service_images", "nginx_text", "env_text", "dotenv_quote", "dotenv_read_command",
+    "order_stack", "compose_project", "container_hardening", "SERVICE_HARDENING", "compose_text", "service_images", "nginx_text", "env_text", "dotenv_quote", "dotenv_read_command",
     "api_environment", "effective_settings",
 ]
 
@@ -122,7 +122,7 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
         return "./" + posixpath.relpath(path, layout.root)
 
     always = {"restart": "unless-stopped"}
-    return {
+    project = {
         "name": settings.compose_project,
         "services": {
             "postgres": {
@@ -183,12 +183,57 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
         "networks": {"backend": {"internal": True}, "frontend": {}},
         "volumes": {"pgdata": {}, "redisdata": {}, "attachments": {}},
     }
+    for service, hardening in container_hardening(settings).items():
+        project["services"][service].update(_compose_hardening(hardening))
+    return project
+
+
+def _compose_hardening(h: dict[str, Any]) -> dict[str, Any]:
+    """compose-spec keys of one service's :func:`container_hardening` entry (CIS Docker Benchmark 5.x)."""
+    keys: dict[str, Any] = {"security_opt": ["no-new-privileges:true"], "cap_drop": ["ALL"]}
+    if h["cap_add"]:
+        keys["cap_add"] = list(h["cap_add"])
+    keys.update({"read_only": True, "tmpfs": list(h["tmpfs"]), "mem_limit": h["memory"], "cpus": h["cpus"],
+                 "pids_limit": h["pids"]})
+    return keys
 
 
 def compose_text(settings: HostSettings) -> str:
     """``compose.yaml``: :func:`compose_project` written by ``yaml.safe_dump`` under a header comment."""
     header = "# Managed by orderops (deploys/roles/order_stack.py). Secrets come from .env (mode 0600).\n"
     return header + yaml.safe_dump(compose_project(settings), sort_keys=False, default_flow_style=False, width=1000)
+#: What each service needs beyond ``cap_drop: [ALL]`` and a read-only root filesystem.
+#: Exceptions, each for a reason:
+#:
+#: - postgres, redis: their entrypoints start as root to own the data volume (CHOWN, FOWNER,
+#:   DAC_OVERRIDE to read a 0700 data dir of another uid) and then drop to the service user with
+#:   ``setpriv`` (SETUID, SETGID); the servers themselves run as postgres / redis.
+#: - nginx: the master runs as root to read the TLS key and switches workers to ``nginx``
+#:   (SETUID, SETGID, CHOWN for its temp dirs); it listens on 80/443 inside the container
+#:   (NET_BIND_SERVICE) because the vhost (templates/nginx/) binds those ports.
+#: - api: runs as the image's ``orderops`` user with no capability at all.
+#: tmpfs: the paths each service writes outside its volumes.
+SERVICE_HARDENING = {
+    "postgres": {"cap_add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"],
+                 "tmpfs": ["/tmp", "/var/run/postgresql"]},
+    "redis": {"cap_add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"], "tmpfs": ["/tmp"]},
+    "api": {"cap_add": [], "tmpfs": ["/tmp"]},
+    "nginx": {"cap_add": ["CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE"],
+              "tmpfs": ["/tmp", "/run", "/var/cache/nginx", "/var/lib/nginx", "/var/log/nginx"]},
+}
+
+
+def container_hardening(settings: HostSettings) -> dict[str, dict]:
+    """Per service: ``cap_add``, ``tmpfs`` (:data:`SERVICE_HARDENING`) and the limits from the
+    inventory's ``service_limits`` (``memory``, ``cpus``, ``pids``)."""
+    out = {}
+    for service, fixed in SERVICE_HARDENING.items():
+        limits = settings.service_limits[service]
+        out[service] = {**fixed, "memory": limits.memory, "cpus": limits.cpus, "pids": limits.pids}
+    return out
+
+
+
 
 
 #: Methods the order API serves (FastAPI routes + CORS preflight); nginx refuses others with 405.
