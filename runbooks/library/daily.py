@@ -185,18 +185,22 @@ def _cert_lines(text: str) -> dict[str, str]:
     return {k: v.strip() for k, _, v in (l.strip().partition("=") for l in text.splitlines()) if k in ("serial", "notAfter")}
 
 
-@step("Certificate days left", timeout=30)
+@step("Certificate days left", timeout=60)
 def certificate(ctx: StepContext) -> StepResult:
     """The certificate nginx *serves* on the host's port 443 (``openssl s_client`` with the domain
     as SNI): days until it expires against `cert_min_days`, and its serial against the file nginx is
     configured with (`<stack_dir>/tls/fullchain.pem`, a certbot lineage with tls_mode acme): a
-    difference means a renewal that nginx did not load (the deploy hook's reload failed)."""
+    difference means a renewal that nginx did not load (the deploy hook's reload failed).
+    One command on the host (each costs an executor round trip)."""
     path = StackLayout(ctx.host.settings.stack_dir).certificate
-    file_out = ctx.sh(f"openssl x509 -serial -enddate -noout -in {shlex.quote(path)}")
-    served_out = ctx.sh(served_certificate_command(ctx.host.settings.domain))
-    on_disk, served = _cert_lines(file_out.stdout if file_out.ok else ""), _cert_lines(served_out.stdout if served_out.ok else "")
+    out = ctx.sh(
+        f"echo '#file'; openssl x509 -serial -enddate -noout -in {shlex.quote(path)}; "
+        f"echo '#served'; {served_certificate_command(ctx.host.settings.domain)}"
+    )
+    file_part, _, served_part = out.stdout.partition("#served")
+    on_disk, served = _cert_lines(file_part), _cert_lines(served_part)
     if "notAfter" not in served:
-        return ctx.failed(f"nginx serves no readable certificate on 127.0.0.1:443 ({served_out.stderr.strip()[-200:]})")
+        return ctx.failed(f"nginx serves no readable certificate on 127.0.0.1:443 ({out.stderr.strip()[-200:]})")
     not_after = datetime.strptime(served["notAfter"], "%b %d %H:%M:%S %Y %Z").replace(tzinfo=timezone.utc)
     days = (not_after - datetime.now(timezone.utc)).days
     data = {"days_left": days, "not_after": not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -53,7 +53,7 @@ def _executors(remote, pyinfra=None):
 
 def test_daily_flags_disk_and_restart_growth(tmp_path):
     rb = get_runbook("daily")
-    fake = FakeExecutor().on(r"docker inspect", STATES_OK).on(r"#df", USAGE).on(r"openssl x509", "serial=0A1B\nnotAfter=Jan  1 00:00:00 2099 GMT")
+    fake = FakeExecutor().on(r"docker inspect", STATES_OK).on(r"#df", USAGE).on(r"openssl x509", "#file\nserial=0A1B\nnotAfter=Jan  1 00:00:00 2099 GMT\n#served\nserial=0A1B\nnotAfter=Jan  1 00:00:00 2099 GMT")
     p = rb.params(drift=True)
     res = run(rb, [make_host("h1")], p, _executors(fake, FakePyinfra([DeployResult(True, ["order stack | nginx vhost"])])), runs_dir=tmp_path)
     data = _result(res)
@@ -70,7 +70,7 @@ def test_daily_flags_disk_and_restart_growth(tmp_path):
 def _daily_certificate(tmp_path, file_out: str, served_out: str) -> dict:
     rb = get_runbook("daily")
     fake = (FakeExecutor().on(r"docker inspect", STATES_OK).on(r"#df", USAGE)
-            .on(r"s_client", served_out).on(r"openssl x509 -serial -enddate -noout -in", file_out))
+            .on(r"s_client", f"#file\n{file_out}\n#served\n{served_out}\n"))
     res = run(rb, [make_host("h1")], rb.params(drift=False), _executors(fake), runs_dir=tmp_path)
     assert any("s_client -connect 127.0.0.1:443" in c for c in fake.commands())
     return _step(_result(res), "Certificate days left")
