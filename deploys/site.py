@@ -14,9 +14,11 @@ base                all                      apt lock wait, packages, time, depl
 hardening           all                      sysctl baseline, no core dumps, umask
 firewall            all                      ufw + DOCKER-USER: only the allowed ports, v4 and v6
 docker              app                      Docker Engine + Compose v2, log rotation
+fail2ban            app                      jails: sshd (INPUT), refused API logins (DOCKER-USER)
 images              app                      stack images by registry or archive
-tls                 app                      nginx's certificate
+tls                 app                      nginx's certificate (self-signed, or certbot + placeholder)
 order_stack         app                      compose project, healthy
+acme certificate    app                      tls_mode acme: certbot certonly --webroot when needed
 controller access   app                      the controller host's SSH key authorised
 backups             app                      backup program, config, timer (deploys/roles/backups.py)
 controller          controller               runbook tooling, inventory, key, timers
@@ -33,12 +35,13 @@ from deploys.roles.backups import backups
 from deploys.roles.base import base
 from deploys.roles.controller import authorise_controller, controller
 from deploys.roles.docker_engine import docker
+from deploys.roles.fail2ban import fail2ban
 from deploys.roles.firewall import firewall
 from deploys.roles.hardening import hardening
 from deploys.roles.images import images
 from deploys.roles.monitoring import monitoring
 from deploys.roles.order_stack import effective_settings, order_stack
-from deploys.roles.tls import tls
+from deploys.roles.tls import acme_certificate, tls
 from inventories.schema import InventoryError, settings_for
 
 try:
@@ -58,9 +61,11 @@ if "app" in settings.groups:
     settings, version = effective_settings(settings, host.get_fact(RunningRelease))
     host.log(f"order service {version.ref} (from {version.source}: {version.reason})")
     docker(settings, upload_dir=UPLOAD_DIR)
+    fail2ban(settings)
     images(settings, upload_dir=UPLOAD_DIR)
     certificate = tls(settings)
     order_stack(settings, upload_dir=UPLOAD_DIR, certificate_op=certificate)
+    acme_certificate(settings)
     authorise_controller(settings)
     backups(settings, upload_dir=UPLOAD_DIR)
 

@@ -239,7 +239,23 @@ class HostSettings(BaseModel):
     service_limits: dict[Literal["postgres", "redis", "api", "nginx"], ServiceLimits] = Field(
         default_factory=_default_limits, description="memory/cpus/pids per stack service (compose limits)",
     )
-    tls_mode: Literal["self-signed"] = "self-signed"
+    # TLS (deploys/roles/tls.py): a self-signed certificate for hosts without a public name, or
+    # certbot (http-01 through nginx's webroot) against the ACME server acme_directory_url names
+    tls_mode: Literal["self-signed", "acme"] = "self-signed"
+    acme_directory_url: str | None = Field(
+        None, description="ACME directory URL, required with tls_mode 'acme': Let's Encrypt "
+        "(https://acme-v02.api.letsencrypt.org/directory), its staging server, or a local one (tests: Pebble)",
+    )
+    acme_email: str | None = Field(
+        None, description="ACME account contact (expiry notices); required in production with tls_mode 'acme'",
+    )
+    acme_ca_bundle: Path | None = Field(
+        None, description="controller-machine PEM file of CA certificates certbot trusts for the ACME server "
+        "(REQUESTS_CA_BUNDLE), e.g. a local server's; default: the system's CAs",
+    )
+    acme_names: tuple[str, ...] = Field(
+        (), description="DNS names of the ACME certificate (default: domain); must include domain",
+    )
 
     # nginx edge (templates/nginx/orderops.conf.j2); production defaults, the test inventory
     # raises the rate limits. Rates are nginx limit_req rates (``10r/m``, ``20r/s``) per client
@@ -264,6 +280,11 @@ class HostSettings(BaseModel):
     service_rate_limit_ip: int = Field(1200, ge=0, description="requests per window per client address")
     service_rate_limit_window: int = Field(60, ge=1, le=3600, description="fixed window, seconds")
     firewall_allow_tcp: tuple[int, ...] = (22, 80, 443)
+    # fail2ban (deploys/roles/fail2ban.py): maxretry failures within findtime seconds ban the
+    # address for bantime seconds (sshd and refused API logins alike)
+    fail2ban_maxretry: int = Field(5, ge=1, le=1000)
+    fail2ban_findtime: int = Field(600, ge=10, le=86400 * 7)
+    fail2ban_bantime: int = Field(3600, ge=10, le=86400 * 365)
     lock_ttl: int = Field(3600, ge=60, description="seconds after which a left-over host lock is stale")
 
     # Redis memory bound (order stack): eviction only among keys with a TTL by default, so
@@ -352,6 +373,44 @@ class HostSettings(BaseModel):
         if not _DOMAIN.match(v):
             raise ValueError(f"not a valid DNS name: {v!r}")
         return v
+
+    @field_validator("acme_names")
+    @classmethod
+    def _names(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for name in v:
+            if not isinstance(name, str) or not _DOMAIN.match(name):
+                raise ValueError(f"not a lower-case DNS name: {name!r}")
+        if len(set(v)) != len(v):
+            raise ValueError("names must be unique")
+        return v
+
+    @field_validator("acme_directory_url")
+    @classmethod
+    def _acme_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"https://[^\s/\"'`$;%]+(/[^\s\"'`$;%]*)?", v):
+            raise ValueError(f"expected an https:// URL without spaces, quotes, $ or %, got {v!r}")
+        return v
+
+    @field_validator("acme_email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}", v):
+            raise ValueError(f"not an e-mail address: {v!r}")
+        return v
+
+    @field_validator("acme_ca_bundle")
+    @classmethod
+    def _ca_bundle(cls, v: Path | None) -> Path | None:
+        if v is None:
+            return v
+        path = Path(v).expanduser()
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"cannot read {path} ({type(e).__name__})") from None
+        if "-----BEGIN CERTIFICATE-----" not in text:
+            raise ValueError(f"{path} holds no PEM certificate")
+        return path
 
     @field_validator("timezone")
     @classmethod
@@ -482,6 +541,8 @@ class HostSettings(BaseModel):
             raise ValueError("compose_deb: required when compose_source is 'deb-file'")
         if self.environment != "local":
             self.secrets.check_strength()  # ValueError -> reported under 'secrets'
+        if self.tls_mode == "acme":
+            self._check_acme()
         if "monitoring" in self.groups:
             self._check_monitoring()
         if self.backup_enabled and "app" in self.groups and self.environment != "local" and not self.backup_age_recipients:
@@ -491,6 +552,19 @@ class HostSettings(BaseModel):
         if self.backup_s3_credentials_file is not None:
             _check_s3_credentials(self.backup_s3_credentials_file)
         return self
+
+    def _check_acme(self) -> None:
+        if self.acme_directory_url is None:
+            raise ValueError("acme_directory_url: required when tls_mode is 'acme'")
+        if self.acme_names and self.domain not in self.acme_names:
+            raise ValueError(f"acme_names: must include domain {self.domain!r}")
+        if self.environment == "production" and self.acme_email is None:
+            raise ValueError("acme_email: required in production when tls_mode is 'acme' (expiry notices)")
+
+    @property
+    def certificate_names(self) -> tuple[str, ...]:
+        """DNS names of the stack's certificate: ``acme_names``, or ``(domain,)``."""
+        return self.acme_names or (self.domain,)
 
     def _check_monitoring(self) -> None:
         mon = self.monitoring

@@ -65,6 +65,8 @@ LOCAL_IMAGES = {
     "monitoring-cadvisor": ("orderops-local/cadvisor-standin", "0.49"),
     # test-only: the live monitoring test's webhook receiver + SMTP sink (images/alert-sink)
     "alert-sink": ("orderops-local/alert-sink", SUITE),
+    # test-only helper containers the tests start next to the hosts
+    "pebble": ("orderops-local/pebble", "2.4"),
 }
 #: monitoring image role (inventory ``monitoring_images`` key) -> LOCAL_IMAGES name
 MONITORING_IMAGES = {
@@ -388,6 +390,11 @@ class Builder:
             built[name] = self._ensure_local(name, {"BASE_IMAGE": base}, base, extra)
         return {role: built[name] for role, name in MONITORING_IMAGES.items()}
 
+    def ensure_pebble(self) -> str:
+        """The test ACME server's image (images/pebble: Debian's pebble; tests/support/pebble.py)."""
+        base = self.ensure_base()
+        return self._ensure_local("pebble", {"BASE_IMAGE": base}, base)
+
     def ensure_compose_deb(self) -> Path:
         started = time.monotonic()
         existing = apt.find_compose_deb(self.paths.debs_dir)
@@ -497,6 +504,7 @@ class Builder:
         target = self.ensure_target()
         standins = self.ensure_standins()
         monitoring = self.ensure_monitoring()
+        pebble = self.ensure_pebble()
         self.ensure_compose_deb()
         service_ref: str | None = None
         error: MissingServiceError | None = None
@@ -507,7 +515,7 @@ class Builder:
                 error = exc
         base = self.ensure_base()
         alert_sink = self._ensure_local("alert-sink", {"BASE_IMAGE": base}, base)
-        state = ImagesState(target=target, order_service=service_ref, monitoring=monitoring, alert_sink=alert_sink,
+        state = ImagesState(target=target, order_service=service_ref, monitoring=monitoring, alert_sink=alert_sink, pebble=pebble,
                             **standins)
         save_images(self.paths, state)
         if error:

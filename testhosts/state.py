@@ -201,8 +201,9 @@ class ImagesState(BaseModel):
     alert_sink: str | None = Field(
         default=None, description="test-only image: the live monitoring test's webhook + SMTP receivers (images/alert-sink)"
     )
+    pebble: str | None = Field(default=None, description="test ACME server (images/pebble), for the certbot tests")
 
-    @field_validator("target", "postgres", "redis", "nginx", "python", "order_service", "alert_sink")
+    @field_validator("target", "postgres", "redis", "nginx", "python", "order_service", "alert_sink", "pebble")
     @classmethod
     def _check_ref(cls, v: str | None) -> str | None:
         return None if v is None else check_immutable(v)

@@ -23,5 +23,7 @@ module              holds
                     tables each manifest counts
 ``dotenv``          the ``.env`` quoting compose reads back byte for byte, and the one reader the
                     host's helper scripts use (never ``. .env``)
+``tls``             certbot's directory and lineage, the ACME CA bundle and renewal drop-in, the
+                    Let's Encrypt directory URLs, the served-certificate command
 ==================  =============================================================================
 """

@@ -96,6 +96,11 @@ class StackLayout:
         return f"{self.root}/bin"
 
     @property
+    def deploy_hook(self) -> str:
+        """certbot's deploy hook: reloads nginx after an issuance or renewal (``tls_mode: acme``)."""
+        return f"{self.bin_dir}/certbot-deploy-hook.sh"
+
+    @property
     def db_password_script(self) -> str:
         """Applies a changed ``postgres_password`` to the running database."""
         return f"{self.bin_dir}/apply-db-password.sh"

@@ -36,3 +36,7 @@ def is_up(status: str | None, health: str | None) -> bool:
     + health: ``State.Health.Status`` (``healthy``, ``starting``, ``unhealthy``) or :data:`NO_HEALTHCHECK`
     """
     return status == "running" and health in ("healthy", NO_HEALTHCHECK)
+
+#: journald tag (``CONTAINER_TAG``/``SYSLOG_IDENTIFIER``) of the order service's container log
+#: (Docker's journald log driver): fail2ban's API jail matches it.
+API_LOG_TAG = "orderops-api"

@@ -82,6 +82,13 @@ def with_section(text: str, section: str) -> str:
     return _SECTION.sub("", text) + section
 
 
+def own_rules(lines: list[str] | None) -> list[str] | None:
+    """``iptables -S DOCKER-USER`` lines without fail2ban's jumps to its ``f2b-<jail>`` chains
+    (deploys/roles/fail2ban.py inserts them at the top): they are not drift. A ``ufw reload``
+    still drops them; fail2ban's ``actioncheck`` puts its jump back at the next ban."""
+    return None if lines is None else [l for l in lines if " -j f2b-" not in l]
+
+
 @operation()
 def docker_user(allowed_tcp: list[int], ipv6: bool = True):
     """
@@ -117,7 +124,7 @@ def docker_user(allowed_tcp: list[int], ipv6: bool = True):
                 "cat", QuoteString(STAGED), ">>", QuoteString(path),
             )
             reload = True
-        if live.get(family) != wanted:
+        if own_rules(live.get(family)) != wanted:
             reload = True
     if not reload:
         host.noop("DOCKER-USER policy in place (files and live chains)")

@@ -6,7 +6,7 @@ Files on the host (``stack_dir``; layout :class:`deploys.contract.paths.StackLay
     .env                    secrets for interpolation, mode 0600 (never printed or diffed)
     nginx/orderops.conf     the vhost; nginx/ is nginx's conf.d (read-only), so a replaced file is seen
     tls/                    certificate and key (role ``tls``)
-    acme/                   ACME http-01 webroot (certbot, later)
+    acme/                   ACME http-01 webroot (certbot, tls_mode acme)
 
 The stack is converged by :func:`deploys.operations.compose.up`, which runs ``up`` only when the
 project differs from what runs, and fails naming the unhealthy service when health does not come.
@@ -28,7 +28,8 @@ from deploys.contract.images import parse_image_ref
 from deploys.contract.monitoring import GRAFANA_PUBLIC_PATH, SERVICE_PORTS, STUB_STATUS_PORT
 from deploys.contract.paths import StackLayout
 from deploys.contract.release import ReleaseRecord, RunningVersion, running_version
-from deploys.contract.services import ATTACHMENTS_VOLUME, DB_NAME, DB_PORT, DB_USER, REDIS_PORT, SERVICE_IMAGES
+from deploys.contract.tls import LETSENCRYPT_DIR
+from deploys.contract.services import API_LOG_TAG, ATTACHMENTS_VOLUME, DB_NAME, DB_PORT, DB_USER, REDIS_PORT, SERVICE_IMAGES
 from deploys.operations import compose, secret_files
 from deploys.operations import nginx as nginx_ops
 from deploys.operations import images as image_ops
@@ -153,6 +154,9 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
             "api": {
                 "image": images["api"], **always,
                 "environment": api_environment(settings),
+                # the journal, tagged: fail2ban's API jail reads refused logins there (deploys/roles/fail2ban.py);
+                # `docker logs` and the Docker API still read it
+                "logging": {"driver": "journald", "options": {"tag": API_LOG_TAG}},
                 "volumes": [f"{ATTACHMENTS_VOLUME}:/data/attachments"],
                 "depends_on": {"postgres": {"condition": "service_healthy"}, "redis": {"condition": "service_healthy"}},
                 "healthcheck": _healthcheck(
@@ -166,6 +170,8 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
                 "volumes": [
                     f"{here(layout.nginx_dir)}:{NGINX_CONF_DIR}:ro", f"{here(layout.tls_dir)}:{NGINX_TLS_DIR}:ro",
                     f"{here(layout.acme_dir)}:{NGINX_ACME_DIR}:ro",
+                    # tls/ then holds symlinks into live/, which point into archive/: the whole tree, same path
+                    *([f"{LETSENCRYPT_DIR}:{LETSENCRYPT_DIR}:ro"] if settings.tls_mode == "acme" else []),
                 ],
                 "depends_on": {"api": {"condition": "service_healthy"}},
                 "healthcheck": _healthcheck(["CMD", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/443"], "5s"),
@@ -327,7 +333,7 @@ def order_stack(settings: HostSettings, upload_dir: str, certificate_op=None) ->
         content=nginx_text(settings),
         image=settings.images.nginx,
         config_path=f"{NGINX_CONF_DIR}/{posixpath.basename(layout.nginx_conf)}",
-        mounts={layout.tls_dir: NGINX_TLS_DIR},
+        mounts={layout.tls_dir: NGINX_TLS_DIR, **({LETSENCRYPT_DIR: LETSENCRYPT_DIR} if settings.tls_mode == "acme" else {})},
     )
 
     compose.up(

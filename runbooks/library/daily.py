@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from deploys.contract.paths import RELEASE_FILE, StackLayout
 from deploys.contract.release import parse_release, read_command, running_version
 from deploys.contract.services import SERVICES
+from deploys.contract.tls import served_certificate_command
 from runbooks.engine.model import Runbook, StepContext, StepResult, Table, step
 from runbooks.library._common import compose, container_states, parse_states, strip_ansi
 
@@ -179,16 +180,34 @@ def resources(ctx: StepContext) -> StepResult:
     return ctx.ok("within thresholds", data, [table])
 
 
-@step("Certificate days left", timeout=30)
+def _cert_lines(text: str) -> dict[str, str]:
+    """``serial=`` / ``notAfter=`` lines of ``openssl x509 -serial -enddate`` to ``{key: value}``."""
+    return {k: v.strip() for k, _, v in (l.strip().partition("=") for l in text.splitlines()) if k in ("serial", "notAfter")}
+
+
+@step("Certificate days left", timeout=60)
 def certificate(ctx: StepContext) -> StepResult:
-    """Days until nginx's certificate (`<stack_dir>/tls/fullchain.pem`) expires, against `cert_min_days`."""
+    """The certificate nginx *serves* on the host's port 443 (``openssl s_client`` with the domain
+    as SNI): days until it expires against `cert_min_days`, and its serial against the file nginx is
+    configured with (`<stack_dir>/tls/fullchain.pem`, a certbot lineage with tls_mode acme): a
+    difference means a renewal that nginx did not load (the deploy hook's reload failed).
+    One command on the host (each costs an executor round trip)."""
     path = StackLayout(ctx.host.settings.stack_dir).certificate
-    out = ctx.sh(f"openssl x509 -enddate -noout -in {shlex.quote(path)}")
-    if not out.ok or "notAfter=" not in out.stdout:
-        return ctx.failed(f"cannot read {path}: {out.stderr.strip()[-200:]}")
-    not_after = datetime.strptime(out.stdout.split("=", 1)[1].strip(), "%b %d %H:%M:%S %Y %Z").replace(tzinfo=timezone.utc)
+    out = ctx.sh(
+        f"echo '#file'; openssl x509 -serial -enddate -noout -in {shlex.quote(path)}; "
+        f"echo '#served'; {served_certificate_command(ctx.host.settings.domain)}"
+    )
+    file_part, _, served_part = out.stdout.partition("#served")
+    on_disk, served = _cert_lines(file_part), _cert_lines(served_part)
+    if "notAfter" not in served:
+        return ctx.failed(f"nginx serves no readable certificate on 127.0.0.1:443 ({out.stderr.strip()[-200:]})")
+    not_after = datetime.strptime(served["notAfter"], "%b %d %H:%M:%S %Y %Z").replace(tzinfo=timezone.utc)
     days = (not_after - datetime.now(timezone.utc)).days
-    data = {"days_left": days, "not_after": not_after.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    data = {"days_left": days, "not_after": not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "served_serial": served.get("serial"), "file_serial": on_disk.get("serial")}
+    if on_disk.get("serial") != served.get("serial"):
+        return ctx.failed(f"nginx serves serial {served.get('serial')}, {path} holds {on_disk.get('serial') or 'nothing readable'}"
+                          " (not reloaded after a renewal?)", data)
     if days < ctx.params.cert_min_days:
         return ctx.failed(f"certificate expires in {days} days (< {ctx.params.cert_min_days})", data)
     return ctx.ok(f"{days} days left", data)

@@ -22,8 +22,10 @@ def test_missing_certificate_is_made_with_a_private_key_under_umask_077():
     commands, noops = run_op(self_signed, {Command: lambda cmd: "missing\n"}, cert="/t/fullchain.pem",
                              key="/t/privkey.pem", domain="order.test")
     assert noops == [] and commands[0] == "install -d -m 0755 /t"
-    assert commands[1].startswith("umask 077 && openssl req -x509") and "subjectAltName=DNS:order.test" in commands[1]
-    assert commands[1].endswith("chmod 0644 /t/fullchain.pem")
+    # files or symlinks (a former ACME lineage) go first: openssl must never write through a link
+    assert commands[1] == "rm -f /t/fullchain.pem /t/privkey.pem"
+    assert commands[2].startswith("umask 077 && openssl req -x509") and "subjectAltName=DNS:order.test" in commands[2]
+    assert commands[2].endswith("chmod 0644 /t/fullchain.pem")
 
 
 def _sh(command: str) -> str:
@@ -53,3 +55,10 @@ def test_a_certificate_expiring_within_the_renewal_window_is_replaced(tmp_path):
     for command in commands:
         _sh(command)
     assert _sh(certificate_check(cert, key, "order.test")) == "missing"  # 10 days < RENEW_BEFORE_DAYS
+
+
+def test_a_symlink_into_certbot_live_is_not_a_self_signed_certificate(made, tmp_path):
+    cert, key = made
+    link = tmp_path / "linked.pem"
+    link.symlink_to(cert)
+    assert _sh(certificate_check(str(link), key, "order.test")) == "missing"

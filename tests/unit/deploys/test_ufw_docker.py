@@ -72,6 +72,12 @@ CASES = {
         facts=_facts(CONVERGED, CONVERGED, policy_rules(PORTS), policy_rules(PORTS)),
         kwargs=dict(allowed_tcp=PORTS), noop="DOCKER-USER policy in place",
     ),
+    "converged, fail2ban's jump on top: noop (not drift)": dict(
+        facts=_facts(CONVERGED, CONVERGED,
+                     ["-N DOCKER-USER", "-A DOCKER-USER -p tcp -m multiport --dports 80,443 -j f2b-orderops-api",
+                      *policy_rules(PORTS)[1:]], policy_rules(PORTS)),
+        kwargs=dict(allowed_tcp=PORTS), noop="DOCKER-USER policy in place",
+    ),
     "fresh ufw: both files edited, reload, checks": dict(
         facts=_facts(UFW_AFTER, UFW_AFTER, None, None),
         kwargs=dict(allowed_tcp=PORTS),

@@ -56,7 +56,7 @@ def _executors(remote, pyinfra=None):
 
 def test_daily_flags_disk_and_restart_growth(tmp_path):
     rb = get_runbook("daily")
-    fake = FakeExecutor().on(r"docker inspect", STATES_OK).on(r"#df", USAGE).on(r"openssl x509", "notAfter=Jan  1 00:00:00 2099 GMT")
+    fake = FakeExecutor().on(r"docker inspect", STATES_OK).on(r"#df", USAGE).on(r"openssl x509", "#file\nserial=0A1B\nnotAfter=Jan  1 00:00:00 2099 GMT\n#served\nserial=0A1B\nnotAfter=Jan  1 00:00:00 2099 GMT")
     p = rb.params(drift=True)
     res = run(rb, [make_host("h1")], p, _executors(fake, FakePyinfra([DeployResult(True, ["order stack | nginx vhost"])])), runs_dir=tmp_path)
     data = _result(res)
@@ -68,6 +68,32 @@ def test_daily_flags_disk_and_restart_growth(tmp_path):
     res2 = run(rb, [make_host("h1")], rb.params(drift=False), _executors(fake2), runs_dir=tmp_path)
     status = _step(_result(res2), "Service status")
     assert status["status"] == "failed" and "api: restarted 3 time(s) since the last run" in status["message"]
+
+
+def _daily_certificate(tmp_path, file_out: str, served_out: str) -> dict:
+    rb = get_runbook("daily")
+    fake = (FakeExecutor().on(r"docker inspect", STATES_OK).on(r"#df", USAGE)
+            .on(r"s_client", f"#file\n{file_out}\n#served\n{served_out}\n"))
+    res = run(rb, [make_host("h1")], rb.params(drift=False), _executors(fake), runs_dir=tmp_path)
+    assert any("s_client -connect 127.0.0.1:443" in c for c in fake.commands())
+    return _step(_result(res), "Certificate days left")
+
+
+def test_daily_certificate_reads_the_served_certificate(tmp_path):
+    ok = _daily_certificate(tmp_path, "serial=0A1B\nnotAfter=Jan  1 00:00:00 2099 GMT",
+                            "serial=0A1B\nnotAfter=Jan  1 00:00:00 2099 GMT")
+    assert ok["status"] == "ok" and ok["data"]["served_serial"] == "0A1B"
+
+
+def test_daily_certificate_fails_when_nginx_serves_another_serial(tmp_path):
+    stale = _daily_certificate(tmp_path, "serial=0A1C\nnotAfter=Jan  1 00:00:00 2099 GMT",
+                               "serial=0A1B\nnotAfter=Jan  1 00:00:00 2030 GMT")
+    assert stale["status"] == "failed" and "nginx serves serial 0A1B" in stale["message"]
+
+
+def test_daily_certificate_fails_when_nothing_is_served(tmp_path):
+    none = _daily_certificate(tmp_path, "serial=0A1B\nnotAfter=Jan  1 00:00:00 2099 GMT", "")
+    assert none["status"] == "failed" and "serves no readable certificate" in none["message"]
 
 
 def test_emergency_restart_restarts_only_what_is_down(tmp_path):

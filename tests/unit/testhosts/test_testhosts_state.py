@@ -76,7 +76,8 @@ def test_images_round_trip_and_immutable_refs(tmp_path):
                 python="orderops-local/python:3.11-0123456789ab",
                 order_service="orderops/order-service:0.1.0-0123456789ab",
                 monitoring={"prometheus": "orderops-local/prometheus:2.42-0123456789ab"},
-                alert_sink="orderops-local/alert-sink:bookworm-0123456789ab")
+                alert_sink="orderops-local/alert-sink:bookworm-0123456789ab",
+                pebble="orderops-local/pebble:2.4-0123456789ab")
     save_images(paths, ImagesState(**refs))
     assert json.loads(paths.images_json.read_text()) == refs
     assert load_images(paths).order_service == refs["order_service"]

@@ -57,10 +57,15 @@ def test_login_issues_an_expiring_token(anon_client: TestClient, settings: Any) 
     ("username", "password"),
     [(ADMIN_EMAIL, "wrong-password"), ("nobody@example.com", ADMIN_PASSWORD), ("x" * 300, "y")],
 )
-def test_bad_credentials_are_400(anon_client: TestClient, username: str, password: str) -> None:
-    response = anon_client.post("/api/login/access-token", data={"username": username, "password": password})
+def test_bad_credentials_are_400(anon_client: TestClient, username: str, password: str, caplog: Any) -> None:
+    with caplog.at_level("WARNING", logger="order_service.api.routes.login"):
+        response = anon_client.post("/api/login/access-token", data={"username": username, "password": password})
     assert response.status_code == 400
     assert response.json() == {"detail": "incorrect email or password"}
+    # the refusal names the client address (what a ban reads), never the submitted credentials
+    refused = [r for r in caplog.records if r.getMessage() == "login refused"]
+    assert len(refused) == 1 and refused[0].levelname == "WARNING" and refused[0].client == "testclient"
+    assert all(password not in r.getMessage() and username not in r.getMessage() for r in caplog.records)
 
 
 def test_expired_forged_and_garbage_tokens_are_401(anon_client: TestClient, settings: Any, admin_headers: Headers) -> None:
