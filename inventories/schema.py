@@ -207,6 +207,11 @@ class HostSettings(BaseModel):
     health_timeout: int = Field(180, ge=10, le=3600)
     nginx_client_max_body_size: str = "1m"
     tls_mode: Literal["self-signed"] = "self-signed"
+    web_artifact: Path | None = Field(
+        None, description="controller-machine directory of the built front end (tools/build_web.py, `make web`); "
+        "None: no front end is shipped (nginx answers 404 outside /api)",
+    )
+    web_releases_keep: int = Field(3, ge=2, le=20, description="front-end releases kept on the host (current + previous at least)")
     firewall_allow_tcp: tuple[int, ...] = (22, 80, 443)
     lock_ttl: int = Field(3600, ge=60, description="seconds after which a left-over host lock is stale")
 
@@ -274,6 +279,13 @@ class HostSettings(BaseModel):
     def _size(cls, v: str) -> str:
         if not _SIZE.match(v):
             raise ValueError(f"expected a size like '10m' (digits + k|m|g), got {v!r}")
+        return v
+
+    @field_validator("web_artifact")
+    @classmethod
+    def _artifact(cls, v: Path | None) -> Path | None:
+        if v is not None and not ((v / "RELEASE").is_file() and (v / "MANIFEST").is_file() and (v / "csp.conf").is_file()):
+            raise ValueError(f"not a built front end (RELEASE, MANIFEST, csp.conf missing): {v}; run `make web`")
         return v
 
     @field_validator("stack_dir")

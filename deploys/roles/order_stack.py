@@ -7,6 +7,7 @@ Files on the host (``stack_dir``; layout :class:`deploys.contract.paths.StackLay
     nginx/orderops.conf     the vhost, bind-mounted read-only into nginx
     tls/                    certificate and key (role ``tls``)
     acme/                   ACME http-01 webroot (certbot, later)
+    web/                    front-end releases (deploys/operations/web.py), mounted read-only in nginx
 
 The stack is converged by :func:`deploys.operations.compose.up`, which runs ``up`` only when the
 project differs from what runs, and fails naming the unhealthy service when health does not come.
@@ -24,10 +25,10 @@ from pyinfra.operations import files, server
 
 from deploys.contract.compose import compose_command
 from deploys.contract.images import parse_image_ref
-from deploys.contract.paths import StackLayout
+from deploys.contract.paths import NGINX_WEB_ROOT, StackLayout
 from deploys.contract.release import ReleaseRecord, RunningVersion, running_version
 from deploys.contract.services import DB_NAME, DB_PORT, DB_USER, REDIS_PORT, SERVICE_IMAGES
-from deploys.operations import compose, secret_files
+from deploys.operations import compose, secret_files, web
 from deploys.operations import images as image_ops
 from inventories.schema import HostSettings
 from templates import render
@@ -157,7 +158,7 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
                 "ports": ["80:80", "443:443"],
                 "volumes": [
                     f"{here(layout.nginx_conf)}:/etc/nginx/conf.d/default.conf:ro", f"{here(layout.tls_dir)}:/etc/nginx/tls:ro",
-                    f"{here(layout.acme_dir)}:/var/www/acme:ro",
+                    f"{here(layout.acme_dir)}:/var/www/acme:ro", f"{here(layout.web_dir)}:{NGINX_WEB_ROOT}:ro",
                 ],
                 "depends_on": {"api": {"condition": "service_healthy"}},
                 "healthcheck": _healthcheck(["CMD", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/443"], "5s"),
@@ -181,6 +182,7 @@ def nginx_text(settings: HostSettings) -> str:
     return render(
         "nginx/orderops.conf.j2", domain=settings.domain, client_max_body_size=settings.nginx_client_max_body_size,
         stub_status_port=STUB_STATUS_PORT,
+        web_root=NGINX_WEB_ROOT,
     )
 
 
@@ -198,6 +200,7 @@ def order_stack(settings: HostSettings, upload_dir: str, certificate_op=None) ->
     files.directory(name="Stack directory", path=root, mode="755")
     files.directory(name="nginx config directory", path=layout.nginx_dir, mode="755")
     files.directory(name="ACME webroot", path=layout.acme_dir, mode="755")
+    files.directory(name="Front-end releases directory", path=layout.web_releases_dir, mode="755")
     secrets = secret_files.present(
         name="Stack secrets (.env, 0600)", dest=layout.env_file, content=env_text(settings), upload_dir=upload_dir,
     )
@@ -222,6 +225,15 @@ def order_stack(settings: HostSettings, upload_dir: str, certificate_op=None) ->
         name="nginx vhost", src=StringIO(nginx_text(settings)), dest=layout.nginx_conf, mode="644",
     )
 
+    front_end = None
+    if settings.web_artifact is not None:
+        front_end = web.release(
+            name="Front end release shipped and current",
+            artifact=str(settings.web_artifact),
+            root=layout.web_dir,
+            keep=settings.web_releases_keep,
+        )
+
     compose.up(
         name="Order stack converged and healthy",
         project=settings.compose_project,
@@ -231,10 +243,10 @@ def order_stack(settings: HostSettings, upload_dir: str, certificate_op=None) ->
     )
 
     # nginx reads its bind-mounted files at start: reload it when they changed (harmless when
-    # compose just recreated it).
-    changed = [vhost] + ([certificate_op] if certificate_op is not None else [])
+    # compose just recreated it); a new front-end release brings a new CSP include.
+    changed = [vhost] + [op for op in (certificate_op, front_end) if op is not None]
     server.shell(
-        name="Reload nginx for new vhost/certificate",
+        name="Reload nginx for new vhost/certificate/front end",
         commands=[compose_command(settings.compose_project, root, "exec", "-T", "nginx", "nginx", "-s", "reload")],
         _if=lambda: any(op.did_change() for op in changed),
     )

@@ -83,3 +83,17 @@ def test_compose_values_that_need_quoting_survive_yaml(make_settings):
     assert doc["services"]["api"]["environment"]["WORKERS"] == "4"
     assert doc["services"]["nginx"]["ports"] == ["80:80", "443:443"]
     assert doc["services"]["redis"]["command"][-1].endswith('--requirepass "$$REDIS_PASSWORD"')
+
+
+def test_nginx_serves_the_front_end_release(make_settings):
+    conf = nginx_text(make_settings())
+    doc = yaml.safe_load(compose_text(make_settings()))
+    assert "./web:/srv/web:ro" in doc["services"]["nginx"]["volumes"]
+    assert "root /srv/web/current/site;" in conf
+    assert "include /srv/web/current/csp*.conf;" in conf  # a glob: no release yet is no config error
+    html = conf.split("location / {", 1)[1].split("}", 1)[0]
+    assert 'Cache-Control "no-cache"' in html and "Strict-Transport-Security" in html
+    assets = conf.split("location ^~ /_next/static/ {", 1)[1].split("}", 1)[0]
+    assert "immutable" in assets and "@previous_release" in assets
+    api = conf.split("location /api/ {", 1)[1].split("}", 1)[0]
+    assert "proxy_pass $orderops_api;" in api
