@@ -91,7 +91,7 @@ def test_nginx_serves_the_front_end_release(make_settings):
     assert "./web:/srv/web:ro" in doc["services"]["nginx"]["volumes"]
     assert "root /srv/web/current/site;" in conf
     assert "include /srv/web/current/csp*.conf;" in conf  # a glob: no release yet is no config error
-    html = conf.split("location / {", 1)[1].split("}", 1)[0]
+    html = conf.split("location / {\n        try_files", 1)[1].split("}", 1)[0]
     assert 'Cache-Control "no-cache"' in html and "Strict-Transport-Security" in html
     assets = conf.split("location ^~ /_next/static/ {", 1)[1].split("}", 1)[0]
     assert "immutable" in assets and "@previous_release" in assets
