@@ -1,0 +1,56 @@
+"""The front end in a real browser: Playwright drives Debian's Chromium against the deployed local
+test host over HTTPS (order_service/web/e2e, config in order_service/web/playwright.config.ts).
+
+Needs the deploy of test_deploy.py (the host serves the release of `make web`). The admin's
+password goes to Playwright in its environment, read from the secrets file, never printed.
+``ORDEROPS_UPDATE_SCREENSHOTS=1`` writes the list and detail screenshots to docs/screenshots/
+(the README shows them); otherwise they go to a temporary directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+WEB = ROOT / "order_service" / "web"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def test_front_end_in_chromium(inventory, tmp_path):
+    state = Path(os.environ.get("ORDEROPS_STATE_DIR", ROOT / ".orderops"))
+    assert Path(CHROMIUM).exists(), "chromium missing: `make prereqs` installs it (tools/packages.txt)"
+    assert (WEB / "node_modules" / ".bin" / "playwright").exists(), "run `make web` first (npm ci)"
+    _name, data = inventory["app"][0]
+    assert data.get("web_artifact"), "no front end in the inventory: run `make web` before the deploy"
+    secrets = json.loads((state / "secrets" / "local.json").read_text())
+    shots = ROOT / "docs" / "screenshots" if os.environ.get("ORDEROPS_UPDATE_SCREENSHOTS") == "1" else tmp_path / "shots"
+    env = {
+        **os.environ,
+        "ORDEROPS_WEB_URL": data["https_url"],
+        "ORDEROPS_ADMIN_EMAIL": f"admin@{data['domain']}",
+        "ORDEROPS_ADMIN_PASSWORD": secrets["admin_password"],
+        "ORDEROPS_SCREENSHOT_DIR": str(shots),
+        "ORDEROPS_CHROMIUM": CHROMIUM,
+        "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1",
+        "CI": "1",
+    }
+    proc = subprocess.run(
+        [shutil.which("npx") or "npx", "--no-install", "playwright", "test"],
+        cwd=WEB, env=env, capture_output=True, text=True, timeout=900, check=False,
+    )
+    output = (proc.stdout + proc.stderr).replace(secrets["admin_password"], "***")
+    print(output[-8000:])
+    assert proc.returncode == 0, output[-8000:]
+    assert "passed" in output and " failed" not in output
+    assert (shots / "orders-list.png").stat().st_size > 0
+    assert (shots / "order-detail.png").stat().st_size > 0
+    assert secrets["admin_password"] not in proc.stdout + proc.stderr
