@@ -54,3 +54,57 @@ def test_front_end_in_chromium(inventory, tmp_path):
     assert (shots / "orders-list.png").stat().st_size > 0
     assert (shots / "order-detail.png").stat().st_size > 0
     assert secrets["admin_password"] not in proc.stdout + proc.stderr
+
+
+def _artifact_variant(artifact: Path, dest: Path) -> str:
+    """A copy of ``artifact`` whose sign-in page differs (an HTML comment), with its own MANIFEST/RELEASE."""
+    import importlib.util
+    import hashlib
+
+    spec = importlib.util.spec_from_file_location("build_web", ROOT / "tools" / "build_web.py")
+    build_web = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_web)
+    shutil.copytree(artifact, dest)
+    page = dest / "site" / "login" / "index.html"
+    page.write_text(page.read_text() + "<!-- release variant -->\n")
+    text = build_web.manifest(dest)
+    (dest / "MANIFEST").write_text(text)
+    release = hashlib.sha256(text.encode()).hexdigest()[:16]
+    (dest / "RELEASE").write_text(release + "\n")
+    return release
+
+
+def test_a_new_release_is_switched_and_the_old_one_comes_back_without_upload(inventory, tmp_path):
+    import ssl
+    import urllib.request
+
+    from tests.integration.conftest import run_pyinfra, ssh
+
+    _name, data = inventory["app"][0]
+    original = Path(data["web_artifact"])
+    variant = tmp_path / "variant"
+    release = _artifact_variant(original, variant)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # the local host's self-signed certificate
+
+    def login_page() -> str:
+        with urllib.request.urlopen(f"{data['https_url']}/login/", context=ctx, timeout=30) as resp:
+            return resp.read().decode()
+
+    def links() -> str:
+        return ssh(data, "readlink /opt/orderops/web/current; readlink /opt/orderops/web/previous").stdout
+
+    assert run_pyinfra("--data", f"web_artifact={variant}").returncode == 0
+    assert "release variant" in login_page()
+    assert links().split()[0] == f"releases/{release}"
+    again = run_pyinfra("--data", f"web_artifact={variant}")
+    assert again.returncode == 0 and again.totals["success"] == 0, again.output[-3000:]
+
+    back = run_pyinfra()
+    assert back.returncode == 0
+    assert "release variant" not in login_page()
+    original_release = (original / "RELEASE").read_text().strip()
+    assert links().split() == [f"releases/{original_release}", f"releases/{release}"]
+    final = run_pyinfra()
+    assert final.returncode == 0 and final.totals["success"] == 0, final.output[-3000:]
