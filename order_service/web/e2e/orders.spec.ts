@@ -99,7 +99,7 @@ test('a wrong password shows the message', async ({ page }) => {
   await page.getByLabel('E-mail').fill(ADMIN_EMAIL);
   await page.getByLabel('Password').fill('not-the-password');
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByRole('alert')).toHaveText('Incorrect e-mail or password.');
+  await expect(page.locator('main [role="alert"]')).toHaveText('Incorrect e-mail or password.');
   await expectAccessible(page);
 });
 
@@ -116,7 +116,7 @@ test('a customer sees no admin page and no status buttons', async ({ page, reque
   await expect(page.getByText(`${email} (customer)`)).toBeVisible();
   await expect(page.getByRole('link', { name: 'Users' })).toHaveCount(0);
   await page.goto('/admin/users/');
-  await expect(page.getByRole('alert')).toContainText('for the admin role only');
+  await expect(page.locator('main [role="alert"]')).toContainText('for the admin role only');
   await expect(page.getByRole('table')).toHaveCount(0);
 
   const token = await apiToken(request, email, password);
