@@ -5,7 +5,7 @@
 
 The cache key is the SHA-256 of the web sources that reach the browser (every file under
 order_service/web except node_modules, build output and tests), the lockfile and the Node.js
-version. A hit reuses ``$ORDEROPS_STATE_DIR/cache/web/<key>/``; a miss runs ``npm ci`` (only
+version. A hit reuses ``<cache dir>/web/<key>/`` (:func:`deploys.contract.paths.local_cache_dir`); a miss runs ``npm ci`` (only
 when the lockfile changed since the last install) and ``npm run build`` (``next build`` +
 ``scripts/csp.mjs``) and assembles, atomically (a temporary directory renamed into place)::
 
@@ -16,9 +16,9 @@ when the lockfile changed since the last install) and ``npm run build`` (``next 
       MANIFEST       `sha256sum` lines of every file above, relative to the artifact (checked on the host)
       RELEASE        the release id: the first 16 hex digits of MANIFEST's SHA-256
 
-and records ``{"artifact": <dir>, "release": <id>}`` in ``$ORDEROPS_STATE_DIR/web.json``, which
+and records ``{"artifact": <dir>, "release": <id>}`` in ``<state dir>/web.json``, which
 ``inventories/local.py`` reads. Errors: exit 1 with one line (Node.js older than 20.9, npm or
-the build failing; the build log is in ``cache/logs/web-build.log``).
+the build failing; the build log is in ``<cache dir>/logs/web-build.log``).
 """
 
 from __future__ import annotations
@@ -33,9 +33,12 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run by the system python3 (no venv needed): the contract is stdlib-only
+from deploys.contract.paths import local_cache_dir, local_state_dir  # noqa: E402
+
 WEB = ROOT / "order_service" / "web"
-STATE = Path(os.environ.get("ORDEROPS_STATE_DIR", ROOT / ".orderops"))
-CACHE = STATE / "cache" / "web"
+STATE = local_state_dir()
+CACHE = local_cache_dir() / "web"
 #: Next.js 16 needs Node.js >= 20.9 (nextjs.org/docs/app/getting-started/installation).
 NODE_MIN = (20, 9)
 #: Not part of the artifact: dependencies, build output, tests and their configuration.
@@ -116,7 +119,7 @@ def build(force: bool = False) -> Path:
     if artifact.is_dir() and (artifact / "RELEASE").exists() and not force:
         _record(artifact)
         return artifact
-    logs = STATE / "cache" / "logs"
+    logs = local_cache_dir() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / "web-build.log"
     log.write_text("")
@@ -144,6 +147,7 @@ def build(force: bool = False) -> Path:
 
 def _record(artifact: Path) -> None:
     release = (artifact / "RELEASE").read_text().strip()
+    STATE.mkdir(parents=True, exist_ok=True)
     state = STATE / "web.json"
     tmp = state.with_suffix(".json.tmp")
     tmp.write_text(json.dumps({"artifact": str(artifact), "release": release}, indent=2) + "\n")

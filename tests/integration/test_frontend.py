@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from deploys.contract.paths import STACK_DIR, StackLayout, local_state_dir
 from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -26,7 +27,7 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 def test_front_end_in_chromium(inventory, tmp_path):
-    state = Path(os.environ.get("ORDEROPS_STATE_DIR", ROOT / ".orderops"))
+    state = local_state_dir()
     assert Path(CHROMIUM).exists(), "chromium missing: `make prereqs` installs it (tools/packages.txt)"
     assert (WEB / "node_modules" / ".bin" / "playwright").exists(), "run `make web` first (npm ci)"
     _name, data = inventory["app"][0]
@@ -35,7 +36,7 @@ def test_front_end_in_chromium(inventory, tmp_path):
     shots = ROOT / "docs" / "screenshots" if os.environ.get("ORDEROPS_UPDATE_SCREENSHOTS") == "1" else tmp_path / "shots"
     env = {
         **os.environ,
-        "ORDEROPS_WEB_URL": data["https_url"],
+        "ORDEROPS_WEB_URL": data["probe_https_url"],
         "ORDEROPS_ADMIN_EMAIL": f"admin@{data['domain']}",
         "ORDEROPS_ADMIN_PASSWORD": secrets["admin_password"],
         "ORDEROPS_SCREENSHOT_DIR": str(shots),
@@ -89,11 +90,13 @@ def test_a_new_release_is_switched_and_the_old_one_comes_back_without_upload(inv
     ctx.verify_mode = ssl.CERT_NONE  # the local host's self-signed certificate
 
     def login_page() -> str:
-        with urllib.request.urlopen(f"{data['https_url']}/login/", context=ctx, timeout=30) as resp:
+        with urllib.request.urlopen(f"{data['probe_https_url']}/login/", context=ctx, timeout=30) as resp:
             return resp.read().decode()
 
+    web_dir = StackLayout(data.get("stack_dir", STACK_DIR)).web_dir
+
     def links() -> str:
-        return ssh(data, "readlink /opt/orderops/web/current; readlink /opt/orderops/web/previous").stdout
+        return ssh(data, f"readlink {web_dir}/current; readlink {web_dir}/previous").stdout
 
     assert run_pyinfra("--data", f"web_artifact={variant}").returncode == 0
     assert "release variant" in login_page()
