@@ -10,8 +10,9 @@ runbooks) never change one host at once.
 role                hosts                    what
 ==================  =======================  ===========================================
 lock                all                      per-host run lock (deploys/operations/lock.py)
-base                all                      packages, time, deploy user, sshd drop-in
-firewall            all                      ufw: deny in, allow 22/80/443
+base                all                      apt lock wait, packages, time, deploy user, sshd drop-in
+hardening           all                      sysctl baseline, no core dumps, umask
+firewall            all                      ufw + DOCKER-USER: only the allowed ports, v4 and v6
 docker              app                      Docker Engine + Compose v2, log rotation
 images              app                      stack images by registry or archive
 tls                 app                      nginx's certificate
@@ -31,6 +32,7 @@ from deploys.roles.base import base
 from deploys.roles.controller import authorise_controller, controller
 from deploys.roles.docker_engine import docker
 from deploys.roles.firewall import firewall
+from deploys.roles.hardening import hardening
 from deploys.roles.images import images
 from deploys.roles.monitoring import monitoring
 from deploys.roles.order_stack import effective_settings, order_stack
@@ -46,6 +48,7 @@ lock.release_on_failure()
 lock.acquire(name="Take the host lock", ttl=settings.lock_ttl)
 
 base(settings)
+hardening(settings)
 firewall(settings)
 
 if "app" in settings.groups:

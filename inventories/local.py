@@ -78,8 +78,18 @@ def _host_data(h):
         "controller_address": h["ip"],
         "probe_https_url": f"https://127.0.0.1:{h['https_port']}",
         "probe_http_url": f"http://127.0.0.1:{h['http_port']}",
+        # the harness publishes the host's 443 on this loopback port: HTTP redirects point there
+        "https_public_port": h["https_port"],
+        # test speed: the integration tests log in and call the API far more often than a client
+        "nginx_login_rate": "600r/m",
+        "nginx_login_burst": 200,
+        "nginx_api_rate": "200r/s",
+        "nginx_api_burst": 400,
+        "service_rate_limit_user": 20000,
+        "service_rate_limit_ip": 40000,
         # harness-only data for the tests (not settings: see inventories.schema)
         "testhost_ip": h["ip"],
+        "testhost_ip6": h.get("ip6") or None,
         "testhost_container": h["container"],
         "monitoring": _MONITORING,
     }

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from inventories.monitoring import MonitoringSettings
+from order_service.core.secret_policy import secret_format_problem, secret_weakness
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -64,11 +65,6 @@ REQUIRED_SECRET_NAMES = ("postgres_password", "redis_password", "secret_key", "a
 MONITORING_SECRET_NAMES = ("grafana_admin_password", "pg_monitor_password", "smtp_password")
 SECRET_NAMES = REQUIRED_SECRET_NAMES + MONITORING_SECRET_NAMES
 
-#: Values refused as secrets outside local inventories (lower-cased comparison).
-_WEAK_SECRETS = {"changethis", "changeme", "password", "secret", "admin", "postgres", "redis"}
-_MIN_SECRET_LEN = 24
-_MIN_DISTINCT_CHARS = 8
-
 #: pyinfra connection keys and private keys that are not orderops settings, and ``testhost_*``:
 #: data the local test harness adds for its tests (container IP and name; ``inventories/local.py``).
 _PASSTHROUGH_PREFIXES = ("ssh_", "_", "docker_ssh", "winrm_", "local_", "testhost_")
@@ -93,8 +89,9 @@ class InventoryError(ValueError):
 class Secrets(BaseModel):
     """Secrets of one environment. Values are ``SecretStr`` so they never print.
 
-    Strength rules (length >= 24 characters, not a well-known default) apply to every
-    environment except ``local``; the local harness generates random ones anyway.
+    One policy with the service (:mod:`order_service.core.secret_policy`): every printable
+    character is allowed (quotes, backslash, ``$``, backtick, ``#``, space, non-ASCII letters)
+    in every environment; the strength rules apply to every environment except ``local``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -112,24 +109,28 @@ class Secrets(BaseModel):
         for name in SECRET_NAMES:
             if getattr(self, name) is None:
                 continue
-            value = getattr(self, name).get_secret_value()
-            if value.lower() in _WEAK_SECRETS or any(w in value.lower() for w in ("changeme", "changethis")):
-                raise ValueError(f"{name}: a well-known default value is not allowed")
-            if len(value) < _MIN_SECRET_LEN:
-                raise ValueError(f"{name}: too short (need at least {_MIN_SECRET_LEN} characters)")
-            if len(set(value)) < _MIN_DISTINCT_CHARS:
-                raise ValueError(f"{name}: too little variety (need at least {_MIN_DISTINCT_CHARS} distinct characters)")
+            reason = secret_weakness(getattr(self, name).get_secret_value())
+            if reason is not None:
+                raise ValueError(f"{name}: too weak: {reason}")
 
     @field_validator("*")
     @classmethod
     def _printable(cls, v: SecretStr | None) -> SecretStr | None:
         if v is None:
             return v
-        # Rendered single-quoted into the stack's .env: quotes and control characters break it.
-        if any(c in v.get_secret_value() for c in "'\"\\") or not v.get_secret_value().isprintable():
-            raise ValueError("must be printable and contain no quote or backslash characters")
-        if not v.get_secret_value():
-            raise ValueError("must not be empty")
+        problem = secret_format_problem(v.get_secret_value())
+        if problem is not None:
+            raise ValueError(f"not usable as a secret: {problem}")
+        return v
+
+    @field_validator("pg_monitor_password")
+    @classmethod
+    def _url_safe(cls, v: SecretStr | None) -> SecretStr | None:
+        # Exception to the every-printable-character policy: compose interpolates it into
+        # postgres-exporter's DATA_SOURCE_NAME URL (templates/monitoring/compose.yaml.j2), where
+        # @ / : # ? % and the like would change the URL; RFC 3986 unreserved characters only.
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9._~-]+", v.get_secret_value()):
+            raise ValueError("only letters, digits and - . _ ~ (it is part of postgres-exporter's connection URL)")
         return v
 
     def values(self) -> list[str]:
@@ -157,8 +158,29 @@ class Images(BaseModel):
         return self.model_dump()
 
 
+class ServiceLimits(BaseModel):
+    """Resource limits of one stack service: memory (Docker size, ``256m``), CPUs (fraction of
+    cores), PIDs (processes + threads)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    memory: str = Field(pattern=r"^[1-9][0-9]*[kmg]$")
+    cpus: float = Field(gt=0, le=64)
+    pids: int = Field(ge=16, le=100000)
+
+
+def _default_limits() -> dict[str, ServiceLimits]:
+    return {
+        "postgres": ServiceLimits(memory="1g", cpus=1.0, pids=256),
+        "redis": ServiceLimits(memory="256m", cpus=0.5, pids=64),
+        "api": ServiceLimits(memory="1g", cpus=1.0, pids=256),
+        "nginx": ServiceLimits(memory="256m", cpus=0.5, pids=128),
+    }
+
+
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
 _SIZE = re.compile(r"^[1-9][0-9]*[kmg]$")
+_RATE = re.compile(r"^[1-9][0-9]{0,6}r/[sm]$")
 
 #: The runbook registry's names as data (the schema does not import the runbooks).
 RUNBOOK_NAMES_FILE = Path(__file__).resolve().parents[1] / "runbooks" / "library" / "names.txt"
@@ -186,7 +208,14 @@ class HostSettings(BaseModel):
     secrets: Secrets
 
     timezone: str = "UTC"
-    deploy_user: str = "deploy"
+    auto_reboot: bool = Field(False, description="unattended-upgrades reboots when an update needs it")
+    auto_reboot_time: str = Field("04:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, host time")
+    apt_lock_timeout: int = Field(600, ge=0, le=7200, description="seconds apt waits for the dpkg lock (DPkg::Lock::Timeout)")
+    deploy_user: str = Field("deploy", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    ssh_allow_groups: tuple[str, ...] = Field(
+        ("orderops-ssh",), min_length=1,
+        description="sshd AllowGroups; the deploy user (and ssh_user) join the first, which the deploy creates",
+    )
 
     # docker role
     docker_source: Literal["distro", "docker-apt"] = "docker-apt"
@@ -194,6 +223,7 @@ class HostSettings(BaseModel):
     compose_deb: Path | None = None
     docker_log_max_size: str = "10m"
     docker_log_max_file: int = Field(3, ge=1, le=100)
+    docker_userland_proxy: bool = Field(True, description="daemon.json userland-proxy; see deploys/roles/docker_engine.py")
 
     # images role
     image_transport: Literal["registry", "archive"] = "registry"
@@ -206,12 +236,38 @@ class HostSettings(BaseModel):
     service_workers: int = Field(2, ge=1, le=64)
     health_timeout: int = Field(180, ge=10, le=3600)
     nginx_client_max_body_size: str = "1m"
+    service_limits: dict[Literal["postgres", "redis", "api", "nginx"], ServiceLimits] = Field(
+        default_factory=_default_limits, description="memory/cpus/pids per stack service (compose limits)",
+    )
     tls_mode: Literal["self-signed"] = "self-signed"
     web_artifact: Path | None = Field(
         None, description="controller-machine directory of the built front end (tools/build_web.py, `make web`); "
         "None: no front end is shipped (nginx answers 404 outside /api)",
     )
     web_releases_keep: int = Field(3, ge=2, le=20, description="front-end releases kept on the host (current + previous at least)")
+
+    # nginx edge (templates/nginx/orderops.conf.j2); production defaults, the test inventory
+    # raises the rate limits. Rates are nginx limit_req rates (``10r/m``, ``20r/s``) per client
+    # address; bursts are requests queued beyond the rate (answered at once, ``nodelay``);
+    # timeouts are seconds.
+    https_public_port: int = Field(
+        443, ge=1, le=65535, description="port clients reach HTTPS on (HTTP redirects there; left out of URLs when 443)",
+    )
+    nginx_login_rate: str = Field("10r/m", description="login attempts per client address")
+    nginx_login_burst: int = Field(5, ge=0, le=100_000)
+    nginx_api_rate: str = Field("20r/s", description="API requests per client address")
+    nginx_api_burst: int = Field(40, ge=0, le=100_000)
+    nginx_client_header_timeout: int = Field(10, ge=1, le=3600)
+    nginx_client_body_timeout: int = Field(30, ge=1, le=3600)
+    nginx_send_timeout: int = Field(30, ge=1, le=3600)
+    nginx_keepalive_timeout: int = Field(65, ge=0, le=3600)
+    nginx_proxy_connect_timeout: int = Field(5, ge=1, le=75, description="nginx caps it at 75 s")
+    nginx_proxy_send_timeout: int = Field(60, ge=1, le=3600)
+    nginx_proxy_read_timeout: int = Field(60, ge=1, le=3600)
+    # the order service's own limits (RATE_LIMIT_* in order_service/core/config.py; 0 = off)
+    service_rate_limit_user: int = Field(600, ge=0, description="requests per window per signed-in user")
+    service_rate_limit_ip: int = Field(1200, ge=0, description="requests per window per client address")
+    service_rate_limit_window: int = Field(60, ge=1, le=3600, description="fixed window, seconds")
     firewall_allow_tcp: tuple[int, ...] = (22, 80, 443)
     lock_ttl: int = Field(3600, ge=60, description="seconds after which a left-over host lock is stale")
 
@@ -256,6 +312,19 @@ class HostSettings(BaseModel):
         None, description="base URL probes use for nginx over HTTP (default http://<domain>)",
     )
 
+    @field_validator("service_limits")
+    @classmethod
+    def _all_limits(cls, v: dict) -> dict:
+        return {**_default_limits(), **v}
+
+    @field_validator("ssh_allow_groups")
+    @classmethod
+    def _groups(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for group in v:
+            if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", group):
+                raise ValueError(f"not a valid group name: {group!r}")
+        return v
+
     @field_validator("domain")
     @classmethod
     def _domain(cls, v: str) -> str:
@@ -286,6 +355,13 @@ class HostSettings(BaseModel):
     def _artifact(cls, v: Path | None) -> Path | None:
         if v is not None and not ((v / "RELEASE").is_file() and (v / "MANIFEST").is_file() and (v / "csp.conf").is_file()):
             raise ValueError(f"not a built front end (RELEASE, MANIFEST, csp.conf missing): {v}; run `make web`")
+        return v
+
+    @field_validator("nginx_login_rate", "nginx_api_rate")
+    @classmethod
+    def _rate(cls, v: str) -> str:
+        if not _RATE.match(v):
+            raise ValueError(f"expected an nginx rate like '10r/s' or '30r/m', got {v!r}")
         return v
 
     @field_validator("stack_dir")

@@ -20,11 +20,16 @@ read-write (it damages the host's cgroup setup; :mod:`testhosts.fingerprint` che
 Host i (1-based) publishes ssh on ``127.0.0.1:2200+i``, 80 on ``127.0.0.1:8080+i`` and 443 on
 ``127.0.0.1:8440+i`` (``port_offset`` shifts all three, e.g. for a second harness next to the first).
 Containers and volumes carry the label ``orderops.testhost=<state dir>``.
+
+The hosts sit on their own IPv6-enabled bridge network ``<prefix>-net`` (ULA subnet derived from
+the prefix, :func:`ipv6_subnet`), so a probe container on the same network can reach each host over
+IPv4 and IPv6 as "another machine" would (tests/integration/test_firewall_outside.py).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import subprocess
 import time
 from dataclasses import dataclass
@@ -99,6 +104,18 @@ class HostPlan:
         return f"{self.name}-docker"
 
 
+def network_name(prefix: str) -> str:
+    """Name of the test hosts' bridge network for a host name ``prefix``."""
+    return f"{prefix}-net"
+
+
+def ipv6_subnet(prefix: str) -> str:
+    """A ULA /64 (RFC 4193 ``fd00::/8``) for the network of ``prefix``: 40 bits from its SHA-256,
+    so harnesses with different prefixes get different subnets."""
+    h = hashlib.sha256(prefix.encode()).hexdigest()[:10]
+    return f"fd{h[0:2]}:{h[2:6]}:{h[6:10]}:1::/64"
+
+
 def ports_for(index: int, port_offset: int = 0) -> tuple[int, int, int]:
     """(ssh, http, https) loopback ports of host ``index`` (1-based)."""
     i = index + port_offset
@@ -121,9 +138,11 @@ def plan_hosts(n: int, layout: str = "single", prefix: str = "orderops", port_of
     return plans
 
 
-def run_kwargs(plan: HostPlan, image: str, label: str) -> dict:
-    """``docker run`` arguments (docker SDK form) of one DinD test host."""
+def run_kwargs(plan: HostPlan, image: str, label: str, network: str | None = None) -> dict:
+    """``docker run`` arguments (docker SDK form) of one DinD test host on ``network``."""
+    extra = {"network": network} if network else {}
     return dict(
+        **extra,
         image=image,
         name=plan.container,
         hostname=plan.name,
@@ -253,12 +272,13 @@ class Hosts:
         if removed:
             self.console.print(f"  removed previous containers: {', '.join(removed)}")
 
+        network = self.ensure_network(prefix)
         started = time.monotonic()
         containers = {}
         for p in plans:
             self.client.volumes.create(p.volume, labels={LABEL: self.paths.label})
             try:
-                containers[p.name] = self.client.containers.run(**run_kwargs(p, image, self.paths.label))
+                containers[p.name] = self.client.containers.run(**run_kwargs(p, image, self.paths.label, network))
             except APIError as exc:
                 raise HostsError(f"cannot start {p.container}: {exc.explanation or exc}") from exc
 
@@ -279,9 +299,10 @@ class Hosts:
         for p in plans:
             c = containers[p.name]
             c.reload()
-            ip = c.attrs["NetworkSettings"].get("IPAddress") or next(
-                (n_.get("IPAddress") for n_ in c.attrs["NetworkSettings"].get("Networks", {}).values()), "")
-            entries.append(HostEntry(name=p.name, container=p.container, ip=ip, ssh_port=p.ssh_port,
+            net = c.attrs["NetworkSettings"].get("Networks", {}).get(network, {})
+            ip = net.get("IPAddress") or c.attrs["NetworkSettings"].get("IPAddress") or ""
+            ip6 = net.get("GlobalIPv6Address") or ""
+            entries.append(HostEntry(name=p.name, container=p.container, ip=ip, ip6=ip6, ssh_port=p.ssh_port,
                                      http_port=p.http_port, https_port=p.https_port, groups=list(p.groups)))
         state = HostsState(suite=SUITE, ssh_user=SSH_USER, ssh_key=str(key),
                            compose_deb=str(compose_deb), hosts=entries)
@@ -307,6 +328,28 @@ class Hosts:
         if code != 0 or not keys:
             raise HostsError(f"{container.name}: cannot read its SSH host keys (exit {code})")
         return keys
+
+    def ensure_network(self, prefix: str) -> str:
+        """Create (or reuse) the IPv6-enabled bridge network of ``prefix``; returns its name.
+
+        Raises :class:`HostsError` with Docker's message when the daemon cannot create it.
+        """
+        name = network_name(prefix)
+        try:
+            net = self.client.networks.get(name)
+            if (net.attrs.get("Labels") or {}).get(LABEL) != self.paths.label:
+                raise HostsError(f"network {name} exists and is not this harness's; choose another ORDEROPS_HOST_PREFIX")
+            return name
+        except NotFound:
+            pass
+        import docker.types
+
+        ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=ipv6_subnet(prefix))])
+        try:
+            self.client.networks.create(name, driver="bridge", enable_ipv6=True, ipam=ipam, labels={LABEL: self.paths.label})
+        except APIError as exc:
+            raise HostsError(f"cannot create the IPv6 test network {name}: {exc.explanation or exc}") from exc
+        return name
 
     def wait_ready(self, plan: HostPlan, key: Path, timeout: float = READY_TIMEOUT) -> str:
         """Poll ``systemctl is-system-running --wait`` over SSH until it answers; require ``running``.
@@ -363,6 +406,11 @@ class Hosts:
             except Exception:  # noqa: BLE001 - a broken state file must not block cleanup
                 names = []
         removed = self.remove(names)
+        for net in self.client.networks.list(filters={"label": f"{LABEL}={self.paths.label}"}):
+            try:
+                net.remove()
+            except APIError as exc:
+                self.console.print(f"[yellow]could not remove network {net.name}: {exc}[/]")
         self.paths.hosts_json.unlink(missing_ok=True)
         self.paths.ssh_config.unlink(missing_ok=True)
         self._check_baseline("after down")

@@ -138,7 +138,8 @@ class HostEntry(BaseModel):
 
     name: str = Field(description="inventory host name, also the container's hostname")
     container: str = Field(description="docker container name")
-    ip: str = Field(description="container IP on the docker bridge (informational)")
+    ip: str = Field(description="container IPv4 address on the test network (the outside probe scans it)")
+    ip6: str = Field("", description="container IPv6 address on the test network ('' when it has none)")
     ssh_port: int = Field(ge=1, le=65535, description="127.0.0.1 port published to the host's 22")
     http_port: int = Field(ge=1, le=65535, description="127.0.0.1 port published to the host's 80")
     https_port: int = Field(ge=1, le=65535, description="127.0.0.1 port published to the host's 443")

@@ -18,5 +18,7 @@ module              holds
 ``services``        the stack's services, the image each runs, the "running and healthy" rule,
                     the database identity (user and database name)
 ``images``          the one image-reference parser
+``dotenv``          the ``.env`` quoting compose reads back byte for byte, and the one reader the
+                    host's helper scripts use (never ``. .env``)
 ==================  =============================================================================
 """

@@ -8,6 +8,8 @@ import shlex
 
 from pyinfra.api import FactBase
 
+from deploys.contract.dotenv import dotenv_read_command
+
 __all__ = ["GrafanaLogin", "PostgresRoleExists", "parse_http_code"]
 
 
@@ -22,7 +24,10 @@ class GrafanaLogin(FactBase):
     in ``env_file`` (``GRAFANA_ADMIN_PASSWORD``), passed to curl on stdin, never on a command line."""
 
     def command(self, env_file: str, port: int) -> str:
-        script = (f". {shlex.quote(env_file)} && printf 'user = \"admin:%s\"\\n' \"$GRAFANA_ADMIN_PASSWORD\" | "
+        # the value read without a shell evaluating it; curl's config syntax escapes \ and " inside "..."
+        script = (f"{dotenv_read_command(env_file, 'GRAFANA_ADMIN_PASSWORD')} "
+                  "| sed -e 's/\\\\/\\\\\\\\/g' -e 's/\"/\\\\\"/g' "
+                  "| { IFS= read -r pw || true; printf 'user = \"admin:%s\"\\n' \"$pw\"; } | "
                   f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 -K - http://127.0.0.1:{int(port)}/api/user")
         return f"sh -c {shlex.quote(script)} 2>/dev/null || true"
 

@@ -19,17 +19,23 @@ __all__ = ["drop_in", "enforced", "mismatches"]
 DROP_IN_DIR = "/etc/ssh/sshd_config.d"
 
 
+#: where the role installs templates/sshd/apply-drop-in.sh (check, reload, login probe, restore)
+APPLY_SCRIPT = "/usr/local/sbin/orderops-sshd-apply"
+
+
 @operation()
-def drop_in(filename: str, content: str, service: str = "ssh"):
+def drop_in(filename: str, content: str, probe_user: str, service: str = "ssh", apply_script: str = APPLY_SCRIPT):
     """
-    Install an sshd drop-in, validated with ``sshd -t`` before sshd is reloaded.
+    Install an sshd drop-in: ``sshd -t``, reload, a fresh login probe, restore on failure.
 
     + filename: file name in ``/etc/ssh/sshd_config.d`` (``00-orderops.conf``: read first, so it wins)
     + content: the drop-in's text
+    + probe_user: user whose fresh SSH login (to 127.0.0.1, one-time key) must work after the reload
     + service: systemd unit to reload (``ssh`` on Debian and Ubuntu)
+    + apply_script: the host path of ``templates/sshd/apply-drop-in.sh``
 
-    On a failed ``sshd -t`` the previous file is restored, sshd is not reloaded and the
-    operation fails with sshd's message.
+    The new file is staged next to the old one; a failed ``sshd -t``, reload or login probe puts
+    the previous file back (sshd reloaded with it) and fails the operation with the reason.
     """
     if "/" in filename or not filename.endswith(".conf"):
         raise OperationError(f"drop-in filename must be a plain *.conf file name, got {filename!r}")
@@ -41,17 +47,7 @@ def drop_in(filename: str, content: str, service: str = "ssh"):
     staged = f"{dest}.orderops-new"
     yield StringCommand("mkdir", "-p", DROP_IN_DIR)
     yield FileUploadCommand(StringIO(content), staged)
-    yield StringCommand(
-        "chmod 0644", QuoteString(staged), "&&",
-        "{ [ ! -e", QuoteString(dest), "] || cp -p", QuoteString(dest), QuoteString(f"{dest}.orderops-old"), "; } &&",
-        "mv", QuoteString(staged), QuoteString(dest), "&&",
-        "if ! out=$(sshd -t 2>&1); then",
-        "echo \"sshd -t rejected the new configuration: $out\" >&2;",
-        "if [ -e", QuoteString(f"{dest}.orderops-old"), "]; then mv", QuoteString(f"{dest}.orderops-old"), QuoteString(dest),
-        "; else rm -f", QuoteString(dest), "; fi; exit 1; fi;",
-        "rm -f", QuoteString(f"{dest}.orderops-old"), "&&",
-        "systemctl reload", QuoteString(service),
-    )
+    yield StringCommand(QuoteString(apply_script), QuoteString(dest), QuoteString(staged), QuoteString(service), QuoteString(probe_user))
 
 
 def mismatches(effective: Mapping[str, str], wanted: Mapping[str, str]) -> list[str]:

@@ -11,6 +11,20 @@ Where the packages come from is inventory data (``docker_source``, ``compose_sou
 ``deb-file`` (compose)    a docker-compose .deb on the controller, uploaded and installed
                           (Debian 12 test hosts use trixie's 2.26.1 .deb)
 ========================  ===================================================================
+
+Daemon settings (:func:`daemon_json`, CIS Docker Benchmark section 2):
+``live-restore`` (containers keep running while dockerd restarts), ``icc: false`` (no traffic
+between containers on the default bridge; the stack uses its own networks),
+``no-new-privileges`` for every container, json-file logs with rotation.
+
+Exception, ``userland-proxy`` (inventory ``docker_userland_proxy``, default on): Debian's
+docker.io 20.10 without ``ip6tables`` publishes IPv6 only through docker-proxy, so turning it off
+would take nginx off IPv6. The firewall does not need it off: DOCKER-USER filters the IPv4 DNAT
+path and ufw's INPUT rules the proxy's IPv6 listeners (deploys/operations/ufw_docker.py). Turn it
+off on engines that DNAT IPv6 (>= 27, or ``ip6tables`` on).
+
+auditd rules for Docker's files and binaries (``templates/host/audit-docker.rules``) on real
+hosts; skipped with the reason inside containers (deploys/operations/audit.py).
 """
 
 from __future__ import annotations
@@ -25,7 +39,10 @@ from pyinfra.api import deploy
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, files, systemd
 
+from deploys.facts.sysctl import ProcSysMode
+from deploys.operations import audit
 from inventories.schema import HostSettings
+from templates import TEMPLATE_DIR
 
 __all__ = ["docker", "DockerPlan", "docker_plan", "daemon_json", "DOCKER_APT_URL"]
 
@@ -99,12 +116,20 @@ def docker_plan(distribution: dict, settings: HostSettings, arch: str = "amd64")
 
 
 def daemon_json(settings: HostSettings) -> str:
-    """The ``/etc/docker/daemon.json`` text (``json.dumps``, 2-space indent): json-file logs with
-    rotation from the settings (keys: docs.docker.com/reference/cli/dockerd, "daemon configuration file")."""
+    """The ``/etc/docker/daemon.json`` text (``json.dumps``, 2-space indent); keys:
+    docs.docker.com/reference/cli/dockerd, "daemon configuration file".
+
+    json-file logs with rotation from the settings; CIS Docker Benchmark section 2:
+    ``live-restore``, ``icc: false``, ``no-new-privileges``; ``userland-proxy`` from the inventory
+    (``docker_userland_proxy``, the exception explained in the module docstring).
+    """
     config = {
         "log-driver": "json-file",
         "log-opts": {"max-size": settings.docker_log_max_size, "max-file": str(settings.docker_log_max_file)},
-        "live-restore": False,
+        "live-restore": True,
+        "icc": False,
+        "no-new-privileges": True,
+        "userland-proxy": settings.docker_userland_proxy,
     }
     return json.dumps(config, indent=2) + "\n"
 
@@ -142,3 +167,11 @@ def docker(settings: HostSettings, upload_dir: str) -> None:
     systemd.service(name="Docker running and enabled", service="docker", running=True, enabled=True)
     # A changed daemon.json needs a restart; containers with a restart policy come back by themselves.
     systemd.service(name="Restart dockerd for new daemon.json", service="docker", restarted=True, _if=daemon.did_change)
+
+    if host.get_fact(ProcSysMode) != "ro":
+        apt.packages(name="auditd", packages=["auditd"], no_recommends=True)
+    audit.rules(
+        name="auditd rules for Docker", filename="orderops-docker.rules",
+        content=(TEMPLATE_DIR / "host" / "audit-docker.rules").read_text(),
+    )
+

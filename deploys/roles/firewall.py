@@ -1,15 +1,21 @@
-"""Role ``firewall``: ufw denies incoming traffic except the allowed TCP ports (22/80/443).
+"""Role ``firewall``: only the inventory's TCP ports (``firewall_allow_tcp``) are reachable.
 
-Ports that Docker publishes bypass ufw's INPUT chain (Docker DNATs them in PREROUTING), so the
-order stack publishes only nginx's 80/443, which are allowed anyway; PostgreSQL and Redis
-publish nothing.
+Two places, because ports that Docker publishes bypass ufw's INPUT chain (Docker DNATs them in
+PREROUTING and accepts them in FORWARD):
+
+- ufw: deny incoming, allow outgoing, allow exactly the ports (host services, and IPv6 that
+  Docker 20.10 publishes through docker-proxy);
+- ``DOCKER-USER`` (IPv4 and IPv6), loaded by ufw from its after(6).rules: a published port is
+  reachable only when its host port is allowed (:mod:`deploys.operations.ufw_docker`).
+
+Internal services (PostgreSQL, Redis, the API) publish no host port at all; nginx publishes 80/443.
 """
 
 from __future__ import annotations
 
 from pyinfra.api import deploy
 
-from deploys.operations import ufw
+from deploys.operations import ufw, ufw_docker
 from inventories.schema import HostSettings
 
 __all__ = ["firewall"]
@@ -22,3 +28,4 @@ def firewall(settings: HostSettings) -> None:
     ufw.default(name="ufw: allow outgoing by default", direction="outgoing", policy="allow")
     ufw.rules(name="ufw: allowed TCP ports", allowed=list(settings.firewall_allow_tcp), proto="tcp", exclusive=True)
     ufw.enabled(name="ufw enabled", enabled=True)
+    ufw_docker.docker_user(name="DOCKER-USER: published ports only where allowed (IPv4, IPv6)", allowed_tcp=list(settings.firewall_allow_tcp))

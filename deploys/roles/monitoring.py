@@ -35,6 +35,7 @@ from pyinfra.operations import files, server
 from deploys.facts.monitoring import GrafanaLogin, PostgresRoleExists
 from deploys.operations import compose, secret_files, validated_config
 from deploys.operations import images as image_ops
+from deploys.contract.dotenv import dotenv_quote, dotenv_read_command
 from deploys.roles.order_stack import STUB_STATUS_PORT
 from inventories.schema import HostSettings
 from templates import render
@@ -106,9 +107,9 @@ def compose_text(settings: HostSettings) -> str:
 def env_text(settings: HostSettings) -> str:
     """The rendered ``.env`` (secrets: never log it)."""
     s = settings.secrets
-    return render("monitoring/env.j2", grafana_admin_password=s.grafana_admin_password.get_secret_value(),
-                  pg_monitor_password=s.pg_monitor_password.get_secret_value(),
-                  redis_password=s.redis_password.get_secret_value())
+    return render("monitoring/env.j2", grafana_admin_password=dotenv_quote(s.grafana_admin_password.get_secret_value()),
+                  pg_monitor_password=dotenv_quote(s.pg_monitor_password.get_secret_value()),
+                  redis_password=dotenv_quote(s.redis_password.get_secret_value()))
 
 
 def checks(settings: HostSettings) -> list[str]:
@@ -149,7 +150,8 @@ def monitoring(settings: HostSettings, upload_dir: str) -> None:
     pg_script = files.put(
         name="pg_monitor role script", src=StringIO(render(
             "monitoring/apply-pg-monitor.sh.j2", order_project=settings.compose_project,
-            order_dir=settings.stack_dir, env_file=f"{root}/.env", user=PG_MONITOR_USER)),
+            order_dir=settings.stack_dir, env_file=f"{root}/.env", user=PG_MONITOR_USER,
+            read_password=dotenv_read_command(f"{root}/.env", "PG_MONITOR_PASSWORD"))),
         dest=f"{root}/bin/apply-pg-monitor.sh", mode="755")
     role_exists = host.get_fact(PostgresRoleExists, project=settings.compose_project,
                                 project_dir=settings.stack_dir, role=PG_MONITOR_USER)
@@ -195,6 +197,7 @@ def monitoring(settings: HostSettings, upload_dir: str) -> None:
     # Grafana's admin password: applied even when the volume already holds a database.
     files.put(name="Grafana admin password script", src=StringIO(render(
         "monitoring/grafana-admin-password.sh.j2", compose=dc, env_file=f"{root}/.env",
+        read_password=dotenv_read_command(f"{root}/.env", "GRAFANA_ADMIN_PASSWORD"),
         port=m.loopback_ports["grafana"])), dest=f"{root}/bin/grafana-admin-password.sh", mode="755")
     login = host.get_fact(GrafanaLogin, env_file=f"{root}/.env", port=m.loopback_ports["grafana"])
     server.shell(name="Grafana admin password from the secrets",

@@ -4,7 +4,7 @@ Files on the host (``stack_dir``; layout :class:`deploys.contract.paths.StackLay
 
     compose.yaml            the project as data (:func:`compose_project`), written with yaml.safe_dump
     .env                    secrets for interpolation, mode 0600 (never printed or diffed)
-    nginx/orderops.conf     the vhost, bind-mounted read-only into nginx
+    nginx/orderops.conf     the vhost; nginx/ is nginx's conf.d (read-only), so a replaced file is seen
     tls/                    certificate and key (role ``tls``)
     acme/                   ACME http-01 webroot (certbot, later)
     web/                    front-end releases (deploys/operations/web.py), mounted read-only in nginx
@@ -24,21 +24,30 @@ from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
 from deploys.contract.compose import compose_command
+from deploys.contract.dotenv import dotenv_quote, dotenv_read_command
 from deploys.contract.images import parse_image_ref
 from deploys.contract.paths import NGINX_WEB_ROOT, StackLayout
 from deploys.contract.release import ReleaseRecord, RunningVersion, running_version
 from deploys.contract.services import DB_NAME, DB_PORT, DB_USER, REDIS_PORT, SERVICE_IMAGES
 from deploys.operations import compose, secret_files, web
+from deploys.operations import nginx as nginx_ops
 from deploys.operations import images as image_ops
 from inventories.schema import HostSettings
 from templates import render
 
 __all__ = [
-    "order_stack", "compose_project", "compose_text", "service_images", "nginx_text", "env_text", "api_environment", "effective_settings",
+    "order_stack", "compose_project", "container_hardening", "SERVICE_HARDENING", "compose_text", "service_images", "nginx_text", "env_text", "dotenv_quote", "dotenv_read_command",
+    "api_environment", "effective_settings",
 ]
 
 #: nginx's stub_status listener for nginx-prometheus-exporter: compose network only, never published
 STUB_STATUS_PORT = 8081
+#: Paths inside the nginx container: the stack's ``nginx/`` directory is its ``conf.d`` (the
+#: directory, not the file: a file bind mount keeps the old inode after an atomic replace),
+#: ``tls/`` its certificate directory, ``acme/`` the http-01 webroot.
+NGINX_CONF_DIR = "/etc/nginx/conf.d"
+NGINX_TLS_DIR = "/etc/nginx/tls"
+NGINX_ACME_DIR = "/var/www/acme"
 
 def effective_settings(settings: HostSettings, release: ReleaseRecord | None) -> tuple[HostSettings, RunningVersion]:
     """``settings`` with the host's running version applied, and which source won.
@@ -72,9 +81,9 @@ def api_environment(settings: HostSettings) -> dict[str, str]:
         "ADMIN_EMAIL": f"admin@{settings.domain}",
         "ADMIN_PASSWORD": "${ADMIN_PASSWORD:?ADMIN_PASSWORD missing from .env}",
         "CORS_ORIGINS": f"https://{settings.domain}",
-        "RATE_LIMIT_USER": "600",
-        "RATE_LIMIT_IP": "1200",
-        "RATE_LIMIT_WINDOW_SECONDS": "60",
+        "RATE_LIMIT_USER": str(settings.service_rate_limit_user),
+        "RATE_LIMIT_IP": str(settings.service_rate_limit_ip),
+        "RATE_LIMIT_WINDOW_SECONDS": str(settings.service_rate_limit_window),
         # attachments on the `attachments` volume (no S3 bucket configured); uploads must fit
         # through nginx's client_max_body_size, minus room for the multipart envelope
         "STORAGE_DIR": "/data/attachments",
@@ -113,7 +122,7 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
         return "./" + posixpath.relpath(path, layout.root)
 
     always = {"restart": "unless-stopped"}
-    return {
+    project = {
         "name": settings.compose_project,
         "services": {
             "postgres": {
@@ -157,8 +166,8 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
                 "image": images["nginx"], **always,
                 "ports": ["80:80", "443:443"],
                 "volumes": [
-                    f"{here(layout.nginx_conf)}:/etc/nginx/conf.d/default.conf:ro", f"{here(layout.tls_dir)}:/etc/nginx/tls:ro",
-                    f"{here(layout.acme_dir)}:/var/www/acme:ro", f"{here(layout.web_dir)}:{NGINX_WEB_ROOT}:ro",
+                    f"{here(layout.nginx_dir)}:{NGINX_CONF_DIR}:ro", f"{here(layout.tls_dir)}:{NGINX_TLS_DIR}:ro",
+                    f"{here(layout.acme_dir)}:{NGINX_ACME_DIR}:ro", f"{here(layout.web_dir)}:{NGINX_WEB_ROOT}:ro",
                 ],
                 "depends_on": {"api": {"condition": "service_healthy"}},
                 "healthcheck": _healthcheck(["CMD", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/443"], "5s"),
@@ -169,26 +178,110 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
         "networks": {"backend": {"internal": True}, "frontend": {}},
         "volumes": {"pgdata": {}, "redisdata": {}, "attachments": {}},
     }
+    for service, hardening in container_hardening(settings).items():
+        project["services"][service].update(_compose_hardening(hardening))
+    return project
+
+
+def _compose_hardening(h: dict[str, Any]) -> dict[str, Any]:
+    """compose-spec keys of one service's :func:`container_hardening` entry (CIS Docker Benchmark 5.x)."""
+    keys: dict[str, Any] = {"security_opt": ["no-new-privileges:true"], "cap_drop": ["ALL"]}
+    if h["cap_add"]:
+        keys["cap_add"] = list(h["cap_add"])
+    keys.update({"read_only": True, "tmpfs": list(h["tmpfs"]), "mem_limit": h["memory"], "cpus": h["cpus"],
+                 "pids_limit": h["pids"]})
+    return keys
 
 
 def compose_text(settings: HostSettings) -> str:
     """``compose.yaml``: :func:`compose_project` written by ``yaml.safe_dump`` under a header comment."""
     header = "# Managed by orderops (deploys/roles/order_stack.py). Secrets come from .env (mode 0600).\n"
     return header + yaml.safe_dump(compose_project(settings), sort_keys=False, default_flow_style=False, width=1000)
+#: What each service needs beyond ``cap_drop: [ALL]`` and a read-only root filesystem.
+#: Exceptions, each for a reason:
+#:
+#: - postgres, redis: their entrypoints start as root to own the data volume (CHOWN, FOWNER,
+#:   DAC_OVERRIDE to read a 0700 data dir of another uid) and then drop to the service user with
+#:   ``setpriv`` (SETUID, SETGID); the servers themselves run as postgres / redis.
+#: - nginx: the master runs as root to read the TLS key and switches workers to ``nginx``
+#:   (SETUID, SETGID, CHOWN for its temp dirs); it listens on 80/443 inside the container
+#:   (NET_BIND_SERVICE) because the vhost (templates/nginx/) binds those ports.
+#: - api: runs as the image's ``orderops`` user with no capability at all.
+#: tmpfs: the paths each service writes outside its volumes.
+SERVICE_HARDENING = {
+    "postgres": {"cap_add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"],
+                 "tmpfs": ["/tmp", "/var/run/postgresql"]},
+    "redis": {"cap_add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"], "tmpfs": ["/tmp"]},
+    "api": {"cap_add": [], "tmpfs": ["/tmp"]},
+    "nginx": {"cap_add": ["CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE"],
+              "tmpfs": ["/tmp", "/run", "/var/cache/nginx", "/var/lib/nginx", "/var/log/nginx"]},
+}
 
 
-def nginx_text(settings: HostSettings) -> str:
-    """The rendered nginx vhost."""
+def container_hardening(settings: HostSettings) -> dict[str, dict]:
+    """Per service: ``cap_add``, ``tmpfs`` (:data:`SERVICE_HARDENING`) and the limits from the
+    inventory's ``service_limits`` (``memory``, ``cpus``, ``pids``)."""
+    out = {}
+    for service, fixed in SERVICE_HARDENING.items():
+        limits = settings.service_limits[service]
+        out[service] = {**fixed, "memory": limits.memory, "cpus": limits.cpus, "pids": limits.pids}
+    return out
+
+
+
+
+
+#: Methods the order API serves (FastAPI routes + CORS preflight); nginx refuses others with 405.
+API_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+#: HSTS max-age in seconds: two years (Mozilla's generator; hstspreload.org asks for >= 1 year).
+HSTS_MAX_AGE = 63072000
+#: Where nginx (in its container) finds the certificate and key (the stack's ``tls/`` mount).
+NGINX_CERTIFICATE = f"{NGINX_TLS_DIR}/fullchain.pem"
+NGINX_CERTIFICATE_KEY = f"{NGINX_TLS_DIR}/privkey.pem"
+
+
+def https_port_suffix(port: int) -> str:
+    """``""`` for 443, else ``":<port>"``: the port part of an ``https://`` URL."""
+    return "" if port == 443 else f":{port}"
+
+
+def nginx_text(settings: HostSettings, certificate: str = NGINX_CERTIFICATE, certificate_key: str = NGINX_CERTIFICATE_KEY) -> str:
+    """The rendered nginx vhost (rate limits, timeouts and body size from ``settings``).
+
+    + certificate, certificate_key: paths inside the nginx container
+    """
+    limits = {
+        "login_rate": settings.nginx_login_rate,
+        "login_burst": settings.nginx_login_burst,
+        "api_rate": settings.nginx_api_rate,
+        "api_burst": settings.nginx_api_burst,
+        "client_max_body_size": settings.nginx_client_max_body_size,
+        "client_header_timeout": settings.nginx_client_header_timeout,
+        "client_body_timeout": settings.nginx_client_body_timeout,
+        "send_timeout": settings.nginx_send_timeout,
+        "keepalive_timeout": settings.nginx_keepalive_timeout,
+        "proxy_connect_timeout": settings.nginx_proxy_connect_timeout,
+        "proxy_send_timeout": settings.nginx_proxy_send_timeout,
+        "proxy_read_timeout": settings.nginx_proxy_read_timeout,
+    }
     return render(
-        "nginx/orderops.conf.j2", domain=settings.domain, client_max_body_size=settings.nginx_client_max_body_size,
+        "nginx/orderops.conf.j2",
+        domain=settings.domain,
+        limits=limits,
+        allowed_methods=API_METHODS,
+        hsts_max_age=HSTS_MAX_AGE,
+        https_port_suffix=https_port_suffix(settings.https_public_port),
+        certificate=certificate,
+        certificate_key=certificate_key,
         stub_status_port=STUB_STATUS_PORT,
+        acme_root=NGINX_ACME_DIR,
         web_root=NGINX_WEB_ROOT,
     )
 
 
 def env_text(settings: HostSettings) -> str:
     """The rendered ``.env`` (contains secrets: never log it)."""
-    secrets = {k: v.get_secret_value() for k, v in settings.secrets if v is not None}
+    secrets = {k: dotenv_quote(v.get_secret_value()) for k, v in settings.secrets if v is not None}
     return render("order_stack/env.j2", secrets=secrets)
 
 
@@ -221,8 +314,14 @@ def order_stack(settings: HostSettings, upload_dir: str, certificate_op=None) ->
         _if=secrets.did_change,
     )
     files.put(name="compose.yaml", src=StringIO(compose_text(settings)), dest=layout.compose_file, mode="644")
-    vhost = files.put(
-        name="nginx vhost", src=StringIO(nginx_text(settings)), dest=layout.nginx_conf, mode="644",
+    # checked by `nginx -t` in the nginx image before it replaces the live file (which stays on failure)
+    vhost = nginx_ops.checked_config(
+        name="nginx vhost (checked with nginx -t)",
+        dest=layout.nginx_conf,
+        content=nginx_text(settings),
+        image=settings.images.nginx,
+        config_path=f"{NGINX_CONF_DIR}/{posixpath.basename(layout.nginx_conf)}",
+        mounts={layout.tls_dir: NGINX_TLS_DIR},
     )
 
     front_end = None

@@ -48,21 +48,13 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL
 
-#: Secrets that are refused outside ``ENVIRONMENT=local`` (compared lower-cased, as substrings).
-WEAK_SECRET_WORDS: tuple[str, ...] = (
-    "changethis",
-    "changeme",
-    "password",
-    "secret",
-    "default",
-    "example",
-    "postgres",
-    "redis",
+# The secret policy is shared with the inventory schema (order_service/core/secret_policy.py).
+from order_service.core.secret_policy import (  # noqa: E402 - re-exported names
+    MIN_SECRET_DISTINCT_CHARS,
+    MIN_SECRET_LENGTH,
+    WEAK_SECRET_WORDS,
+    secret_weakness,
 )
-#: Minimum length of any secret outside ``ENVIRONMENT=local``.
-MIN_SECRET_LENGTH = 24
-#: Minimum number of distinct characters of a secret outside ``local`` (refuses "aaaa...").
-MIN_SECRET_DISTINCT_CHARS = 8
 
 #: Deliberately loose e-mail shape (one ``@``, a dot in the domain, no spaces).
 EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
@@ -71,23 +63,6 @@ ORIGIN_PATTERN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 Environment = Literal["local", "staging", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 Port = Annotated[int, Field(ge=1, le=65535)]
-
-
-def secret_weakness(value: str) -> str | None:
-    """Say why ``value`` is not acceptable as a secret outside ``local``.
-
-    Returns ``None`` for an acceptable secret, else a short reason that never
-    contains the value itself.
-    """
-    if len(value) < MIN_SECRET_LENGTH:
-        return f"it is shorter than {MIN_SECRET_LENGTH} characters"
-    lowered = value.lower()
-    for word in WEAK_SECRET_WORDS:
-        if word in lowered:
-            return f"it contains the default/weak word {word!r}"
-    if len(set(value)) < MIN_SECRET_DISTINCT_CHARS:
-        return f"it has fewer than {MIN_SECRET_DISTINCT_CHARS} distinct characters"
-    return None
 
 
 class Settings(BaseSettings):

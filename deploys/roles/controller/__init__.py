@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from pyinfra.operations import apt, files, server
 
 from deploys.contract.paths import RunbookLayout
 from deploys.operations import secret_files
+from deploys.roles.base import SSHD_SETTINGS
 from deploys.roles.controller.inventory_export import app_hosts, controller_host_data, known_hosts_text, render_inventory
 from deploys.roles.controller.keys import authorise_controller, controller_key
 from deploys.roles.controller.units import runbook_units
@@ -84,9 +86,11 @@ def _inventory(layout: RunbookLayout, user: str, upload_dir: str) -> None:
     files.put(name="Controller inventory", src=io.StringIO(render_inventory(hosts)), dest=layout.inventory,
               user=user, group=user, mode="644")
     # each app host's own public keys, read over this run's (verified) connection to it, at the
-    # address the controller host uses: its runbooks verify host keys against this file
-    entries = [(d["ssh_hostname"], d["ssh_port"],
-                inventory.get_host(n).get_fact(Command, "cat /etc/ssh/ssh_host_*_key.pub") or "")
+    # address the controller host uses: its runbooks verify host keys against this file. Only the
+    # keys sshd offers: the base role's HostKey files (Ed25519 only; ECDSA/RSA are dropped), read
+    # as files so the first converge records what sshd offers after it, not before.
+    offered = " ".join(shlex.quote(f"{key}.pub") for key in SSHD_SETTINGS["HostKey"].split())
+    entries = [(d["ssh_hostname"], d["ssh_port"], inventory.get_host(n).get_fact(Command, f"cat {offered}") or "")
                for n, d in hosts]
     files.put(name="Known host keys of the app hosts", src=io.StringIO(known_hosts_text(entries)),
               dest=layout.known_hosts, user=user, group=user, mode="644")

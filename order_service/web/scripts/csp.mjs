@@ -7,7 +7,7 @@
 //
 // Usage: node scripts/csp.mjs <export dir> [<output dir>]
 // Writes <output dir>/csp.txt (the policy) and <output dir>/csp.conf (an nginx
-// `add_header Content-Security-Policy ... always;` line); <output dir> defaults to the
+// `set $orderops_web_csp "...";` line, sent by the vhost's server-level add_header); <output dir> defaults to the
 // export's parent.
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -58,7 +58,7 @@ if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.
   writeFileSync(
     join(outDir, 'csp.conf'),
     `# Generated at build time by order_service/web/scripts/csp.mjs from ${Object.keys(pages).length} pages.\n` +
-      `add_header Content-Security-Policy "${policy}" always;\n`,
+      `set $orderops_web_csp "${policy}";\n`,
   );
   console.log(`csp: ${Object.keys(pages).length} pages, ${policy.split("'sha256-").length - 1} inline script hashes`);
 }

@@ -18,7 +18,7 @@ from inventories.schema import SECRET_NAMES, InventoryError
 from runbooks.core.errors import TargetError
 from runbooks.engine.targets import load_inventory
 
-STRONG = {name: f"{name}-0123456789abcdefghijklmnop" for name in SECRET_NAMES}
+STRONG = {name: f"{name[:3]}-Zq7x0123456789abcdefghijklmnop" for name in SECRET_NAMES}  # no weak word (secret_policy)
 IMAGES = {"order_service": "r.example.com/o/s:1", "postgres": "postgres:15.10", "redis": "redis:7.2.6", "nginx": "nginx:1.26.2"}
 
 

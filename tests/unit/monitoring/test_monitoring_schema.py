@@ -77,3 +77,16 @@ def test_weak_monitoring_secret_refused(tmp_path):
     with pytest.raises(InventoryError) as err:
         build_settings("a-1", data, ("app",))
     assert err.value.field == "secrets.grafana_admin_password" and "admin" not in err.value.message.replace("default", "")
+
+
+@pytest.mark.parametrize("bad", ["pw@host-0123456789abcdefXYZ", "a/b-0123456789abcdefXYZ", "a'b-0123456789abcdefXYZ"])
+def test_pg_monitor_password_is_url_safe(bad, tmp_path):
+    """The documented exception: it is part of postgres-exporter's DATA_SOURCE_NAME URL."""
+    from pydantic import ValidationError
+
+    from inventories.schema import Secrets
+
+    base = {"postgres_password": "p", "redis_password": "r", "secret_key": "s", "admin_password": "a"}
+    with pytest.raises(ValidationError, match="pg_monitor_password"):
+        Secrets.model_validate({**base, "pg_monitor_password": bad})
+    Secrets.model_validate({**base, "pg_monitor_password": "Ok-0123456789_abc.def~XYZ"})

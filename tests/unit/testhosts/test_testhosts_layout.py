@@ -59,3 +59,14 @@ def test_run_kwargs_dind_flag_set_never_privileged():
     assert kw["ports"] == {"22/tcp": ("127.0.0.1", 2201), "80/tcp": ("127.0.0.1", 8081),
                            "443/tcp": ("127.0.0.1", 8441)}
     assert kw["labels"]["orderops.testhost"] == "/state"
+
+
+def test_ipv6_subnet_is_a_ula_per_prefix():
+    import ipaddress
+
+    from testhosts.hosts import ipv6_subnet, network_name, run_kwargs, plan_hosts
+
+    a, b = ipaddress.ip_network(ipv6_subnet("oh")), ipaddress.ip_network(ipv6_subnet("orderops"))
+    assert a.prefixlen == 64 and a.subnet_of(ipaddress.ip_network("fd00::/8")) and a != b
+    plan = plan_hosts(1, "single", "oh")[0]
+    assert run_kwargs(plan, "img", "lbl", network_name("oh"))["network"] == "oh-net"

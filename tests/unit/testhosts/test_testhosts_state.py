@@ -41,7 +41,7 @@ def test_hosts_round_trip(tmp_path):
     save_hosts(paths, state)
     raw = json.loads(paths.hosts_json.read_text())
     assert raw["version"] == 1 and raw["suite"] == "bookworm" and raw["ssh_user"] == "deploy"
-    assert list(raw["hosts"][0]) == ["name", "container", "ip", "ssh_port", "http_port", "https_port", "groups"]
+    assert list(raw["hosts"][0]) == ["name", "container", "ip", "ip6", "ssh_port", "http_port", "https_port", "groups"]
     assert load_hosts(paths) == state
     assert [h.name for h in state.group("app")] == ["orderops-2"]
     assert [h.name for h in state.group("controller")] == ["orderops-1"]
