@@ -5,20 +5,41 @@ import { ADMIN_EMAIL, adminPassword, apiToken, expectAccessible, signIn, tabTo, 
 
 const SHOTS = process.env.ORDEROPS_SCREENSHOT_DIR;
 
-test('served with the CSP, cache rules and HSTS', async ({ request }) => {
+/** The edge's common headers (templates/nginx/orderops.conf.j2, server level): on every answer. */
+function expectEdgeHeaders(headers: Record<string, string>, where: string) {
+  expect(headers['strict-transport-security'], where).toBe('max-age=63072000');
+  expect(headers['x-content-type-options'], where).toBe('nosniff');
+  expect(headers['x-frame-options'], where).toBe('DENY');
+  expect(headers['referrer-policy'], where).toBe('no-referrer');
+  expect(headers['x-request-id'], where).toBeTruthy();
+}
+
+test('served with the release CSP and cache rules next to the edge headers', async ({ request }) => {
   const html = await request.get('/login/');
   expect(html.status()).toBe(200);
+  expectEdgeHeaders(html.headers(), 'page');
   const csp = html.headers()['content-security-policy'] ?? '';
   expect(csp).toContain("script-src 'self' 'sha256-");
+  expect(csp).toContain("frame-ancestors 'none'");
   expect(csp).not.toContain('unsafe-inline');
   expect(html.headers()['cache-control']).toBe('no-cache');
-  expect(html.headers()['strict-transport-security']).toContain('max-age=');
   const asset = (await html.text()).match(/\/_next\/static\/[^"]+\.js/)?.[0];
   expect(asset).toBeTruthy();
   const js = await request.get(asset!);
   expect(js.status()).toBe(200);
+  expectEdgeHeaders(js.headers(), 'asset');
   expect(js.headers()['cache-control']).toContain('immutable');
-  expect((await request.get('/api/health')).status()).toBe(200);
+  // the front end's 404 page (error_page) carries the same headers
+  const missing = await request.get('/no-such-page/');
+  expect(missing.status()).toBe(404);
+  expectEdgeHeaders(missing.headers(), '404 page');
+  expect(missing.headers()['content-security-policy']).toBe(csp);
+  expect(missing.headers()['cache-control']).toBe('no-cache');
+  // the API keeps the edge's own policy and its own caching
+  const api = await request.get('/api/health');
+  expect(api.status()).toBe(200);
+  expectEdgeHeaders(api.headers(), 'api');
+  expect(api.headers()['content-security-policy']).toBe("frame-ancestors 'none'");
 });
 
 test('admin: create, list, transition, attachment up and down, sign out', async ({ page }) => {
