@@ -8,7 +8,8 @@ import { defineConfig } from '@playwright/test';
 
 export default defineConfig({
   testDir: './e2e',
-  timeout: 60_000,
+  // per test: the admin flow takes ~40 s on an idle machine, more on the shared 2-core CI machine
+  timeout: 180_000,
   expect: { timeout: 15_000 },
   workers: 1,
   retries: 0,
