@@ -7,6 +7,9 @@
 #   make hosts-up N=1 LAYOUT=single   start N local test hosts, write .orderops/hosts.json
 #   make hosts-status             show them
 #   make hosts-down               remove them (containers and their docker volumes)
+#   make web                      build the front end artifact (cached by content in .orderops/cache/web)
+#   make test-web                 the front end's vitest component tests
+#   make test-browser             Playwright in Chromium against the deployed local test host
 
 SHELL := /bin/bash
 PYTHON3 ?= python3
@@ -17,7 +20,7 @@ CONSTRAINTS := $(wildcard constraints.txt)
 N ?= 1
 LAYOUT ?= single
 
-.PHONY: prereqs venv images hosts-up hosts-down hosts-status demo test test-unit test-integration
+.PHONY: prereqs venv images web hosts-up hosts-down hosts-status demo test test-unit test-web test-browser test-integration
 
 prereqs:
 	@sh tools/prereqs.sh
@@ -32,6 +35,10 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) | prereqs
 
 images: | $(STAMP)
 	$(PY) -m testhosts images
+
+# The front end's static export + CSP (tools/build_web.py); seconds when the sources are unchanged.
+web: | prereqs
+	@$(PYTHON3) tools/build_web.py
 
 hosts-up: | $(STAMP)
 	$(PY) -m testhosts up -n $(N) --layout $(LAYOUT)
@@ -50,12 +57,13 @@ export ORDER_JSON := {"customer":"demo","currency":"EUR","lines":[{"sku":"A-1","
 DEMO_ADMIN := admin@order.test
 
 # The main job on the local default target: one fresh test host, the full deploy, an order over HTTPS.
-demo: prereqs images
+demo: prereqs images web
 	$(PY) -m testhosts up -n 1 --layout single
 	$(VENV)/bin/pyinfra -y inventories/local.py deploys/site.py
 	@port=$$($(PY) -c 'import json,sys; print(json.load(open(sys.argv[1]))["hosts"][0]["https_port"])' $(STATE)/hosts.json); \
 	url=https://127.0.0.1:$$port; \
-	echo; echo "Order service: $$url/api/orders (self-signed certificate for order.test)"; \
+	echo; echo "Front end:     $$url/ (sign in as below)"; \
+	echo "Order service: $$url/api/orders (self-signed certificate for order.test)"; \
 	echo "Log in as $(DEMO_ADMIN) (password: admin_password in $(STATE)/secrets/local.json), then create an order:"; \
 	printf '%s\n' "  TOKEN=\$$(jq -j .admin_password $(STATE)/secrets/local.json | curl -sk $$url/api/login/access-token -d username=$(DEMO_ADMIN) --data-urlencode password@- | jq -r .access_token)"; \
 	printf '%s\n' "  curl -sk -X POST $$url/api/orders -H \"Authorization: Bearer \$$TOKEN\" -H 'Content-Type: application/json' -d '$$ORDER_JSON'"; \
@@ -67,6 +75,7 @@ demo: prereqs images
 test: prereqs
 	@tools/phase venv $(MAKE) --no-print-directory venv
 	@tools/phase unit $(MAKE) --no-print-directory test-unit
+	@tools/phase web $(MAKE) --no-print-directory test-web
 	@tools/phase images $(MAKE) --no-print-directory images
 	@tools/phase integration $(MAKE) --no-print-directory test-integration
 
@@ -74,9 +83,17 @@ test: prereqs
 test-unit: | $(STAMP)
 	$(PYTEST) tests/unit -q
 
+# Front end component tests (vitest in jsdom; npm ci first when the lockfile changed).
+test-web: web
+	cd order_service/web && npm test --silent
+
+# The browser tests alone, against the running local test host (make hosts-up + deploy first).
+test-browser: web | $(STAMP)
+	$(PYTEST) -m integration tests/integration/test_frontend.py -q
+
 # Integration tier: one host in both groups, then a split layout (controller + app host).
 # The test hosts are removed however it ends (KEEP_HOSTS=1 keeps them for debugging).
-test-integration: images
+test-integration: images web
 	@trap 'if [ "$(KEEP_HOSTS)" = 1 ]; then echo "KEEP_HOSTS=1: test hosts kept (make hosts-down removes them)"; \
 	       else $(PY) -m testhosts down; fi' EXIT; set -e; \
 	$(PY) -m testhosts up -n 1 --layout single; \

@@ -40,6 +40,8 @@ def _backup_recipients():
 
 
 _images = _load("images.json")
+# the front end built by `make web` (tools/build_web.py); without it no front end is shipped
+_web = _json.loads((_STATE / "web.json").read_text()) if (_STATE / "web.json").exists() else {}
 
 
 # Test-speed monitoring values live here only (production defaults: inventories/monitoring.py).
@@ -82,6 +84,8 @@ def _host_data(h):
         "compose_deb": _hosts_state["compose_deb"],
         "image_transport": "archive",
         "images": {role: _images[role] for role in _SERVICE_IMAGES.values()},
+        # the front end built by `make web` (none: no front end is shipped)
+        "web_artifact": _web.get("artifact"),
         # production fields the harness fills: the controller host reaches app hosts over the
         # Docker network, probes on this machine through the published ports
         "controller_address": h["ip"],

@@ -256,6 +256,11 @@ class HostSettings(BaseModel):
     acme_names: tuple[str, ...] = Field(
         (), description="DNS names of the ACME certificate (default: domain); must include domain",
     )
+    web_artifact: Path | None = Field(
+        None, description="controller-machine directory of the built front end (tools/build_web.py, `make web`); "
+        "None: no front end is shipped (nginx answers 404 outside /api)",
+    )
+    web_releases_keep: int = Field(3, ge=2, le=20, description="front-end releases kept on the host (current + previous at least)")
 
     # nginx edge (templates/nginx/orderops.conf.j2); production defaults, the test inventory
     # raises the rate limits. Rates are nginx limit_req rates (``10r/m``, ``20r/s``) per client
@@ -426,6 +431,13 @@ class HostSettings(BaseModel):
     def _size(cls, v: str) -> str:
         if not _SIZE.match(v):
             raise ValueError(f"expected a size like '10m' (digits + k|m|g), got {v!r}")
+        return v
+
+    @field_validator("web_artifact")
+    @classmethod
+    def _artifact(cls, v: Path | None) -> Path | None:
+        if v is not None and not ((v / "RELEASE").is_file() and (v / "MANIFEST").is_file() and (v / "csp.conf").is_file()):
+            raise ValueError(f"not a built front end (RELEASE, MANIFEST, csp.conf missing): {v}; run `make web`")
         return v
 
     @field_validator("nginx_login_rate", "nginx_api_rate")

@@ -84,7 +84,9 @@ MONITORING_IMAGES = {
 }
 STANDINS_DIR = IMAGES_DIR / "monitoring-standins"
 SERVICE_REPO = "orderops/order-service"
-SERVICE_EXCLUDE = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
+# `web` is the front end (order_service/web, node_modules included): shipped as its own artifact
+# (tools/build_web.py), never part of the API image or its hash.
+SERVICE_EXCLUDE = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", "web")
 
 
 class BuildError(RuntimeError):

@@ -28,6 +28,19 @@ if [ -n "$missing" ]; then
     || die "apt-get install failed for:$missing"
 fi
 
+# Node.js builds the front end (order_service/web); Next.js needs >= 20.9. Debian 12 ships 18,
+# so it is not in packages.txt: install Node.js 20+ (e.g. NodeSource's apt repository).
+node_version=$(node --version 2>/dev/null || true)
+case "$node_version" in
+  v[0-9]*) ;;
+  *) die "Node.js not found: the front end needs Node.js >= 20.9 (node --version)" ;;
+esac
+node_major=$(echo "$node_version" | sed 's/^v\([0-9]*\)\..*/\1/')
+node_minor=$(echo "$node_version" | sed 's/^v[0-9]*\.\([0-9]*\)\..*/\1/')
+if [ "$node_major" -lt 20 ] || { [ "$node_major" -eq 20 ] && [ "$node_minor" -lt 9 ]; }; then
+  die "Node.js $node_version is too old: Next.js needs >= 20.9"
+fi
+
 if ! docker info >/dev/null 2>&1; then
   mkdir -p "$state"
   if [ -d /run/systemd/system ]; then

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
-    "STATE_DIR", "UPLOAD_DIR", "LOCK_NAME", "LOCK_GUARD_NAME", "LOCK_FILE", "LOCK_GUARD", "RELEASE_FILE", "STACK_DIR", "RUNBOOK_DIR",
+    "STATE_DIR", "UPLOAD_DIR", "LOCK_NAME", "LOCK_GUARD_NAME", "LOCK_FILE", "LOCK_GUARD", "RELEASE_FILE", "STACK_DIR", "NGINX_WEB_ROOT", "RUNBOOK_DIR",
     "RUNBOOK_UNIT_PREFIX", "StackLayout", "RunbookLayout", "REPO_ROOT", "STATE_DIR_ENV", "CACHE_DIR_ENV",
     "local_state_dir", "local_cache_dir",
 ]
@@ -41,6 +41,8 @@ RELEASE_FILE = f"{STATE_DIR}/release.json"
 
 #: Default stack directory of an app host (inventory ``stack_dir``).
 STACK_DIR = "/opt/orderops"
+#: Where the nginx container sees :attr:`StackLayout.web_dir` (the vhost's ``root`` is below it).
+NGINX_WEB_ROOT = "/srv/web"
 #: Default runbook directory of the controller host (inventory ``runbook_dir``).
 RUNBOOK_DIR = "/opt/orderops-runbooks"
 #: systemd units of scheduled runbooks: ``<prefix><runbook>.service`` / ``.timer``.
@@ -90,6 +92,16 @@ class StackLayout:
     def acme_dir(self) -> str:
         """ACME http-01 webroot."""
         return f"{self.root}/acme"
+
+    @property
+    def web_dir(self) -> str:
+        """Front-end releases (``releases/<id>``, ``current``/``previous`` links; deploys/operations/web.py),
+        bind-mounted read-only into nginx at :data:`NGINX_WEB_ROOT`."""
+        return f"{self.root}/web"
+
+    @property
+    def web_releases_dir(self) -> str:
+        return f"{self.web_dir}/releases"
 
     @property
     def bin_dir(self) -> str:

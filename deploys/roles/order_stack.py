@@ -7,6 +7,7 @@ Files on the host (``stack_dir``; layout :class:`deploys.contract.paths.StackLay
     nginx/orderops.conf     the vhost; nginx/ is nginx's conf.d (read-only), so a replaced file is seen
     tls/                    certificate and key (role ``tls``)
     acme/                   ACME http-01 webroot (certbot, tls_mode acme)
+    web/                    front-end releases (deploys/operations/web.py), mounted read-only in nginx
 
 The stack is converged by :func:`deploys.operations.compose.up`, which runs ``up`` only when the
 project differs from what runs, and fails naming the unhealthy service when health does not come.
@@ -26,11 +27,11 @@ from deploys.contract.compose import compose_command
 from deploys.contract.dotenv import dotenv_quote, dotenv_read_command
 from deploys.contract.images import parse_image_ref
 from deploys.contract.monitoring import GRAFANA_PUBLIC_PATH, SERVICE_PORTS, STUB_STATUS_PORT
-from deploys.contract.paths import StackLayout
+from deploys.contract.paths import NGINX_WEB_ROOT, StackLayout
 from deploys.contract.release import ReleaseRecord, RunningVersion, running_version
 from deploys.contract.tls import LETSENCRYPT_DIR
 from deploys.contract.services import API_LOG_TAG, ATTACHMENTS_VOLUME, DB_NAME, DB_PORT, DB_USER, REDIS_PORT, SERVICE_IMAGES
-from deploys.operations import compose, secret_files
+from deploys.operations import compose, secret_files, web
 from deploys.operations import nginx as nginx_ops
 from deploys.operations import images as image_ops
 from inventories.schema import HostSettings
@@ -169,7 +170,7 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
                 "ports": ["80:80", "443:443"],
                 "volumes": [
                     f"{here(layout.nginx_dir)}:{NGINX_CONF_DIR}:ro", f"{here(layout.tls_dir)}:{NGINX_TLS_DIR}:ro",
-                    f"{here(layout.acme_dir)}:{NGINX_ACME_DIR}:ro",
+                    f"{here(layout.acme_dir)}:{NGINX_ACME_DIR}:ro", f"{here(layout.web_dir)}:{NGINX_WEB_ROOT}:ro",
                     # tls/ then holds symlinks into live/, which point into archive/: the whole tree, same path
                     *([f"{LETSENCRYPT_DIR}:{LETSENCRYPT_DIR}:ro"] if settings.tls_mode == "acme" else []),
                 ],
@@ -289,6 +290,7 @@ def nginx_text(settings: HostSettings, certificate: str = NGINX_CERTIFICATE, cer
         acme_root=NGINX_ACME_DIR,
         grafana_upstream=grafana_upstream(settings),
         grafana_path=GRAFANA_PUBLIC_PATH,
+        web_root=NGINX_WEB_ROOT,
     )
 
 
@@ -306,6 +308,7 @@ def order_stack(settings: HostSettings, upload_dir: str, certificate_op=None) ->
     files.directory(name="Stack directory", path=root, mode="755")
     files.directory(name="nginx config directory", path=layout.nginx_dir, mode="755")
     files.directory(name="ACME webroot", path=layout.acme_dir, mode="755")
+    files.directory(name="Front-end releases directory", path=layout.web_releases_dir, mode="755")
     secrets = secret_files.present(
         name="Stack secrets (.env, 0600)", dest=layout.env_file, content=env_text(settings), upload_dir=upload_dir,
     )
@@ -336,6 +339,15 @@ def order_stack(settings: HostSettings, upload_dir: str, certificate_op=None) ->
         mounts={layout.tls_dir: NGINX_TLS_DIR, **({LETSENCRYPT_DIR: LETSENCRYPT_DIR} if settings.tls_mode == "acme" else {})},
     )
 
+    front_end = None
+    if settings.web_artifact is not None:
+        front_end = web.release(
+            name="Front end release shipped and current",
+            artifact=str(settings.web_artifact),
+            root=layout.web_dir,
+            keep=settings.web_releases_keep,
+        )
+
     compose.up(
         name="Order stack converged and healthy",
         project=settings.compose_project,
@@ -345,10 +357,10 @@ def order_stack(settings: HostSettings, upload_dir: str, certificate_op=None) ->
     )
 
     # nginx reads its bind-mounted files at start: reload it when they changed (harmless when
-    # compose just recreated it).
-    changed = [vhost] + ([certificate_op] if certificate_op is not None else [])
+    # compose just recreated it); a new front-end release brings a new CSP include.
+    changed = [vhost] + [op for op in (certificate_op, front_end) if op is not None]
     server.shell(
-        name="Reload nginx for new vhost/certificate",
+        name="Reload nginx for new vhost/certificate/front end",
         commands=[compose_command(settings.compose_project, root, "exec", "-T", "nginx", "nginx", "-s", "reload")],
         _if=lambda: any(op.did_change() for op in changed),
     )

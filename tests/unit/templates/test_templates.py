@@ -172,3 +172,25 @@ def test_dotenv_read_command_inverts_dotenv_quote(tmp_path):
     assert out.stdout.decode("utf-8") == SPECIAL
     missing = subprocess.run(["sh", "-c", dotenv_read_command(str(env), "NOPE")], capture_output=True, check=True)
     assert missing.stdout == b""
+
+
+def test_nginx_serves_the_front_end_release(make_settings):
+    conf = nginx_text(make_settings())
+    doc = yaml.safe_load(compose_text(make_settings()))
+    assert "./web:/srv/web:ro" in doc["services"]["nginx"]["volumes"]
+    https = conf.split("listen 443", 1)[1]
+    assert "root /srv/web/current/site;" in https
+    # the release's CSP variable, set after the strict default; a glob: no release yet is no config error
+    assert https.index('set $orderops_web_csp "default-src') < https.index("include /srv/web/current/csp*.conf;")
+    # the common server-level headers carry the front end's: HSTS etc. stay, nothing per location
+    for header in ("Strict-Transport-Security", "X-Frame-Options", "Content-Security-Policy $orderops_csp",
+                   "Cache-Control $orderops_cache_control"):
+        assert f"add_header {header}" in https
+    csp_map = conf.split("map $request_uri $orderops_csp {", 1)[1].split("}", 1)[0]
+    assert "default                   $orderops_web_csp;" in csp_map and "~^/api/" in csp_map
+    cache_map = conf.split("map $uri $orderops_cache_control {", 1)[1].split("}", 1)[0]
+    assert '"no-cache"' in cache_map and "~^/_next/static/          \"public, max-age=31536000, immutable\"" in cache_map
+    assets = https.split("location ^~ /_next/static/ {", 1)[1].split("}", 1)[0]
+    assert "@previous_release" in assets
+    api = https.split("location /api/ {", 1)[1].split("}", 1)[0]
+    assert "proxy_pass $orderops_api;" in api and "zone=orderops_api" in api

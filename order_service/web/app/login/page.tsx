@@ -1,0 +1,6 @@
+'use client';
+import { LoginForm } from '@/components/LoginForm';
+
+export default function LoginPage() {
+  return <LoginForm />;
+}
