@@ -15,8 +15,10 @@ step statuses come from the same code. Differences, by design:
   ... (the run's summary counts every attempt);
 * a destructive step refuses (is recorded ``skipped`` with :data:`~runbooks.engine.runner.NOT_APPROVED`)
   unless the session or the cell passes ``approve=True``; check mode never runs it for real;
-* the host lock is taken lazily: a read-only step never waits for it (``lock_at_start=True``
-  takes it before the first step, as the CLI does).
+* the host lock is taken lazily, before the first step that changes the host or runs the deploy
+  (a ``pyinfra`` step: the deploy executor takes the run's lock again after the deploy, so the run
+  must hold it); a read-only step never waits for it. ``lock_at_start=True`` takes it before the
+  first step, as the CLI does.
 
 Everything shown (:class:`StepView`, :class:`RunView`) is built from masked data.
 """
@@ -195,7 +197,7 @@ class Session:
                 known = ", ".join(repr(s.name) for s in self.runbook.steps)
                 raise RunbookError(f"runbook {self.runbook.name!r} has no step {name!r} (steps: {known})")
             try:
-                if self.runbook.lock and step.changes:
+                if self.runbook.lock and (step.changes or step.executor == "pyinfra"):
                     self._take_lock()
                 rec = self._run.step(step, approve)
             except KeyboardInterrupt:

@@ -205,3 +205,14 @@ def test_session_in_cell_order_gives_the_results_of_a_cli_run(hosts, fake, execu
     keys = set(json.loads((Path(cli.run_dir) / "result.json").read_text()))
     assert keys == set(json.loads((Path(nb.run_dir) / "result.json").read_text()))
     assert sorted(os.listdir(cli.run_dir)) == sorted(os.listdir(nb.run_dir))
+
+
+def test_a_deploy_step_takes_the_lock_first_even_in_check_mode(hosts, fake, executors, tmp_path):
+    """The deploy executor takes the run's lock again after a deploy, so the run must hold it."""
+    rb = Runbook("t", "T", "", (Step("read", lambda ctx: ctx.ok()), Step("drift", lambda ctx: ctx.ok(), executor="pyinfra")))
+    s = _session(rb, hosts[:1], executors, tmp_path, check=True)
+    s.run("read")
+    assert s.locked_hosts == []
+    s.run("drift")
+    assert s.locked_hosts == ["h1"]
+    assert [st.name for st in s.close().result.steps] == ["read", LOCK_STEP, "drift", UNLOCK_STEP]
