@@ -173,6 +173,12 @@ class Session:
         """Hosts whose lock this session holds."""
         return [h.name for h in self._run.locked]
 
+    def __repr__(self) -> str:
+        r = self._run.result
+        return (f"{self.runbook.name} session, run {r.run_id}{' (check mode)' if r.check else ''} on "
+                f"{', '.join(r.hosts) or 'no host'}; steps: {', '.join(s.name for s in self.runbook.steps)}; "
+                f"run directory {self.run_dir}")
+
     def _take_lock(self) -> None:
         if not self._lock_taken:
             self._lock_taken = True

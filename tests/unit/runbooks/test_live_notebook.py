@@ -216,3 +216,11 @@ def test_a_deploy_step_takes_the_lock_first_even_in_check_mode(hosts, fake, exec
     s.run("drift")
     assert s.locked_hosts == ["h1"]
     assert [st.name for st in s.close().result.steps] == ["read", LOCK_STEP, "drift", UNLOCK_STEP]
+
+
+def test_session_repr_names_run_hosts_and_mode(hosts, fake, executors, tmp_path):
+    rb, _ = _book()
+    s = _session(rb, hosts[:2], executors, tmp_path, check=True)
+    text = repr(s)
+    assert s.run_id in text and "h1, h2" in text and "check mode" in text and "look, fix, wipe" in text
+    s.close()
