@@ -7,8 +7,11 @@ the engine's :class:`~runbooks.engine.session.Session`. ``runbook notebook`` wri
 
 Lock release: :meth:`Session.close` (the notebook's last cell) releases it; so does the kernel
 stopping (Jupyter's shutdown or restart: ``atexit``; ``SIGTERM``: a handler closes the session,
-then exits). A kernel killed with ``SIGKILL`` cannot release anything: the lock then expires
-after the host's ``lock_ttl`` (inventory data, :mod:`deploys.contract.lock`: stale after the TTL).
+then exits). Releasing takes one SSH round trip per host (seconds); Jupyter kills a kernel that
+has not exited ``KernelManager.shutdown_wait_time`` (default 5 s) after the shutdown request, so
+give it more (``--KernelManager.shutdown_wait_time=60``) or close the session in its cell. A
+kernel killed with ``SIGKILL`` cannot release anything: the lock then expires after the host's
+``lock_ttl`` (inventory data, :mod:`deploys.contract.lock`: stale after the TTL).
 """
 
 from __future__ import annotations
@@ -46,13 +49,20 @@ _OPEN: "weakref.WeakSet[Session]" = weakref.WeakSet()
 _handlers_installed = False
 
 
+_closing = False
+
+
 def _close_all() -> None:
+    global _closing
+    _closing = True
     for session in list(_OPEN):
         with contextlib.suppress(Exception):
             session.close()
 
 
 def _on_sigterm(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+    if _closing:  # already closing at exit (Jupyter sends SIGTERM when the shutdown takes long): go on
+        return
     _close_all()
     os._exit(128 + signum)
 

@@ -81,6 +81,7 @@ class Kernel:
         from jupyter_client.manager import start_new_kernel
 
         self.km, self.kc = start_new_kernel(kernel_name="python3", cwd=str(ROOT))
+        self.km.shutdown_wait_time = 60  # releasing the lock at exit is one SSH round trip (README)
 
     def cell(self, code: str, timeout: float = 600) -> list[dict]:
         outputs: list[dict] = []
