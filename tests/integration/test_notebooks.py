@@ -177,7 +177,7 @@ def test_step_by_step_cells_fail_refuse_and_rerun_like_the_cli(app_host, runs_di
         time.sleep(2)
 
 
-def test_parameters_are_checked_before_the_host_is_touched(app_host, runs_dir):
+def test_parameters_are_checked_before_the_host_is_touched(runs_dir):
     k = Kernel()
     try:
         out = k.cell(f"from runbooks.live import open_session\n"
