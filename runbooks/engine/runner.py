@@ -316,9 +316,13 @@ class _Run:
         if not self.locked:
             return
         rec = self._record(UNLOCK_STEP, _UNLOCK_DOC, "unlock")
-        with ThreadPoolExecutor(max_workers=max(1, min(self.opts.forks, len(self.locked))), thread_name_prefix="runbook-unlock") as pool:
-            for h, hr in pool.map(self._release_lock, self.locked):
-                self._put(rec, h.name, hr)
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, min(self.opts.forks, len(self.locked))), thread_name_prefix="runbook-unlock") as pool:
+                released = list(pool.map(self._release_lock, self.locked))
+        except RuntimeError:  # interpreter shutdown (a notebook kernel's atexit): no new threads, one by one
+            released = [self._release_lock(h) for h in self.locked]
+        for h, hr in released:
+            self._put(rec, h.name, hr)
 
     def _release_lock(self, h: HostTarget) -> tuple[HostTarget, HostResult]:
         start, at = time.monotonic(), utc_now()

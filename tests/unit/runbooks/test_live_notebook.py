@@ -224,3 +224,26 @@ def test_session_repr_names_run_hosts_and_mode(hosts, fake, executors, tmp_path)
     text = repr(s)
     assert s.run_id in text and "h1, h2" in text and "check mode" in text and "look, fix, wipe" in text
     s.close()
+
+
+def test_a_session_left_open_is_closed_at_interpreter_exit(tmp_path):
+    """The kernel's exit (atexit, where no new threads may start) still releases the lock."""
+    script = f"""
+import sys; sys.path.insert(0, {str(ROOT)!r})
+from runbooks import live
+from runbooks.engine.model import Runbook, Step
+from runbooks.engine.session import Session
+from runbooks.executors.fake import FakeExecutor
+from tests.unit.runbooks.conftest import make_host
+fake = FakeExecutor()
+rb = Runbook("t", "T", "", (Step("s", lambda ctx: ctx.ok()),))
+s = Session(rb, [make_host("h1")], rb.params(), {{"remote": fake, "pyinfra": fake, "local": fake}},
+            lock_at_start=True, runs_dir={str(tmp_path)!r})
+live._OPEN.add(s); live._install_handlers()
+print(s.run_dir)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((Path(proc.stdout.strip()) / "result.json").read_text())
+    assert [s["kind"] for s in result["steps"]] == ["lock", "unlock"]
+    assert result["steps"][-1]["results"]["h1"]["status"] == "ok"
