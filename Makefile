@@ -30,7 +30,7 @@ venv: $(STAMP)
 # Re-run pip only when pyproject.toml or constraints.txt change.
 $(STAMP): pyproject.toml $(CONSTRAINTS) | prereqs
 	test -x $(PY) || $(PYTHON3) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[service,test]' $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
+	$(PY) -m pip install -q -e '.[service,test,notebook]' $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 	touch $@
 
 images: | $(STAMP)

@@ -4,6 +4,7 @@
     runbook run NAME -i INVENTORY [--limit HOSTS] [--check] [-p key=value ...] [--yes]
     runbook show RUN_ID
     runbook history
+    runbook notebook NAME -i INVENTORY [-p key=value ...] [-o FILE] [--check] [--limit HOSTS] [--execute]
 
 Exit codes: 0 the run had no failed step, 1 a step failed (or the run aborted), 2 a usage
 problem (unknown runbook, bad parameter, bad inventory or --limit), reported in one line
@@ -205,6 +206,54 @@ def history(
         if rows >= n:
             break
     console.print(table)
+
+
+@app.command("notebook")
+def notebook(
+    name: str = typer.Argument(..., help="runbook name (see `runbook list`)"),
+    inventory: Path = typer.Option(..., "-i", "--inventory", help="pyinfra inventory file"),
+    param: Optional[list[str]] = typer.Option(None, "-p", "--param", help="runbook parameter key=value"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="notebook file [default: NAME.ipynb]"),
+    limit: Optional[str] = typer.Option(None, "--limit", help="host names, groups or globs (comma-separated)"),
+    check: bool = typer.Option(False, "--check", help="check mode (the notebook's `check` parameter)"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="approve destructive steps (the notebook's `approve`)"),
+    lock_at_start: bool = typer.Option(False, "--lock-at-start", help="take the host lock before the first step"),
+    execute: bool = typer.Option(False, "--execute", help="run it headless now (papermill); the executed notebook is the run's report.ipynb"),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="parent of run directories [default: .orderops/runs]"),
+) -> None:
+    """Write an executable notebook of a runbook (parameters cell, one cell per step); --execute runs it."""
+    from runbooks.engine.notebook_cells import build_live_notebook
+
+    try:
+        runbook = get_runbook(name)
+        values = validate_params(name, runbook.params, parse_assignments(name, param or [])).model_dump(mode="json")
+        hosts = select(load_inventory(inventory), [limit] if limit else None)
+    except RunbookError as e:
+        _fail(str(e))
+        return
+    nb = build_live_notebook(runbook, inventory=str(inventory), values=values, limit=limit, check=check,
+                             approve=yes, lock_at_start=lock_at_start)
+    import nbformat
+
+    out = output or Path(f"{runbook.name}.ipynb")
+    nbformat.write(nb, str(out))
+    console.print(f"notebook: {out}  (open it in Jupyter, or run it: runbook notebook {name} -i {inventory} --execute)")
+    if not execute:
+        return
+    from runbooks import live
+
+    run_id = new_run_id(runbook.name)
+    console.print(f"runbook [bold]{runbook.name}[/] run {run_id} on {', '.join(h.name for h in hosts)} (papermill)"
+                  + (" [yellow](check mode)[/]" if check else ""))
+    try:
+        run_dir = live.execute(out, run_id=run_id, runs_dir=runs_dir, inventory=str(inventory), cwd=os.getcwd(),
+                               parameters=values)
+    except RunbookError as e:
+        err.print(f"[bold red]runbook:[/] {escape(str(e))}", soft_wrap=True)
+        raise typer.Exit(1)
+    data = {**load_result(run_dir).model_dump(mode="json"), "run_dir": str(run_dir)}
+    _matrix(data)
+    raise typer.Exit(1 if data["status"] in ("failed", "aborted") else 0)
 
 
 def main() -> None:

@@ -101,7 +101,8 @@ def render_markdown(result: dict[str, Any]) -> str:
         "",
     ]
     for i, s in enumerate(r["steps"], 1):
-        lines += [f"## {i}. {s['name']}", ""]
+        again = f" (attempt {s['attempt']})" if s.get("attempt", 1) > 1 else ""
+        lines += [f"## {i}. {s['name']}{again}", ""]
         if s["doc"]:
             lines += [s["doc"], ""]
         rows = [[h, hr["status"], hr["message"], hr["attempts"], f"{hr['duration_s']:.1f}"] for h, hr in s["results"].items()]

@@ -7,7 +7,8 @@ when it is stale. Schema versions (:data:`SCHEMA_VERSION`; fields are only ever 
 or a change of meaning bumps the version):
 
 * 1: the first format (no ``steps[].kind``);
-* 2: ``steps[].kind`` (``lock`` | ``step`` | ``unlock``) and ``aborted``.
+* 2: ``steps[].kind`` (``lock`` | ``step`` | ``unlock``) and ``aborted``; later added
+  ``steps[].attempt`` (default 1: a step recorded twice in one run, e.g. a notebook cell run again).
 
 :func:`load_result` reads every version (a version-1 file is upgraded on reading: the kind
 follows from the engine's lock step names, ``aborted`` from the status), so ``runbook history``
@@ -76,6 +77,8 @@ class StepRecord(BaseModel):
     changes: bool = False
     destructive: bool = False
     on_failure: str = "stop-host"
+    attempt: int = Field(1, description="how many times this step has run in this run, this record included "
+                                         "(a notebook cell run again records attempt 2)")
     results: dict[str, HostResult] = Field(default_factory=dict)
 
 

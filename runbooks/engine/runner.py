@@ -52,12 +52,15 @@ from runbooks.engine.results import LOCK_STEP, UNLOCK_STEP, HostResult, RunResul
 from runbooks.engine.rotation import EVENTS_FILE, REPORT_FILE, RESULT_FILE, rotate_runs, run_dirs
 from runbooks.engine.targets import secret_values
 
-__all__ = ["run", "RunOptions", "new_run_id", "default_runs_dir", "LOCK_STEP", "UNLOCK_STEP", "previous_result"]
+__all__ = ["run", "RunOptions", "new_run_id", "default_runs_dir", "LOCK_STEP", "UNLOCK_STEP", "previous_result",
+           "NOT_APPROVED"]
 
 Approval = bool | Callable[[Step], bool]
 
 _LOCK_DOC = ("The per-host lock a deploy takes too (`deploys/contract/lock.py`): "
              "a runbook and a deploy never change one host at once.")
+#: The message of a destructive step that was not approved (CLI and notebook cells alike).
+NOT_APPROVED = "destructive step not approved (use --yes; in a notebook: approve=True)"
 _UNLOCK_DOC = "Release this run's lock (also after a failure)."
 
 
@@ -226,9 +229,17 @@ class _Run:
         return h, _host_result(StepResult("failed", msg), 1, start, at)
 
     # --- steps ----------------------------------------------------------------------------
-    def step(self, step: Step) -> None:
-        """Run ``step`` on its active target hosts in parallel, then apply its on-failure policy."""
+    def step(self, step: Step, approve: Approval | None = None) -> StepRecord:
+        """Run ``step`` on its active target hosts in parallel, then apply its on-failure policy;
+        its record. ``approve`` overrides the run's approval for this step (a notebook cell's
+        ``approve=True``). A step run again (a notebook cell run twice) is a new record whose
+        ``attempt`` counts on."""
         rec = self._record(step.name, step.doc, "step", step)
+        rec.attempt = sum(1 for s in self.result.steps if s.name == step.name and s.kind == "step")
+        self._step(rec, step, self.opts.approve if approve is None else approve)
+        return rec
+
+    def _step(self, rec: StepRecord, step: Step, approve: Approval) -> None:
         targets = [h for h in self.hosts if step.target in ("all", h.name) or step.target in h.groups]
         self._skip(rec, [h for h in targets if h.name not in self.active], "host stopped earlier in this run")
         targets = [h for h in targets if h.name in self.active]
@@ -236,10 +247,9 @@ class _Run:
             return self._skip(rec, targets, "run aborted")
         approved = True
         if step.destructive and not self.opts.check and targets:
-            approve = self.opts.approve
             approved = approve(step) if callable(approve) else bool(approve)
             if not approved:
-                return self._skip(rec, targets, "destructive step not approved (use --yes)")
+                return self._skip(rec, targets, NOT_APPROVED)
         for h, hr in self.pool.map(lambda h: self._on_host(step, h, approved), targets):
             self._put(rec, h.name, hr)
             if hr.status == "failed":
@@ -313,9 +323,13 @@ class _Run:
         if not self.locked:
             return
         rec = self._record(UNLOCK_STEP, _UNLOCK_DOC, "unlock")
-        with ThreadPoolExecutor(max_workers=max(1, min(self.opts.forks, len(self.locked))), thread_name_prefix="runbook-unlock") as pool:
-            for h, hr in pool.map(self._release_lock, self.locked):
-                self._put(rec, h.name, hr)
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, min(self.opts.forks, len(self.locked))), thread_name_prefix="runbook-unlock") as pool:
+                released = list(pool.map(self._release_lock, self.locked))
+        except RuntimeError:  # interpreter shutdown (a notebook kernel's atexit): no new threads, one by one
+            released = [self._release_lock(h) for h in self.locked]
+        for h, hr in released:
+            self._put(rec, h.name, hr)
 
     def _release_lock(self, h: HostTarget) -> tuple[HostTarget, HostResult]:
         start, at = time.monotonic(), utc_now()
@@ -331,17 +345,23 @@ class _Run:
         except RunbookError as e:
             return h, _host_result(StepResult("failed", f"could not release the lock: {e}"), 1, start, at)
 
-    def record(self) -> RunResult:
-        """Write result.json, report.md and report.ipynb (masked), rotate; the masked result."""
+    def checkpoint(self) -> dict[str, Any]:
+        """Write result.json and report.md of the run so far (masked); the masked result dict.
+        A step-by-step session (:mod:`runbooks.engine.session`) calls it after every step."""
         self.result.finished_at = utc_now()
         self.result.duration_s = time.monotonic() - self.t0
         data = self.masker.obj(self.result.model_dump(mode="json"))
-        self.emit("run-end", status=data["status"], summary=data["summary"], duration_s=data["duration_s"])
-        self.log.close()
         write_result(self.run_dir, data)
         md = self.run_dir / REPORT_FILE
         md.write_text(render_markdown(data))
         md.chmod(0o600)
+        return data
+
+    def record(self) -> RunResult:
+        """Write result.json, report.md and report.ipynb (masked), rotate; the masked result."""
+        data = self.checkpoint()
+        self.emit("run-end", status=data["status"], summary=data["summary"], duration_s=data["duration_s"])
+        self.log.close()
         write_notebook(self.run_dir, data)
         rotate_runs(self.runs_dir, keep=self.opts.keep_runs, max_age_days=self.opts.keep_days, protect=self.run_dir)
         masked = RunResult.model_validate(data)
