@@ -55,6 +55,23 @@ def inventory():
     return {group: [(h.name, h.data) for h in hosts if group in h.groups] for group in ("app", "controller", "monitoring")}
 
 
+@pytest.fixture(scope="module")
+def app_host(inventory):
+    """``(name, data)`` of the first app host, converged by the current code before the module's
+    tests (seconds when it already is: the shared host is deployed once, by test_deploy or the
+    first module that needs it)."""
+    name, data = inventory["app"][0]
+    result = run_pyinfra()
+    assert result.returncode == 0, result.output[-4000:]
+    return name, data
+
+
+@pytest.fixture(scope="module")
+def app(app_host):
+    """The host data of :func:`app_host`."""
+    return app_host[1]
+
+
 def ssh(data: dict, command: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run ``command`` on a test host over SSH as its deploy user (use ``sudo`` inside as needed)."""
     proc = subprocess.run(

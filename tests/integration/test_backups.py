@@ -75,14 +75,6 @@ def wait_healthy(data: dict, service: str, timeout: float = 180) -> None:
 
 
 @pytest.fixture(scope="module")
-def app(inventory):
-    name, data = inventory["app"][0]
-    result = run_pyinfra()
-    assert result.returncode == 0, result.output[-4000:]
-    return data
-
-
-@pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("backup-runs")
 

@@ -44,14 +44,6 @@ HTTPS_REQUESTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def app(inventory):
-    name, data = inventory["app"][0]
-    result = run_pyinfra()
-    assert result.returncode == 0, result.output[-4000:]
-    return data
-
-
 def _layout(app) -> StackLayout:
     return StackLayout(app.get("stack_dir", STACK_DIR))
 

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from testhosts.state import StatePaths, load_images
-from tests.integration.conftest import run_pyinfra, ssh
+from tests.integration.conftest import ssh
 
 pytestmark = pytest.mark.integration
 
@@ -30,15 +30,8 @@ echo "after=open"
 """
 
 
-@pytest.fixture(scope="module")
-def app(inventory):
-    result = run_pyinfra()
-    assert result.returncode == 0, result.output[-4000:]
-    return inventory["app"][0]
-
-
-def test_five_bad_logins_from_a_probe_then_443_refuses_it(app):
-    _, data = app
+def test_five_bad_logins_from_a_probe_then_443_refuses_it(app_host):
+    _, data = app_host
     image = load_images(StatePaths.from_env()).pebble  # any local image with curl: the probe only needs a client
     proc = subprocess.run(
         ["docker", "run", "--rm", "-e", f"TARGET={data['testhost_ip']}", "--entrypoint", "sh", image, "-c", PROBE],
@@ -61,7 +54,7 @@ def test_five_bad_logins_from_a_probe_then_443_refuses_it(app):
         ssh(data, f"sudo fail2ban-client set orderops-api unbanip {probe}", check=False)
 
 
-def test_sshd_jail_runs_on_the_journal(app):
-    _, data = app
+def test_sshd_jail_runs_on_the_journal(app_host):
+    _, data = app_host
     status = ssh(data, "sudo fail2ban-client status sshd").stdout
     assert "Journal matches:" in status and "sshd.service" in status, status

@@ -28,7 +28,7 @@ from deploys.contract.lock import release_command
 from deploys.contract.paths import LOCK_FILE, local_state_dir
 from runbooks.engine.runner import NOT_APPROVED
 from runbooks.engine.targets import load_inventory
-from tests.integration.conftest import INVENTORY, ROOT, run_pyinfra, ssh
+from tests.integration.conftest import INVENTORY, ROOT, ssh
 
 pytestmark = pytest.mark.integration
 
@@ -39,14 +39,6 @@ RELAXED_KW = "load_max_per_cpu=100, memory_max_percent=100"
 
 def _secrets() -> list[str]:
     return [v for v in json.loads((local_state_dir() / "secrets" / "local.json").read_text()).values() if len(str(v)) >= 4]
-
-
-@pytest.fixture(scope="module")
-def app_host(inventory):
-    name, data = inventory["app"][0]
-    result = run_pyinfra()
-    assert result.returncode == 0, result.output[-4000:]
-    return name, data
 
 
 @pytest.fixture(scope="module")

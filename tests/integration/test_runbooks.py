@@ -19,7 +19,7 @@ import pytest
 
 from deploys.contract.paths import LOCK_FILE, RELEASE_FILE, RUNBOOK_DIR, STACK_DIR, RunbookLayout, StackLayout, local_state_dir
 from deploys.contract.services import SERVICES
-from tests.integration.conftest import INVENTORY, ROOT, run_pyinfra, ssh
+from tests.integration.conftest import INVENTORY, ROOT, ssh
 from tests.support.webhook import webhook_receiver
 
 pytestmark = pytest.mark.integration
@@ -39,15 +39,6 @@ def _secret_values() -> list[str]:
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("runs")
-
-
-@pytest.fixture(scope="module")
-def app_host(inventory):
-    """The first app host, converged by the current code (seconds when it already is)."""
-    name, data = inventory["app"][0]
-    result = run_pyinfra()
-    assert result.returncode == 0, result.output[-4000:]
-    return name, data
 
 
 def runbook(*args: str, runs_dir: Path, **kw) -> tuple[subprocess.CompletedProcess, dict]:
