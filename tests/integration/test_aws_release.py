@@ -19,14 +19,13 @@ import shutil
 import socket
 import subprocess
 import tarfile
-import threading
 import time
 import urllib.request
 
 import boto3
 import pytest
 
-from tests.support.moto_aws import moto_server
+from tests.support.moto_aws import moto_server, one_off_tasks_finish
 
 pytestmark = pytest.mark.integration
 
@@ -100,24 +99,9 @@ def test_release_pushes_to_the_registry_stand_in(registry, tiny_image, monkeypat
         aws = AwsSession(load_aws_inventory("inventories/aws_local.py"))
         assert environment.apply_environment(aws, approve=lambda t: True, log=lambda _: None)
         ecs, cluster = aws.client("ecs"), aws.settings.cluster_name
-        done = threading.Event()
-
-        def finish_migrations():  # ECS stops a one-off task when its container exits 0
-            while not done.is_set():
-                for arn in ecs.list_tasks(cluster=cluster)["taskArns"]:
-                    task = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
-                    if task.get("startedBy") == "orderops-release" and task["lastStatus"] != "STOPPED":
-                        ecs.stop_task(cluster=cluster, task=arn, reason="Essential container in task exited")
-                time.sleep(0.2)
-
-        thread = threading.Thread(target=finish_migrations, daemon=True)
-        thread.start()
-        try:
+        with one_off_tasks_finish(ecs, cluster):
             record = release.release(aws, "0.2.0", tiny_image, release.DockerPusher(None), verify=lambda: None,
                                      log=lambda _: None)
-        finally:
-            done.set()
-            thread.join(5)
     assert record.image == f"{registry}/{aws.settings.api_repository}:0.2.0"
     tags = json.load(urllib.request.urlopen(f"http://{registry}/v2/{aws.settings.api_repository}/tags/list"))
     assert tags["tags"] == ["0.2.0"]

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["moto_server", "moto_unsupported_types", "SKIPPED_PREFIX"]
+__all__ = ["moto_server", "moto_unsupported_types", "one_off_tasks_finish", "SKIPPED_PREFIX"]
 
 SKIPPED_PREFIX = "moto-skipped:"
 
@@ -135,3 +137,30 @@ def moto_server() -> Iterator[str]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextmanager
+def one_off_tasks_finish(ecs, cluster: str, started_by: str = "orderops-release") -> Iterator[None]:
+    """While the block runs, stop every running task ``started_by`` started in ``cluster`` (polled
+    every 0.2 s): what ECS does when a one-off task's container exits 0; moto's tasks never exit.
+
+    + ecs: a boto3 ECS client on the moto server
+    + cluster: the cluster name
+    """
+    done = threading.Event()
+
+    def loop() -> None:
+        while not done.is_set():
+            for arn in ecs.list_tasks(cluster=cluster)["taskArns"]:
+                task = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+                if task.get("startedBy") == started_by and task["lastStatus"] != "STOPPED":
+                    ecs.stop_task(cluster=cluster, task=arn, reason="Essential container in task exited")
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(5)

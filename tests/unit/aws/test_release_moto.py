@@ -9,13 +9,12 @@ and (3) readiness through the ALB is the :data:`Verifier` seam the tests fill.
 
 from __future__ import annotations
 
-import threading
-import time
 
 import pytest
 
 from deploys.aws import environment, lock, release
 from deploys.aws.errors import LockHeld, ReleaseFailed
+from tests.support.moto_aws import one_off_tasks_finish
 
 
 class RecordingPusher:
@@ -35,23 +34,8 @@ def deployed(aws):
 @pytest.fixture
 def ecs_finishes_tasks(deployed):
     """Stop every one-off task the release starts, as ECS does when its container exits 0."""
-    ecs = deployed.client("ecs")
-    cluster = deployed.settings.cluster_name
-    done = threading.Event()
-
-    def loop():
-        while not done.is_set():
-            for arn in ecs.list_tasks(cluster=cluster)["taskArns"]:
-                task = ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
-                if task.get("startedBy") == "orderops-release" and task["lastStatus"] != "STOPPED":
-                    ecs.stop_task(cluster=cluster, task=arn, reason="Essential container in task exited")
-            time.sleep(0.2)
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    yield
-    done.set()
-    thread.join(5)
+    with one_off_tasks_finish(deployed.client("ecs"), deployed.settings.cluster_name):
+        yield
 
 
 def _service_td(aws):
