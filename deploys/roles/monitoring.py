@@ -286,8 +286,8 @@ def monitoring(settings: HostSettings, upload_dir: str) -> None:
     # The pg_monitor role postgres-exporter logs in with; password read from .env on the host.
     pg_script = files.put(
         name="pg_monitor role script", src=StringIO(render(
-            "monitoring/apply-pg-monitor.sh.j2", order_project=settings.compose_project,
-            order_dir=settings.stack_dir, env_file=layout.env_file, user=PG_MONITOR_USER,
+            "monitoring/apply-pg-monitor.sh.j2",
+            order_compose=compose_command(settings.compose_project, settings.stack_dir), env_file=layout.env_file, user=PG_MONITOR_USER,
             db_user=DB_USER, db_name=DB_NAME,
             read_password=dotenv_read_command(layout.env_file, "PG_MONITOR_PASSWORD"))),
         dest=layout.pg_monitor_script, mode="755")
