@@ -13,9 +13,22 @@ from tests.support.moto_aws import moto_server
 
 @pytest.fixture(scope="session")
 def moto_session_url():
-    """moto's server, started once per test session (tests/support/moto_aws.py)."""
-    with moto_server() as url:
-        yield url
+    """moto's server, started once per test session (tests/support/moto_aws.py).
+
+    Test speed: ACM issues DNS-validated certificates at once. moto reads
+    ``MOTO_ACM_VALIDATION_WAIT`` into ``moto.settings`` when it is first imported (possibly during
+    collection, before any fixture), so the in-process server's setting is set here directly; left
+    at moto's 60 s, the certificate stays PENDING and the ``certificate_validated`` waiter never ends.
+    """
+    import moto.settings
+
+    saved = moto.settings.ACM_VALIDATION_WAIT
+    moto.settings.ACM_VALIDATION_WAIT = 0
+    try:
+        with moto_server() as url:
+            yield url
+    finally:
+        moto.settings.ACM_VALIDATION_WAIT = saved
 
 
 @pytest.fixture(scope="module")

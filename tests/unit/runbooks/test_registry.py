@@ -9,7 +9,8 @@ from runbooks.library import RUNBOOKS, all_runbooks
 
 def test_names_file_lists_exactly_the_registered_host_runbooks():
     hosts = [rb.name for rb in all_runbooks() if rb.environment == "hosts"]
-    assert sorted(runbook_names()) == hosts == ["daily", "diagnose", "emergency-redeploy", "emergency-restart"]
+    assert sorted(runbook_names()) == hosts == ["backup", "daily", "data-integrity", "diagnose", "emergency-redeploy",
+                                                "emergency-restart", "emergency-restore", "restore-drill"]
     assert [rb.name for rb in all_runbooks()] == sorted(RUNBOOKS)
     aws = [rb.name for rb in all_runbooks() if rb.environment == "aws"]
     assert aws == ["aws-backup", "aws-daily", "aws-emergency", "aws-restore"]  # never scheduled from a host
