@@ -5,6 +5,7 @@ Needs ``python -m testhosts images`` and ``python -m testhosts up`` first (``mak
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -53,6 +54,15 @@ def inventory():
 
     hosts = load_hosts(ROOT / INVENTORY, cwd=ROOT)
     return {group: [(h.name, h.data) for h in hosts if group in h.groups] for group in ("app", "controller", "monitoring")}
+
+
+def host_network(data: dict) -> str:
+    """The Docker network of a test host (testhosts: ``<prefix>-net``), for containers that must
+    reach it: the host's own Docker uses 172.17.0.0/16 inside, so the machine's default bridge is
+    not reachable from it (and Docker isolates bridges from each other)."""
+    out = subprocess.run(["docker", "inspect", "-f", "{{json .NetworkSettings.Networks}}", data["testhost_container"]],
+                         capture_output=True, text=True, check=True).stdout
+    return next(iter(json.loads(out)))
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import pytest
 from deploys.contract.paths import STACK_DIR, StackLayout
 from deploys.contract.tls import ACME_CA_BUNDLE_PATH, CERT_NAME, LETSENCRYPT_DIR, live_file
 from testhosts.state import StatePaths, load_images
-from tests.integration.conftest import ROOT, run_pyinfra, ssh
+from tests.integration.conftest import ROOT, host_network, run_pyinfra, ssh
 from tests.support.pebble import pebble_server
 
 pytestmark = pytest.mark.integration
@@ -41,7 +41,9 @@ def pebble(app):
     if image is None:
         pytest.fail("no pebble image in images.json: run `make images`")
     name, data = app
-    with pebble_server(image, f"{data['testhost_container']}-pebble", paths.label, {n: data["testhost_ip"] for n in NAMES}) as p:
+    network = host_network(data)
+    with pebble_server(image, f"{data['testhost_container']}-pebble", paths.label, {n: data["testhost_ip"] for n in NAMES},
+                       network=network) as p:
         # Pebble starts empty: certbot state from an earlier Pebble (accounts, lineages) means nothing to it
         ssh(data, f"sudo rm -rf {LETSENCRYPT_DIR}/accounts {LETSENCRYPT_DIR}/live/{CERT_NAME} "
                   f"{LETSENCRYPT_DIR}/archive/{CERT_NAME} {LETSENCRYPT_DIR}/renewal/{CERT_NAME}.conf")

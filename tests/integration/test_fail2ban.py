@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from testhosts.state import StatePaths, load_images
-from tests.integration.conftest import ssh
+from tests.integration.conftest import host_network, ssh
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,7 @@ def test_five_bad_logins_from_a_probe_then_443_refuses_it(app_host):
     _, data = app_host
     image = load_images(StatePaths.from_env()).pebble  # any local image with curl: the probe only needs a client
     proc = subprocess.run(
-        ["docker", "run", "--rm", "-e", f"TARGET={data['testhost_ip']}", "--entrypoint", "sh", image, "-c", PROBE],
+        ["docker", "run", "--rm", "--network", host_network(data), "-e", f"TARGET={data['testhost_ip']}", "--entrypoint", "sh", image, "-c", PROBE],
         capture_output=True, text=True, timeout=180, check=False,
     )
     out = proc.stdout

@@ -1,7 +1,7 @@
 """Pebble, Let's Encrypt's ACME test server (Debian's ``pebble``, image ``images/pebble``), as a
 container next to the test hosts: test-only, it forgets every account and order when it stops.
 
-The container joins the test hosts' network (Docker's default bridge); ACME names resolve to the
+The container joins the test hosts' network (``<prefix>-net``, passed by the test); ACME names resolve to the
 test host through ``--add-host``, so pebble's http-01 validation reaches nginx on the host's port 80.
 """
 
@@ -45,17 +45,20 @@ class Pebble:
 
 
 @contextlib.contextmanager
-def pebble_server(image: str, name: str, label: str, names: Mapping[str, str], timeout: float = 60) -> Iterator[Pebble]:
+def pebble_server(image: str, name: str, label: str, names: Mapping[str, str], network: str = "bridge",
+                  timeout: float = 60) -> Iterator[Pebble]:
     """Start Pebble as container ``name`` (removed first if it exists, and at the end).
 
     + image: the pebble image ref (images.json ``pebble``)
     + label: the harness label value, so ``make hosts-down`` removes a left-over container too
     + names: ACME name -> address pebble resolves it to (the test host's IP)
+    + network: the Docker network to join: the test hosts' (their own Docker uses 172.17.0.0/16
+      inside, so an address on the machine's default bridge is not reachable from a test host)
     Raises ``RuntimeError`` when it is not healthy within ``timeout`` seconds.
     """
     _docker("rm", "-f", name, check=False)
     hosts = [f"--add-host={n}:{ip}" for n, ip in names.items()]
-    _docker("run", "-d", "--name", name, "--label", f"{LABEL}={label}", *hosts, image)
+    _docker("run", "-d", "--name", name, "--network", network, "--label", f"{LABEL}={label}", *hosts, image)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -65,7 +68,7 @@ def pebble_server(image: str, name: str, label: str, names: Mapping[str, str], t
             if time.monotonic() > deadline or not state["State"]["Running"]:
                 raise RuntimeError(f"pebble did not become healthy: {_docker('logs', name, check=False)[-1000:]}")
             time.sleep(0.5)
-        ip = state["NetworkSettings"]["IPAddress"]
+        ip = state["NetworkSettings"]["Networks"][network]["IPAddress"]
         yield Pebble(name, f"https://{ip}:14000/dir", _docker("exec", name, "cat", "/ca/listener-ca.pem"))
     finally:
         _docker("rm", "-f", name, check=False)

@@ -84,7 +84,7 @@ def test_a_check_holding_its_input_open_does_not_hang_the_backup(pg, orders_db, 
     assert count == "3000"
 
 
-@pytest.mark.parametrize("orders_db", [3000], indirect=True)
+@pytest.mark.parametrize("orders_db", [30000], indirect=True)  # ~10x any buffer on the path, whatever the scheduling
 def test_a_whole_stream_check_that_stops_reading_fails_loudly(pg, orders_db, age_key, tmp_path):
     """Without the prefix bound the same check blocks the data path: after ``check_stall`` the
     run fails naming the check, and leaves no file."""
