@@ -32,7 +32,7 @@ from deploys.contract.backups import BACKUP_COMMAND, CONFIG_FILE, CREDENTIALS_FI
 from deploys.contract.compose import COMPOSE_PROJECT, compose_command
 from deploys.contract.paths import STACK_DIR
 from deploys.contract.services import ATTACHMENTS_VOLUME, DB_NAME, DB_USER, volume_name
-from tests.integration.conftest import ROOT, run_pyinfra, ssh
+from tests.integration.conftest import ROOT, host_network, run_pyinfra, ssh
 from tests.integration.test_deploy import _admin_token
 from tests.integration.test_runbooks import runbook
 
@@ -248,7 +248,7 @@ def moto(app):
     image = images.get("python") or images["order_service"]
     subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
     site = next(venv.glob("lib/python3*/site-packages"))
-    subprocess.run(["docker", "run", "-d", "--name", name, "-v", f"{venv}:{venv}:ro", "-e", f"PYTHONPATH={site}",
+    subprocess.run(["docker", "run", "-d", "--name", name, "--network", host_network(app), "-v", f"{venv}:{venv}:ro", "-e", f"PYTHONPATH={site}",
                     "--entrypoint", "python3", image, "-m", "moto.server", "-H", "0.0.0.0", "-p", "5000"],
                    check=True, capture_output=True)
     try:
