@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 # 5 refused logins, then a TCP connect to 443 until refused (fail2ban reads the journal within seconds)
 PROBE = r"""
-ip=$(hostname -i | cut -d' ' -f1); echo "probe=$ip"
+ip=$(hostname -i | tr ' ' '\n' | grep -m1 '\.'); echo "probe=$ip"  # the IPv4 address: TARGET is IPv4
 for i in 1 2 3 4 5; do
   curl -sk -o /dev/null -w 'login=%{http_code}\n' --resolve order.test:443:$TARGET https://order.test/api/login/access-token \
        -d username=nobody@order.test -d password=wrong
