@@ -227,7 +227,7 @@ def notebook(
     try:
         runbook = get_runbook(name)
         values = validate_params(name, runbook.params, parse_assignments(name, param or [])).model_dump(mode="json")
-        hosts = select(load_inventory(inventory), [limit] if limit else None)
+        hosts = select(load_targets(inventory, runbook.environment), [limit] if limit else None)
     except RunbookError as e:
         _fail(str(e))
         return

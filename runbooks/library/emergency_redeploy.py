@@ -121,14 +121,20 @@ def backup_first(ctx: StepContext) -> StepResult:
     where = "local" if ctx.host.settings.image_transport == "archive" else "remote"
     pull = "" if where == "local" else f"docker pull -q {shlex.quote(new)} >/dev/null && "
     out = ctx.sh(pull + image_heads_command(new), executor=where)
+    revision = ctx.memory["revision_before"]
     if not out.ok or not out.stdout.strip():
-        return ctx.failed(f"cannot read the migration heads of {new}: {out.stderr.strip()[-200:]}")
-    heads, revision = out.stdout.strip().splitlines()[-1], ctx.memory["revision_before"]
-    data = {"image_heads": heads, "schema_revision": revision}
-    if heads == revision:
-        return ctx.ok(f"no new migration ({heads})", data)
-    if ctx.check:
-        return ctx.skipped(f"check mode: {new} migrates {revision or '(none)'} -> {heads}: would back up first", data)
+        # unknown heads: assume a new migration (the safe side); the deploy's health gate judges the image
+        why = f"migration heads of {new} unreadable ({out.stderr.strip()[-200:] or 'no output'})"
+        data = {"image_heads": None, "schema_revision": revision}
+        if ctx.check:
+            return ctx.skipped(f"check mode: {why}: would back up first", data)
+    else:
+        heads = out.stdout.strip().splitlines()[-1]
+        data = {"image_heads": heads, "schema_revision": revision}
+        if heads == revision:
+            return ctx.ok(f"no new migration ({heads})", data)
+        if ctx.check:
+            return ctx.skipped(f"check mode: {new} migrates {revision or '(none)'} -> {heads}: would back up first", data)
     result = take_backup(ctx)
     result.data.update(data)
     return result

@@ -42,6 +42,9 @@ def controller_host_data(name: str, data: dict[str, Any], root: str) -> dict[str
     """
     layout = RunbookLayout(root)
     out = {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(data.items()) if not k.startswith(("ssh_", "_"))}
+    # a directory on the deploy machine with no copy on the controller host (validated as a built
+    # front end wherever the inventory loads): runbooks from the controller host keep the release it shipped
+    out.pop("web_artifact", None)
     ip = data.get("controller_address")
     out["ssh_hostname"] = ip or data.get("ssh_hostname") or name
     out["ssh_port"] = 22 if ip else int(data.get("ssh_port") or 22)
