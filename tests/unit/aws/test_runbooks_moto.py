@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -74,9 +74,11 @@ def _by_step(result):
 
 
 def _put(aws, namespace, metric, dims, value, unit="None"):
+    """One datapoint a minute old: CloudWatch's EndTime is exclusive and moto truncates it to the
+    second, so a point stamped in the query's own second would not be counted."""
     aws.client("cloudwatch").put_metric_data(Namespace=namespace, MetricData=[{
         "MetricName": metric, "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
-        "Timestamp": datetime.now(timezone.utc), "Value": value, "Unit": unit}])
+        "Timestamp": datetime.now(timezone.utc) - timedelta(minutes=1), "Value": value, "Unit": unit}])
 
 
 def _db_id(aws):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from deploys.backup_tool import backup as backup_mod
 from deploys.backup_tool import restore
 from deploys.backup_tool.errors import BackupError
-from deploys.backup_tool.manifest import list_local, sha256_file
+from deploys.backup_tool.manifest import id_time, list_local, sha256_file
 from deploys.backup_tool.metrics import PROM_FILE
 
 from .conftest import make_config
@@ -79,8 +80,9 @@ def test_database_down_fails_leaves_nothing_and_keeps_success_metrics(pg, orders
     good = backup_mod.run_backup(cfg, log=lambda m: None)
     before = [line for line in _prom(cfg).splitlines() if "last_success" in line]
     down = make_config(pg, orders_db, tmp_path / "backups", public, port=1)  # nothing listens on port 1
+    later = id_time(good["id"]) + timedelta(seconds=1)  # its own id even when both fall in one second
     with pytest.raises(BackupError, match="psql exited"):
-        backup_mod.run_backup(down, log=lambda m: None)
+        backup_mod.run_backup(down, now=later, log=lambda m: None)
     assert [b.id for b in list_local(Path(cfg.backup_dir))] == [good["id"]]
     assert not list(Path(cfg.backup_dir).glob("*.partial"))
     prom = _prom(cfg)
