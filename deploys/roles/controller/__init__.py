@@ -73,7 +73,10 @@ def _tooling(layout: RunbookLayout) -> None:
 def _inventory(layout: RunbookLayout, user: str, upload_dir: str) -> None:
     """The app hosts' secrets (0600), Compose .debs for the drift check, and the rendered inventory."""
     hosts = []
+    groups: dict[str, list[str]] = {}
     for name, data, app_settings in app_hosts():
+        for group in app_settings.groups:
+            groups.setdefault(group, []).append(name)
         secrets = {k: v.get_secret_value() for k, v in app_settings.secrets if v is not None}
         secret_files.present(
             name=f"Secrets of {name}", dest=layout.secrets_file(name), content=json.dumps(secrets, sort_keys=True),
@@ -83,7 +86,7 @@ def _inventory(layout: RunbookLayout, user: str, upload_dir: str) -> None:
             files.put(name=f"Compose .deb for {name}'s drift check", src=str(app_settings.compose_deb),
                       dest=f"{layout.cache_dir}/{Path(app_settings.compose_deb).name}", mode="644")
         hosts.append((name, controller_host_data(name, data, layout.root)))
-    files.put(name="Controller inventory", src=io.StringIO(render_inventory(hosts)), dest=layout.inventory,
+    files.put(name="Controller inventory", src=io.StringIO(render_inventory(hosts, groups)), dest=layout.inventory,
               user=user, group=user, mode="644")
     # each app host's own public keys, read over this run's (verified) connection to it, at the
     # address the controller host uses: its runbooks verify host keys against this file. Only the

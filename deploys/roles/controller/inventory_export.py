@@ -77,11 +77,26 @@ def known_hosts_text(entries: list[tuple[str, int, str]]) -> str:
     return "\n".join(sorted(out)) + ("\n" if out else "")
 
 
-def render_inventory(hosts: list[tuple[str, dict[str, Any]]]) -> str:
-    """Python source of the controller host's inventory (group ``app``; validated on load)."""
-    return (
-        '"""Rendered by orderops (deploys/roles/controller/inventory_export.py): the app hosts as this controller host reaches them."""\n\n'
-        "from inventories.schema import check_inventory\n\n"
-        f"app = {pprint.pformat(hosts, width=110, sort_dicts=True)}\n\n"
-        'check_inventory({"app": app})\n'
-    )
+#: Groups besides ``app`` that change what the deploy renders for an app host (a monitoring host's
+#: vhost serves ``/grafana/``): the exported inventory keeps them, so the controller host's drift
+#: check renders the same files the deploy machine does. ``controller`` is not carried: from the
+#: controller host the app hosts are only targets.
+CARRIED_GROUPS = ("monitoring",)
+
+
+def render_inventory(hosts: list[tuple[str, dict[str, Any]]], groups: dict[str, list[str]] | None = None) -> str:
+    """Python source of the controller host's inventory: group ``app`` (``hosts``: ``[(name, data)]``)
+    and, for each of :data:`CARRIED_GROUPS` in ``groups`` (``{group: [host name]}``), that group's
+    app hosts with the same data; validated on load (``check_inventory``)."""
+    lines = [
+        '"""Rendered by orderops (deploys/roles/controller/inventory_export.py): the app hosts as this controller host reaches them."""\n',
+        "from inventories.schema import check_inventory\n",
+        f"app = {pprint.pformat(hosts, width=110, sort_dicts=True)}\n",
+    ]
+    carried = [g for g in CARRIED_GROUPS if (groups or {}).get(g)]
+    for group in carried:
+        members = sorted(set(groups[group]))
+        lines.append(f"{group} = [h for h in app if h[0] in {members!r}]\n")
+    mapping = ", ".join(f'"{g}": {g}' for g in ["app", *carried])
+    lines.append(f"check_inventory({{{mapping}}})\n")
+    return "\n".join(lines)

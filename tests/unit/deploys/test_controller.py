@@ -46,6 +46,17 @@ def test_rendered_inventory_is_python_and_deterministic():
     assert 'check_inventory({"app": app})' in text
 
 
+def test_rendered_inventory_keeps_the_monitoring_group():
+    """A monitoring app host's vhost serves /grafana/: the controller host's drift check must
+    render it in the same groups, or it reports that vhost as drift."""
+    hosts = [(n, controller_host_data(n, DATA, "/opt/r")) for n in ("app-1", "app-2")]
+    text = render_inventory(hosts, {"app": ["app-1", "app-2"], "monitoring": ["app-2"], "controller": ["app-1"]})
+    scope: dict = {}
+    exec(compile(text.replace("check_inventory(", "groups = ("), "inv", "exec"), scope)
+    assert [n for n, _ in scope["groups"]["monitoring"]] == ["app-2"]
+    assert set(scope["groups"]) == {"app", "monitoring"}
+
+
 def test_units_carry_the_calendar_and_persistent(make_settings):
     s = make_settings(groups=("controller",), runbook_schedules={"daily": "*-*-* 05:30:00"},
                       runbook_webhook_url="http://127.0.0.1:9000/h", runbook_schedule_args={"daily": ["-p", "drift=false"]})
