@@ -18,6 +18,7 @@ from tests.unit.runbooks.conftest import make_host
 SIM = """NOTE: This is only a simulation!
 Inst dummy-sec [1.0] (1.1 Local:bookworm-security [all])
 Inst curl [7.88.1-10] (7.88.1-10+deb12u5 Debian:12.5/bookworm [amd64]) []
+Inst libgcrypt20-dev [1.10.1-3] (1.10.1-3+deb12u1 Debian:12.15/oldstable, Debian-Security:12/oldstable-security [amd64]) []
 Conf dummy-sec (1.1 Local:bookworm-security [all])
 """
 
@@ -39,7 +40,8 @@ def weekly_hosts():
 def test_parse_simulated_upgrade_separates_security():
     pk = parse_simulated_upgrade(SIM)
     assert [(p["package"], p["current"], p["candidate"], p["security"]) for p in pk] == [
-        ("dummy-sec", "1.0", "1.1", True), ("curl", "7.88.1-10", "7.88.1-10+deb12u5", False)]
+        ("dummy-sec", "1.0", "1.1", True), ("curl", "7.88.1-10", "7.88.1-10+deb12u5", False),
+        ("libgcrypt20-dev", "1.10.1-3", "1.10.1-3+deb12u1", True)]  # a line of a real Debian 12 machine
 
 
 @pytest.mark.parametrize("text,n", [("10m", 10 * 1024 ** 2), ("512k", 512 * 1024), ("7", 7), ("1G", 1024 ** 3)])
@@ -76,8 +78,8 @@ def test_check_mode_reports_every_fault_and_changes_nothing(weekly_hosts, fake, 
     rb = get_runbook("weekly")
     res = run(rb, weekly_hosts, rb.params(), executors, runs_dir=tmp_path, check=True)
     assert not [c for c in fake.commands() if any(x in c for x in CHANGING)]
-    assert _st(res, "Pending updates")["h1"] == ("ok", "2 pending, 1 security")
-    assert _st(res, "Apply updates")["h1"][1] == "check mode: would upgrade 2: dummy-sec, curl"
+    assert _st(res, "Pending updates")["h1"] == ("ok", "3 pending, 2 security")
+    assert _st(res, "Apply updates")["h1"][1] == "check mode: would upgrade 3: dummy-sec, curl, libgcrypt20-dev"
     assert _st(res, "Log cleanup")["h1"][0] == "failed" and "1 container log(s) past 10m" in _st(res, "Log cleanup")["h1"][1]
     assert "would remove 2 dangling" in _st(res, "Docker hygiene")["h1"][1]
     assert _st(res, "Backup integrity")["h1"][0] == "skipped"
@@ -101,7 +103,7 @@ def test_yes_applies_serially_and_halts_at_an_unhealthy_host(weekly_hosts, fake,
     assert st["h2"][0] == "failed" and "stack not healthy" in st["h2"][1]
     assert st["h3"] == ("skipped", "not run: serial step stopped after it failed on h2")
     assert not [c for c in fake.commands("h3") if "--only-upgrade" in c]
-    assert [c for c in fake.commands("h1") if "--only-upgrade install dummy-sec curl" in c]
+    assert [c for c in fake.commands("h1") if "--only-upgrade install dummy-sec curl libgcrypt20-dev" in c]
     assert _st(res, "Docker hygiene")["h1"][0] == "changed"
     assert _st(res, "Docker hygiene")["h3"][0] == "skipped"  # out of the run
 
@@ -110,7 +112,7 @@ def test_security_only_applies_security_packages(weekly_hosts, fake, executors, 
     _script(fake)
     rb = get_runbook("weekly")
     run(rb, weekly_hosts[:1], rb.params(security_only=True), executors, runs_dir=tmp_path, approve=True)
-    assert [c for c in fake.commands("h1") if c.endswith("--only-upgrade install dummy-sec")]
+    assert [c for c in fake.commands("h1") if c.endswith("--only-upgrade install dummy-sec libgcrypt20-dev")]
 
 
 def test_backup_without_a_backup_is_skipped_with_the_reason(weekly_hosts, fake, executors, tmp_path):
