@@ -253,7 +253,9 @@ def test_scheduled_run_from_the_controller_host(app_host, inventory):
         ssh(data, "sudo rm -rf /etc/systemd/system/orderops-runbook-daily.service.d && sudo systemctl daemon-reload")
     latest = ssh(data, f"sudo sh -c 'ls -1d {RUNBOOKS.state_dir}/runs/*daily* | tail -n1'").stdout.strip()
     result = json.loads(ssh(data, f"sudo cat {latest}/result.json").stdout)
-    assert result["status"] == "ok", json.dumps(result)[:3000]
+    bad = {s["name"]: {h: (r["status"], r["message"]) for h, r in s["results"].items() if r["status"] != "ok"}
+           for s in result["steps"]}
+    assert result["status"] == "ok", {k: v for k, v in bad.items() if v}
     assert result["hosts"] == [n for n, _ in inventory["app"]]
     prom = ssh(data, "cat /var/lib/prometheus/node-exporter/orderops_runbook_daily.prom").stdout
     assert 'orderops_runbook_last_run_success{runbook="daily"} 1' in prom
