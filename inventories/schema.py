@@ -70,6 +70,11 @@ SECRET_NAMES = REQUIRED_SECRET_NAMES + MONITORING_SECRET_NAMES
 _PASSTHROUGH_PREFIXES = ("ssh_", "_", "docker_ssh", "winrm_", "local_", "testhost_")
 
 
+
+#: the default ``runbook_schedules``: daily at 06:00, weekly maintenance on Sunday 04:00 (report
+#: only unless ``runbook_schedule_args`` gives it ``--yes``)
+DEFAULT_RUNBOOK_SCHEDULES = {"daily": "*-*-* 06:00:00", "weekly": "Sun *-*-* 04:00:00"}
+
 class InventoryError(ValueError):
     """Bad inventory data or secrets.
 
@@ -306,7 +311,7 @@ class HostSettings(BaseModel):
     # runbooks on the controller host (deploys/roles/controller/)
     runbook_dir: str = Field(RUNBOOK_DIR, description="venv, rendered inventory and runs on the controller host")
     runbook_schedules: dict[str, str] = Field(
-        default_factory=lambda: {"daily": "*-*-* 06:00:00"},
+        default_factory=lambda: dict(DEFAULT_RUNBOOK_SCHEDULES),
         description="runbook name -> systemd OnCalendar expression; one timer each (Persistent=true)",
     )
     runbook_schedule_args: dict[str, list[str]] = Field(

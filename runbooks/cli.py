@@ -24,6 +24,7 @@ from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table as RichTable
 
+from inventories.schema import DEFAULT_RUNBOOK_SCHEDULES
 from runbooks.core.errors import RunbookError
 from runbooks.engine.masking import Masker
 from runbooks.engine.params import describe_params, parse_assignments, validate_params
@@ -53,8 +54,10 @@ def list_runbooks() -> None:
     """List the runbooks with their steps and parameters."""
     for rb in all_runbooks():
         console.print(f"[bold]{rb.name}[/]  {rb.title}")
+        if rb.name in DEFAULT_RUNBOOK_SCHEDULES:
+            console.print(f"   [dim]scheduled by default (controller timer, runbook_schedules): {DEFAULT_RUNBOOK_SCHEDULES[rb.name]}[/]")
         for i, s in enumerate(rb.steps, 1):
-            flags = ", ".join(f for f, on in (("changes", s.changes), ("destructive", s.destructive)) if on)
+            flags = ", ".join(f for f, on in (("changes", s.changes), ("destructive", s.destructive), (f"serial {s.serial}", s.serial)) if on)
             console.print(f"   {i}. {s.name}  [dim]({s.executor}, {s.target}{', ' + flags if flags else ''})[/]")
         for name, type_name, default, desc in describe_params(rb.params):
             console.print(f"   -p {name}=<{type_name}>  default {default}  [dim]{desc}[/]")

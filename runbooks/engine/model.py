@@ -11,6 +11,11 @@ policy on failure:
 ``abort``        stop the whole run after this step (remaining steps: skipped on every host)
 ===============  ==========================================================================
 
+``serial=N`` runs the step on ``N`` hosts at a time (Ansible's ``serial``; ``0``: all hosts in
+parallel, ``forks`` at most): the next batch starts when the batch before it passed, and a host
+whose step fails stops the step for the hosts not yet run (skipped, the reason naming the host)
+and takes them out of the rest of the run: a rolling change halts at the first broken host.
+
 ``changes=True`` marks a changing step: in check mode it must only report what it would do
 (``ctx.check`` is ``True``; the engine passes the flag, the step honours it).
 ``destructive=True`` additionally needs approval (``--yes`` or an interactive confirm); without
@@ -76,6 +81,7 @@ class Step:
 
     + timeout: seconds for one attempt on one host
     + retries: extra attempts after a failed one; ``retry_delay`` seconds in between
+    + serial: hosts per batch (``0``: no batches); see the module docstring
     """
 
     name: str
@@ -89,12 +95,15 @@ class Step:
     on_failure: OnFailure = "continue"
     changes: bool = False
     destructive: bool = False
+    serial: int = 0
 
     def __post_init__(self):
         if self.timeout <= 0:
             raise ValueError(f"step {self.name!r}: timeout must be > 0")
         if self.retries < 0:
             raise ValueError(f"step {self.name!r}: retries must be >= 0")
+        if self.serial < 0:
+            raise ValueError(f"step {self.name!r}: serial must be >= 0 (0: all hosts at once)")
         if self.destructive and not self.changes:
             object.__setattr__(self, "changes", True)
 

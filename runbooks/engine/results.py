@@ -77,6 +77,7 @@ class StepRecord(BaseModel):
     changes: bool = False
     destructive: bool = False
     on_failure: str = "stop-host"
+    serial: int = Field(0, description="hosts per batch of a serial step (0: all hosts at once)")
     attempt: int = Field(1, description="how many times this step has run in this run, this record included "
                                          "(a notebook cell run again records attempt 2)")
     results: dict[str, HostResult] = Field(default_factory=dict)

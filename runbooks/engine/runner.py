@@ -9,7 +9,8 @@
                            through the ``aws`` executor: a LockingExecutor); the target names
                            the executor kind (``lock_executor``); a target whose lock another
                            live run holds runs nothing else
-    steps   .step(s)       each step in order; its hosts in parallel (``forks`` at most); the
+    steps   .step(s)       each step in order; its hosts in parallel (``forks`` at most), or
+                           ``serial`` hosts at a time, halting at a failed batch; the
                            next step starts when every host finished (Ansible's *linear*
                            strategy); attempts, retries and the on-failure policy per host
     unlock  .unlock()      release this run's locks (also after a failure or an abort)
@@ -184,6 +185,7 @@ class _Run:
             name=name, doc=doc, kind=kind, target=step.target if step else "all",
             executor=step.executor if step else "remote", changes=bool(step and step.changes),
             destructive=bool(step and step.destructive), on_failure=step.on_failure if step else "stop-host",
+            serial=step.serial if step else 0,
         )
         self.result.steps.append(rec)
         self.emit("step-start", step=name, target=rec.target)
@@ -250,13 +252,23 @@ class _Run:
             approved = approve(step) if callable(approve) else bool(approve)
             if not approved:
                 return self._skip(rec, targets, NOT_APPROVED)
-        for h, hr in self.pool.map(lambda h: self._on_host(step, h, approved), targets):
-            self._put(rec, h.name, hr)
-            if hr.status == "failed":
-                if step.on_failure == "stop-host":
+        size = step.serial or len(targets) or 1
+        for i in range(0, len(targets), size):
+            failed = []
+            for h, hr in self.pool.map(lambda h: self._on_host(step, h, approved), targets[i:i + size]):
+                self._put(rec, h.name, hr)
+                if hr.status == "failed":
+                    failed.append(h.name)
+                    if step.on_failure == "stop-host":
+                        self.active.pop(h.name, None)
+                    elif step.on_failure == "abort":
+                        self.result.aborted = True
+            rest = targets[i + size:]
+            if failed and rest:  # a serial step halts at the first failed batch
+                self._skip(rec, rest, f"not run: serial step stopped after it failed on {', '.join(failed)}")
+                for h in rest:
                     self.active.pop(h.name, None)
-                elif step.on_failure == "abort":
-                    self.result.aborted = True
+                return
 
     def _on_host(self, step: Step, h: HostTarget, approved: bool) -> tuple[HostTarget, HostResult]:
         start, at = time.monotonic(), utc_now()

@@ -17,6 +17,7 @@ __all__ = ["RUNBOOKS", "get_runbook", "all_runbooks"]
 #: CLI name -> module path
 RUNBOOKS = {
     "daily": "runbooks.library.daily",
+    "weekly": "runbooks.library.weekly",
     "diagnose": "runbooks.library.diagnose",
     "emergency-restart": "runbooks.library.emergency_restart",
     "emergency-redeploy": "runbooks.library.emergency_redeploy",

@@ -239,6 +239,9 @@ def test_timer_installed_by_the_deploy(inventory):
         unit = ssh(data, "systemctl cat orderops-runbook-daily.timer").stdout
         assert "Persistent=true" in unit and "OnCalendar=*-*-* 06:00:00" in unit
         assert ssh(data, "systemctl is-enabled orderops-runbook-daily.timer").stdout.strip() == "enabled"
+        weekly = ssh(data, "systemctl cat orderops-runbook-weekly.timer").stdout
+        assert "Persistent=true" in weekly and "OnCalendar=Sun *-*-* 04:00:00" in weekly
+        assert ssh(data, "systemctl is-enabled orderops-runbook-weekly.timer").stdout.strip() == "enabled"
 
 
 def test_scheduled_run_from_the_controller_host(app_host, inventory):

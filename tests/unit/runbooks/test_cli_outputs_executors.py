@@ -68,8 +68,16 @@ def test_list_shows_every_runbook():
     res = CliRunner().invoke(cli.app, ["list"])
     assert res.exit_code == 0
     for name in ("daily", "diagnose", "emergency-restart", "emergency-redeploy", "aws-daily", "aws-backup",
-                 "aws-restore", "aws-emergency"):
+                 "aws-restore", "aws-emergency", "weekly"):
         assert name in res.output
+
+
+def test_list_shows_the_default_schedules_and_the_serial_step():
+    out = CliRunner(env={"COLUMNS": "200"}).invoke(cli.app, ["list"]).output
+    weekly = out[out.index("weekly  Weekly maintenance"):]
+    assert "scheduled by default (controller timer, runbook_schedules): Sun *-*-* 04:00:00" in weekly
+    assert "Apply updates  (remote, app, changes, destructive, serial 1)" in weekly
+    assert "scheduled by default (controller timer, runbook_schedules): *-*-* 06:00:00" in out[out.index("daily  Daily check"):]
 
 
 def test_params_helpers():
@@ -80,7 +88,7 @@ def test_params_helpers():
     with pytest.raises(ParameterError, match="latest"):
         validate_params(rb.name, rb.params, {"version": "latest"})
     with pytest.raises(UnknownRunbook):
-        get_runbook("weekly")
+        get_runbook("fortnightly")
 
 
 def test_textfile_format(tmp_path):
