@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+from deploys.contract.services import API_LOG_TAG
 from infra_checks import compose_containers
 
 
@@ -36,12 +37,18 @@ def test_daemon_json_rotates_json_file_logs(app_host, settings):
 
 
 def test_stack_containers_rotate_their_logs(app_host, settings):
+    """json-file with the inventory's rotation, except the order service: it logs to the journal,
+    tagged, for fail2ban's API jail (deploys/roles/order_stack.py), where journald rotates it."""
     containers = compose_containers(app_host, settings.compose_project)
     assert containers, f"no containers in compose project {settings.compose_project!r}"
     for container in containers:
         inspect = "docker inspect --format '{{json .HostConfig.LogConfig}}' %s"
         log_config = json.loads(app_host.check_output(inspect, container["ID"]))
         options = log_config.get("Config") or {}
+        if container.get("Service") == "api":
+            assert (log_config.get("Type"), options.get("tag")) == ("journald", API_LOG_TAG), (
+                f"container {container.get('Name')} does not log to the journal with fail2ban's tag")
+            continue
         assert (log_config.get("Type"), options.get("max-size"), options.get("max-file")) == (
             "json-file",
             settings.docker_log_max_size,
