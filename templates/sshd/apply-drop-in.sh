@@ -37,10 +37,14 @@ probe() {
     install -d -m 0700 -o "$user" -g "$group" "$home/.ssh"
     [ -e "$keys" ] || install -m 0600 -o "$user" -g "$group" /dev/null "$keys"
     printf 'from="127.0.0.1,::1",restrict,command="echo orderops-login-ok" %s\n' "$(cat "$tmp/key.pub")" >> "$keys"
+    # the host's own keys in force (sshd -T hostkey lines): the probe checks the key it is offered
+    for hostkey in $(sshd -T 2>/dev/null | awk '$1 == "hostkey" {print $2}'); do
+        [ -r "$hostkey.pub" ] && printf 'orderops-self %s\n' "$(cut -d' ' -f1,2 "$hostkey.pub")"
+    done > "$tmp/known_hosts"
     result=1
     for attempt in 1 2 3 4 5; do
-        got=$(ssh -n -i "$tmp/key" -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no \
-              -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 -o LogLevel=ERROR \
+        got=$(ssh -n -i "$tmp/key" -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes \
+              -o HostKeyAlias=orderops-self -o UserKnownHostsFile="$tmp/known_hosts" -o ConnectTimeout=10 -o LogLevel=ERROR \
               -p "${port:-22}" "$user@127.0.0.1" true 2>&1)
         case "$got" in *orderops-login-ok*) result=0; break ;; esac
         sleep 1   # sshd re-executes itself on reload; give it a moment
