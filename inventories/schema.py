@@ -69,11 +69,10 @@ SECRET_NAMES = REQUIRED_SECRET_NAMES + MONITORING_SECRET_NAMES
 #: data the local test harness adds for its tests (container IP and name; ``inventories/local.py``).
 _PASSTHROUGH_PREFIXES = ("ssh_", "_", "docker_ssh", "winrm_", "local_", "testhost_")
 
-
-
 #: the default ``runbook_schedules``: daily at 06:00, weekly maintenance on Sunday 04:00 (report
 #: only unless ``runbook_schedule_args`` gives it ``--yes``)
 DEFAULT_RUNBOOK_SCHEDULES = {"daily": "*-*-* 06:00:00", "weekly": "Sun *-*-* 04:00:00"}
+
 
 class InventoryError(ValueError):
     """Bad inventory data or secrets.
