@@ -39,7 +39,7 @@ GOAL_PERCENT = 5.0
 def _ssh(data: dict, command: str) -> str:
     proc = subprocess.run(
         ["ssh", "-q", "-i", str(data["ssh_key"]), "-p", str(data["ssh_port"]), "-o", "BatchMode=yes",
-         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+         "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={data['ssh_known_hosts_file']}",
          f"{data['ssh_user']}@{data['ssh_hostname']}", command],
         capture_output=True, text=True, timeout=300, check=True)
     return proc.stdout

@@ -177,13 +177,15 @@ def known_hosts_lines(port: int, keys: list[str], address: str = "127.0.0.1") ->
     return "".join(f"{name} {key}\n" for key in keys)
 
 
-def render_ssh_config(state: HostsState) -> str:
+def render_ssh_config(state: HostsState, known_hosts: Path) -> str:
+    """``ssh_config`` text with one ``Host`` entry per test host, host keys checked against
+    ``known_hosts`` (the keys ``up`` read through Docker)."""
     out = ["# written by `python -m testhosts up`; use: ssh -F .orderops/ssh_config orderops-1\n"]
     for h in state.hosts:
         out.append(
             f"Host {h.name}\n  HostName 127.0.0.1\n  Port {h.ssh_port}\n  User {state.ssh_user}\n"
-            f"  IdentityFile {state.ssh_key}\n  IdentitiesOnly yes\n  StrictHostKeyChecking no\n"
-            f"  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n\n"
+            f"  IdentityFile {state.ssh_key}\n  IdentitiesOnly yes\n  StrictHostKeyChecking yes\n"
+            f"  UserKnownHostsFile {known_hosts}\n  LogLevel ERROR\n\n"
         )
     return "".join(out)
 
@@ -307,7 +309,7 @@ class Hosts:
         state = HostsState(suite=SUITE, ssh_user=SSH_USER, ssh_key=str(key),
                            compose_deb=str(compose_deb), hosts=entries)
         save_hosts(self.paths, state)
-        self.paths.ssh_config.write_text(render_ssh_config(state))
+        self.paths.ssh_config.write_text(render_ssh_config(state, self.paths.known_hosts))
         self.paths.known_hosts.write_text("".join(
             known_hosts_lines(p.ssh_port, self.host_keys(containers[p.name])) for p in plans))
         self.console.print(f"  {n} host(s) ready in {time.monotonic() - started:.1f} s")

@@ -82,11 +82,19 @@ def app(app_host):
     return app_host[1]
 
 
+def ssh_argv(data: dict, command: str) -> list[str]:
+    """``ssh ... command`` to a test host as its deploy user, verifying the host key against the
+    inventory's ``ssh_known_hosts_file`` (``hosts-up`` records the keys there), as pyinfra and the
+    runbooks do."""
+    return ["ssh", "-q", "-i", data["ssh_key"], "-p", str(data["ssh_port"]), "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={data['ssh_known_hosts_file']}",
+            f"{data['ssh_user']}@{data['ssh_hostname']}", command]
+
+
 def ssh(data: dict, command: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run ``command`` on a test host over SSH as its deploy user (use ``sudo`` inside as needed)."""
     proc = subprocess.run(
-        ["ssh", "-q", "-i", data["ssh_key"], "-p", str(data["ssh_port"]), "-o", "StrictHostKeyChecking=no",
-         "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", f"{data['ssh_user']}@{data['ssh_hostname']}", command],
+        ssh_argv(data, command),
         capture_output=True, text=True, check=False, timeout=300,
     )
     if check and proc.returncode != 0:

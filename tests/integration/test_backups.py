@@ -32,7 +32,7 @@ from deploys.contract.backups import BACKUP_COMMAND, CONFIG_FILE, CREDENTIALS_FI
 from deploys.contract.compose import COMPOSE_PROJECT, compose_command
 from deploys.contract.paths import STACK_DIR
 from deploys.contract.services import ATTACHMENTS_VOLUME, DB_NAME, DB_USER, volume_name
-from tests.integration.conftest import ROOT, host_network, run_pyinfra, ssh
+from tests.integration.conftest import ROOT, host_network, run_pyinfra, ssh, ssh_argv
 from tests.integration.test_deploy import _admin_token
 from tests.integration.test_runbooks import runbook
 
@@ -161,9 +161,7 @@ def test_restore_check_mode_and_no_volume_removed(app, runs_dir):
 
 
 def test_restore_into_a_database_holding_data_is_refused(app):
-    proc = subprocess.run(["ssh", "-q", "-i", app["ssh_key"], "-p", str(app["ssh_port"]), "-o", "StrictHostKeyChecking=no",
-                           "-o", "UserKnownHostsFile=/dev/null", f"{app['ssh_user']}@{app['ssh_hostname']}",
-                           f"{BACKUP} restore-db latest --into {DB_NAME}"],
+    proc = subprocess.run(ssh_argv(app, f"{BACKUP} restore-db latest --into {DB_NAME}"),
                           input=IDENTITY.read_bytes(), capture_output=True, check=False, timeout=120)
     assert proc.returncode == 1 and b"refusing to restore into the live database" in proc.stderr
     assert _counts(app)["orders"] == 10_000

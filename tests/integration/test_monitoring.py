@@ -34,7 +34,7 @@ from deploys.contract.compose import compose_command
 from deploys.contract.monitoring import MonitoringLayout
 from deploys.contract.paths import local_state_dir
 from inventories.schema import build_settings, load_secrets
-from tests.integration.conftest import run_pyinfra, ssh
+from tests.integration.conftest import run_pyinfra, ssh, ssh_argv
 
 pytestmark = pytest.mark.integration
 
@@ -57,9 +57,7 @@ def mon(inventory):
 def _ssh_input(data: dict, command: str, stdin: bytes, timeout: int = 300) -> subprocess.CompletedProcess:
     """``command`` on the host with ``stdin`` (secrets travel here, never in the command line)."""
     return subprocess.run(
-        ["ssh", "-q", "-i", data["ssh_key"], "-p", str(data["ssh_port"]), "-o", "StrictHostKeyChecking=no",
-         "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", f"{data['ssh_user']}@{data['ssh_hostname']}",
-         command], input=stdin, capture_output=True, timeout=timeout, check=False)
+        ssh_argv(data, command), input=stdin, capture_output=True, timeout=timeout, check=False)
 
 
 def _grafana_password(data: dict) -> str:
@@ -86,9 +84,7 @@ def sink(mon):
     if ssh(data, f"sudo docker image inspect {shlex.quote(ref)} >/dev/null 2>&1", check=False).returncode != 0:
         save = subprocess.Popen(["docker", "save", ref], stdout=subprocess.PIPE)
         load = subprocess.run(
-            ["ssh", "-q", "-i", data["ssh_key"], "-p", str(data["ssh_port"]), "-o", "StrictHostKeyChecking=no",
-             "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", f"{data['ssh_user']}@{data['ssh_hostname']}",
-             "sudo docker load -q"], stdin=save.stdout, capture_output=True, timeout=600, check=False)
+            ssh_argv(data, "sudo docker load -q"), stdin=save.stdout, capture_output=True, timeout=600, check=False)
         save.wait()
         assert load.returncode == 0 and save.returncode == 0, load.stderr[-2000:]
     network = f"{settings.monitoring.compose_project}_monitoring"
