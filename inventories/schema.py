@@ -47,6 +47,8 @@ from deploys.contract.paths import RUNBOOK_DIR, STACK_DIR
 
 __all__ = [
     "InventoryError",
+    "UNNEEDED_SERVICES",
+    "NEEDED_UNITS",
     "Secrets",
     "Images",
     "HostSettings",
@@ -196,6 +198,36 @@ def runbook_names(path: Path = RUNBOOK_NAMES_FILE) -> tuple[str, ...]:
     return tuple(line for line in lines if line)
 
 
+#: Units a production order host does not run: the hardening role stops, disables and masks each
+#: one that is present (deploys/roles/hardening.py). A bare Ubuntu server image ships several of
+#: them; Debian's minimal install none. Unit -> why the host does without it.
+UNNEEDED_SERVICES: dict[str, str] = {
+    "snapd.service": "snap packages: nothing on the host comes from a snap; snapd refreshes and runs code on its own schedule",
+    "snapd.socket": "socket activation of snapd",
+    "ModemManager.service": "mobile-broadband modems: a server has none",
+    "avahi-daemon.service": "mDNS/DNS-SD: announces the host and its services on the local link (UDP 5353)",
+    "avahi-daemon.socket": "socket activation of avahi-daemon",
+    "cups.service": "printing",
+    "cups.socket": "socket activation of cups",
+    "cups-browsed.service": "network printer discovery (UDP 631; remote code execution chain CVE-2024-47176)",
+    "bluetooth.service": "Bluetooth",
+    "rpcbind.service": "ONC RPC port mapper for NFSv3: listens on port 111 on every address",
+    "rpcbind.socket": "socket activation of rpcbind",
+    "apport.service": "Ubuntu's crash-report collector: core dumps are off (hardening role)",
+    "whoopsie.service": "sends crash reports to Canonical",
+    "udisks2.service": "disk automounting for desktop sessions",
+}
+#: Units the roles need: ``disabled_services`` refuses them (unit name without its suffix; any
+#: ``orderops-*`` unit too). The stack (docker, containerd), remote access (ssh/sshd), the edge
+#: (ufw, fail2ban), updates (unattended-upgrades, apt's timers), cron, time, the journal, D-Bus/logind.
+NEEDED_UNITS = frozenset({
+    "ssh", "sshd", "docker", "containerd", "fail2ban", "ufw", "unattended-upgrades", "cron", "systemd-journald",
+    "systemd-timesyncd", "dbus", "systemd-logind", "apt-daily", "apt-daily-upgrade", "certbot", "auditd",
+    "orderops-backup", "systemd-sysctl",
+})
+_UNIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_.@-]*\.(service|socket|timer|path)$")
+
+
 class HostSettings(BaseModel):
     """Validated orderops host data of one host.
 
@@ -289,6 +321,10 @@ class HostSettings(BaseModel):
     service_rate_limit_ip: int = Field(1200, ge=0, description="requests per window per client address")
     service_rate_limit_window: int = Field(60, ge=1, le=3600, description="fixed window, seconds")
     firewall_allow_tcp: tuple[int, ...] = (22, 80, 443)
+    disabled_services: tuple[str, ...] = Field(
+        tuple(UNNEEDED_SERVICES), description="systemd units stopped, disabled and masked where present "
+        "(hardening role); default UNNEEDED_SERVICES; units the roles need are refused",
+    )
     # fail2ban (deploys/roles/fail2ban.py): maxretry failures within findtime seconds ban the
     # address for bantime seconds (sshd and refused API logins alike)
     fail2ban_maxretry: int = Field(5, ge=1, le=1000)
@@ -540,6 +576,17 @@ class HostSettings(BaseModel):
         if v is not None and not re.fullmatch(scheme + r"://[^\s/\"'`$;%]+", v):
             raise ValueError(f"expected {scheme}://host[:port] without a path, got {v!r}")
         return v
+
+    @field_validator("disabled_services")
+    @classmethod
+    def _disabled_services(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for unit in v:
+            if not _UNIT.match(unit):
+                raise ValueError(f"not a systemd unit name (name.service|socket|timer|path): {unit!r}")
+            stem = unit.rsplit(".", 1)[0].split("@", 1)[0]
+            if stem in NEEDED_UNITS or stem.startswith("orderops"):
+                raise ValueError(f"{unit} is needed by the deploy's roles and cannot be disabled")
+        return tuple(dict.fromkeys(v))
 
     @field_validator("firewall_allow_tcp")
     @classmethod

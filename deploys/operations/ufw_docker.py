@@ -22,6 +22,11 @@ outbound and inter-container traffic passes. IPv6 has two paths, both covered:
   ``[::]:port``: that traffic is local, passes ``INPUT`` and ufw's default deny filters it. The
   IPv6 ``DOCKER-USER`` chain then exists without a jump to it (harmless).
 
+fail2ban's API jail bans in ``DOCKER-USER`` through a jump to its own chain (``f2b-<jail>``,
+deploys/roles/fail2ban.py). Loading the section flushes the chain, jumps included, on every
+``ufw reload`` / ``ufw enable``; :func:`ban_jumps` installs ufw's ``after.init`` hook, which puts
+them back right after the load, so a ban survives a reload (the ban chains are never flushed).
+
 Exception: packets routed to a container address directly (no DNAT; only a neighbour on the same
 link that routes the bridge subnet through the host can send them) reach the ports Docker
 accepts for published containers; ufw's ``routed`` default does not see them either.
@@ -37,9 +42,11 @@ from pyinfra import host
 from pyinfra.api import OperationValueError, QuoteString, StringCommand, operation
 from pyinfra.api.command import FileUploadCommand
 
-from deploys.facts.ufw_docker import FAMILIES, DockerUserChains, UfwAfterRules
+from deploys.facts.ufw_docker import AFTER_INIT, FAMILIES, BanChains, DockerUserChains, UfwAfterInit, UfwAfterRules
+from templates import render
 
-__all__ = ["docker_user", "policy_rules", "render_section", "with_section", "BEGIN", "END"]
+__all__ = ["docker_user", "ban_jumps", "after_init_text", "jump_rule", "policy_rules", "render_section", "with_section",
+           "BEGIN", "END", "AFTER_INIT"]
 
 BEGIN = "# BEGIN orderops DOCKER-USER, managed by deploys/operations/ufw_docker.py"
 END = "# END orderops DOCKER-USER"
@@ -85,8 +92,13 @@ def with_section(text: str, section: str) -> str:
 def own_rules(lines: list[str] | None) -> list[str] | None:
     """``iptables -S DOCKER-USER`` lines without fail2ban's jumps to its ``f2b-<jail>`` chains
     (deploys/roles/fail2ban.py inserts them at the top): they are not drift. A ``ufw reload``
-    still drops them; fail2ban's ``actioncheck`` puts its jump back at the next ban."""
+    drops them with the rest of the chain; ufw's ``after.init`` (:func:`ban_jumps`) puts them back."""
     return None if lines is None else [l for l in lines if " -j f2b-" not in l]
+
+
+def _families(ipv6: bool) -> list[str]:
+    """The address families the policy manages: IPv4, and IPv6 unless ``ipv6`` is false."""
+    return [f for f in FAMILIES if f == "ipv4" or ipv6]
 
 
 @operation()
@@ -105,7 +117,7 @@ def docker_user(allowed_tcp: list[int], ipv6: bool = True):
     live = host.get_fact(DockerUserChains)
     section = render_section(allowed_tcp)
     wanted = policy_rules(allowed_tcp)
-    families = [f for f in FAMILIES if f == "ipv4" or ipv6]
+    families = _families(ipv6)
 
     reload = False
     staged = False
@@ -134,3 +146,67 @@ def docker_user(allowed_tcp: list[int], ipv6: bool = True):
     for family in families:
         tool, _ = FAMILIES[family]
         yield StringCommand(tool, "-w -C DOCKER-USER -m conntrack --ctstate DNAT -j DROP")
+
+
+_TARGET = re.compile(r"^f2b-[A-Za-z0-9_.-]{1,24}$")
+_WORD = re.compile(r"^[A-Za-z0-9,:._-]+$")
+
+
+def jump_rule(target: str, spec: str) -> str:
+    """fail2ban's jump from ``DOCKER-USER`` to its ban chain as ``iptables -S`` prints it.
+
+    + target: the ban chain, ``f2b-<jail>`` (fail2ban's ``_ipt_rule_target``; iptables names are at most 28 characters)
+    + spec: the match in front of ``-j`` as fail2ban's action writes it (``-p tcp -m multiport --dports 80,443``)
+
+    Raises ``OperationValueError`` for a name or word a shell or iptables would read otherwise.
+    """
+    if not _TARGET.match(target):
+        raise OperationValueError(f"not a fail2ban ban chain: {target!r}")
+    if not spec.split() or not all(_WORD.match(word) for word in spec.split()):
+        raise OperationValueError(f"not a plain iptables match: {spec!r}")
+    return f"-A DOCKER-USER {' '.join(spec.split())} -j {target}"
+
+
+def after_init_text(jumps: Iterable[tuple[str, str]], ipv6: bool = True) -> str:
+    """``/etc/ufw/after.init`` (templates/ufw/after.init.j2) that restores ``jumps`` after ufw
+    loaded its rules, in IPv4 and (with ``ipv6``) IPv6: each ``(target, spec)`` as :func:`jump_rule`."""
+    jumps = [(target, " ".join(spec.split())) for target, spec in jumps]
+    for target, spec in jumps:
+        jump_rule(target, spec)
+    tools = [FAMILIES[f][0] for f in _families(ipv6)]
+    return render("ufw/after.init.j2", tools=tools, jumps=jumps)
+
+
+@operation()
+def ban_jumps(jumps: list[tuple[str, str]], ipv6: bool = True):
+    """
+    fail2ban's bans in ``DOCKER-USER`` survive a ``ufw reload``: ufw's ``after.init`` re-inserts
+    the jumps to the ban chains that exist (the chains, with their addresses, are not ufw's and
+    stay; only DOCKER-USER is flushed, by orderops' section of after(6).rules, :func:`docker_user`).
+
+    + jumps: ``(ban chain, match)`` pairs of the jails that ban in DOCKER-USER, as :func:`jump_rule`
+    + ipv6: restore IPv6 jumps too (as :func:`docker_user`'s ``ipv6``)
+
+    Writes the hook (0755) when it differs, and runs it (``after.init start``, idempotent) when it
+    was written or a ban chain exists without its jump (a reload before the hook existed, or a
+    flush by hand), so the host is repaired now, not at the next ``ufw reload``.
+    """
+    script = after_init_text(jumps, ipv6)
+    current = host.get_fact(UfwAfterInit)
+    chains = host.get_fact(BanChains)
+    live = host.get_fact(DockerUserChains)
+
+    write = current != {"executable": True, "text": script}
+    missing = [
+        f"{FAMILIES[family][0]} {jump_rule(target, spec)}"
+        for family in _families(ipv6) for target, spec in jumps
+        if target in chains.get(family, []) and live.get(family) is not None
+        and jump_rule(target, spec) not in live[family]
+    ]
+    if write:
+        yield FileUploadCommand(StringIO(script), AFTER_INIT)
+        yield StringCommand("chmod 0755", QuoteString(AFTER_INIT))
+    if write or missing:
+        yield StringCommand(QuoteString(AFTER_INIT), "start")
+        return
+    host.noop("ufw's after.init restores fail2ban's DOCKER-USER jumps; every ban chain has its jump")

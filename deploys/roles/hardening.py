@@ -21,6 +21,13 @@ security updates            ``unattended-upgrades`` with the distribution's own 
                             ``20orderops-auto-upgrades``; reboot when a package needs it only if
                             the inventory says so (``auto_reboot``, off by default, at
                             ``auto_reboot_time``)
+only the services the host  the inventory's ``disabled_services`` (default
+needs                       ``inventories.schema.UNNEEDED_SERVICES``, each with its reason:
+                            snapd, ModemManager, avahi, cups, bluetooth, rpcbind, crash
+                            reporters, udisks2) stopped, disabled and masked where present
+                            (:mod:`deploys.operations.units`); the schema refuses a unit the
+                            roles need. tests/infra/test_host_hardening.py checks the running
+                            services against an allow-list.
 ==========================  ===============================================================
 
 Sources of the values: CIS Debian/Ubuntu benchmarks (network parameters, kernel hardening),
@@ -34,7 +41,7 @@ from io import StringIO
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
 
-from deploys.operations import sysctl
+from deploys.operations import sysctl, units
 from inventories.schema import HostSettings
 from templates import TEMPLATE_DIR
 
@@ -134,5 +141,6 @@ def hardening(settings: HostSettings) -> None:
     apt.packages(name="unattended-upgrades", packages=["unattended-upgrades"], no_recommends=True)
     files.put(name="Automatic security updates", src=StringIO(auto_upgrades_text(settings)),
               dest="/etc/apt/apt.conf.d/20orderops-auto-upgrades", mode="644")
+    units.masked(name="Services a production host does not run: masked where present", units=list(settings.disabled_services))
     files.put(name="Restrictive default umask (login shells)", src=StringIO("# Managed by orderops\numask 027\n"),
               dest="/etc/profile.d/orderops-umask.sh", mode="644")

@@ -72,3 +72,65 @@ def test_controller_records_only_the_host_keys_sshd_offers(any_host, settings):
     text = any_host.file(RunbookLayout(settings.runbook_dir).known_hosts).content_string
     kinds = {line.split()[1] for line in text.splitlines() if line.strip()}
     assert kinds == {"ssh-ed25519"}, kinds
+
+
+#: Services a deployed host may run (``systemctl list-units --type=service --state=running``), each
+#: with its reason. A name ending in ``@`` allows the template's instances. Anything else running
+#: fails the check: disable it (inventory ``disabled_services``) or add it here with its reason.
+ALLOWED_RUNNING: dict[str, str] = {
+    # every host
+    "ssh.service": "remote administration; the deploy and the runbooks connect through it (Debian/Ubuntu name)",
+    "sshd.service": "the same daemon under its alias on some releases",
+    "systemd-journald.service": "the journal: fail2ban's jails and the order service's container logs read it",
+    "systemd-logind.service": "login sessions of SSH users (pam_systemd)",
+    "dbus.service": "system bus: systemctl, logind and timedated talk over it",
+    "user@": "the systemd --user manager of a logged-in user (the deploy user's SSH session, this check's own)",
+    "fail2ban.service": "bans addresses after failed SSH and API logins (app hosts)",
+    "unattended-upgrades.service": "finishes an interrupted security upgrade at shutdown (it waits for the signal)",
+    "cron.service": "the distribution's periodic jobs",
+    "systemd-timesyncd.service": "NTP: TLS and tokens need a right clock (real hosts; skipped in containers)",
+    "auditd.service": "audit rules for Docker's files on real hosts (docker role)",
+    # the stack
+    "docker.service": "Docker Engine: runs the order stack's and the monitoring's containers",
+    "containerd.service": "Docker Engine's container runtime (docker-apt packages)",
+    # the base system of a real Debian/Ubuntu server (absent in the test host's container)
+    "systemd-udevd.service": "device events (disks, network interfaces)",
+    "systemd-networkd.service": "network configuration (Ubuntu's netplan backend)",
+    "systemd-resolved.service": "DNS resolver (Ubuntu)",
+    "networkd-dispatcher.service": "hooks on network state changes (Ubuntu)",
+    "networking.service": "ifupdown network configuration (Debian)",
+    "rsyslog.service": "syslog to files (Ubuntu's default)",
+    "polkit.service": "authorisation of privileged D-Bus calls (Ubuntu's default)",
+    "multipathd.service": "storage multipath (Ubuntu server's default; the root disk may sit on it)",
+    "irqbalance.service": "spreads interrupts over the CPUs",
+    "qemu-guest-agent.service": "the hypervisor's agent on a VM (shutdown, snapshots)",
+    "getty@": "console login",
+    "serial-getty@": "serial console login",
+    "console-getty.service": "console login in a container",
+}
+
+
+def _allowed(unit: str) -> bool:
+    return unit in ALLOWED_RUNNING or any(k.endswith("@") and unit.startswith(k) for k in ALLOWED_RUNNING)
+
+
+def test_only_the_services_the_host_needs_run(any_host):
+    out = any_host.run("systemctl list-units --type=service --state=running --no-legend --plain --no-pager")
+    assert out.rc == 0, out.stderr
+    running = [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
+    assert "ssh.service" in running or "sshd.service" in running, running  # the listing is real
+    extra = [unit for unit in running if not _allowed(unit)]
+    assert extra == [], f"running beyond the allow-list: {extra}"
+
+
+def test_unneeded_services_are_absent_or_masked(any_host, settings):
+    """Each of the inventory's ``disabled_services`` the host has is masked and not running."""
+    wrong = {}
+    for unit in settings.disabled_services:
+        props = any_host.run("systemctl show --property=LoadState,ActiveState -- %s", unit).stdout
+        state = dict(line.split("=", 1) for line in props.splitlines() if "=" in line)
+        if state.get("LoadState") == "not-found":
+            continue
+        if state.get("LoadState") != "masked" or state.get("ActiveState") not in ("inactive", "failed"):
+            wrong[unit] = state
+    assert wrong == {}, wrong

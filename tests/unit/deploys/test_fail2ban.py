@@ -49,3 +49,15 @@ def test_filter_finds_the_client_of_a_refused_login_only():
         match = re.search(failregex, line("login refused", client=address))
         assert match and match.group("host") == address
     assert re.search(failregex, line("login", user_id="u1", client="192.0.2.7")) is None
+
+
+def test_the_after_init_jump_is_the_api_jails_own(make_settings):
+    """ufw's after.init restores the jump for the jail and ports the jail file names (one source:
+    API_JAIL, API_PORTS), in fail2ban's multiport form."""
+    from deploys.operations.ufw_docker import jump_rule
+    from deploys.roles.fail2ban import API_JAIL, docker_user_jumps
+
+    api = _ini(jail_text(make_settings()))[API_JAIL]
+    (target, spec), = docker_user_jumps()
+    assert target == f"f2b-{API_JAIL}" and api["chain"] == "DOCKER-USER"
+    assert jump_rule(target, spec) == f"-A DOCKER-USER -p tcp -m multiport --dports {api['port']} -j {target}"

@@ -123,3 +123,74 @@ def test_auto_upgrades_reboot_policy_is_inventory_data(make_settings):
     assert 'Automatic-Reboot "true"' in text and 'Automatic-Reboot-Time "03:30"' in text
     with pytest.raises(InventoryError, match="auto_reboot_time"):
         make_settings(auto_reboot_time="25:00")
+
+
+# ---- only the services the host needs: units.masked on an Ubuntu server's facts ----
+
+from deploys.facts.units import UnitStates  # noqa: E402
+from deploys.operations import units  # noqa: E402
+from inventories.schema import UNNEEDED_SERVICES  # noqa: E402
+
+#: ``systemctl show`` answers of a bare Ubuntu 24.04 server (snapd, ModemManager, udisks2 running;
+#: avahi from a desktop package, enabled by socket; no cups, bluetooth or rpcbind)
+RUNNING = {"LoadState": "loaded", "ActiveState": "active", "UnitFileState": "enabled"}
+SOCKET_ONLY = {"LoadState": "loaded", "ActiveState": "inactive", "UnitFileState": "enabled"}
+ABSENT = {"LoadState": "not-found", "ActiveState": "inactive", "UnitFileState": ""}
+MASKED = {"LoadState": "masked", "ActiveState": "inactive", "UnitFileState": "masked"}
+MASKED_RUNNING = {"LoadState": "masked", "ActiveState": "active", "UnitFileState": "masked"}
+UBUNTU = {
+    "snapd.service": RUNNING, "snapd.socket": RUNNING, "ModemManager.service": RUNNING,
+    "avahi-daemon.service": SOCKET_ONLY, "avahi-daemon.socket": RUNNING, "udisks2.service": RUNNING,
+    "apport.service": {"LoadState": "loaded", "ActiveState": "active", "UnitFileState": "enabled"},
+}
+DEFAULT = list(UNNEEDED_SERVICES)
+
+
+def _units(states: dict) -> dict:
+    return {(UnitStates, (("units", tuple(DEFAULT)),)): {u: states.get(u, ABSENT) for u in DEFAULT}}
+
+
+PRESENT_ON_UBUNTU = [u for u in DEFAULT if u in UBUNTU]
+UNIT_CASES = {
+    "Ubuntu server with snapd, ModemManager, avahi, udisks2, apport: disabled, stopped, masked": dict(
+        facts=_units(UBUNTU), kwargs=dict(units=DEFAULT),
+        commands=["systemctl disable --now -- " + " ".join(PRESENT_ON_UBUNTU), "systemctl mask -- " + " ".join(PRESENT_ON_UBUNTU)]),
+    "second converge: all masked and stopped, the rest absent: noop": dict(
+        facts=_units({u: MASKED for u in UBUNTU}), kwargs=dict(units=DEFAULT), noop="absent or masked and stopped"),
+    "Debian minimal install (none present): noop": dict(
+        facts=_units({}), kwargs=dict(units=DEFAULT), noop="absent or masked and stopped"),
+    "masked by hand while running: stopped only": dict(
+        facts=_units({"ModemManager.service": MASKED_RUNNING, "snapd.service": MASKED}), kwargs=dict(units=DEFAULT),
+        commands=["systemctl stop -- ModemManager.service"]),
+    "a unit missing from the output (no systemctl answer): treated as absent": dict(
+        facts={(UnitStates, (("units", ("cups.service",)),)): {}}, kwargs=dict(units=["cups.service"]), noop="absent"),
+    "empty list: noop without reading facts": dict(facts={}, kwargs=dict(units=[]), noop="absent"),
+}
+
+
+@pytest.mark.parametrize("case", UNIT_CASES.values(), ids=UNIT_CASES.keys())
+def test_unneeded_units_cases(case):
+    check_case(units.masked, case)
+
+
+def test_unit_states_fact_parses_systemctl_show():
+    out = ["##orderops-unit snapd.service", "LoadState=loaded", "ActiveState=active", "UnitFileState=enabled",
+           "##orderops-unit cups.socket", "LoadState=not-found", "ActiveState=inactive", "UnitFileState="]
+    assert UnitStates().process(out) == {"snapd.service": RUNNING, "cups.socket": ABSENT}
+    assert "systemctl show --property=LoadState,ActiveState,UnitFileState -- 'a b.service'" in UnitStates().command(units=["a b.service"])
+
+
+def test_disabled_services_default_and_refusals(make_settings):
+    from inventories.schema import InventoryError
+
+    assert make_settings().disabled_services == tuple(UNNEEDED_SERVICES)
+    assert all(reason for reason in UNNEEDED_SERVICES.values())
+    assert make_settings(disabled_services=["cups.service", "cups.service"]).disabled_services == ("cups.service",)
+    for needed in ("ssh.service", "docker.socket", "containerd.service", "fail2ban.service", "ufw.service", "cron.service",
+                   "unattended-upgrades.service", "systemd-journald.socket", "apt-daily.timer", "orderops-sysctl.service",
+                   "orderops-runbook-daily.timer"):
+        with pytest.raises(InventoryError, match="disabled_services"):
+            make_settings(disabled_services=[needed])
+    for bad in ("snapd", "multi-user.target", "x.service; reboot", "-x.service"):
+        with pytest.raises(InventoryError, match="disabled_services"):
+            make_settings(disabled_services=[bad])

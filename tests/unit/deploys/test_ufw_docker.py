@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from pyinfra.api import OperationValueError
 
-from deploys.facts.ufw_docker import DockerUserChains, UfwAfterRules
+from deploys.facts.ufw_docker import AFTER_INIT, BanChains, DockerUserChains, UfwAfterInit, UfwAfterRules
 from deploys.operations import ufw_docker
 from deploys.operations.ufw_docker import STAGED, policy_rules, render_section, with_section
 
@@ -126,3 +126,119 @@ def test_fact_parsing():
     assert DockerUserChains().process(out) == {"ipv4": ["-N DOCKER-USER", "-A DOCKER-USER -j RETURN"], "ipv6": None}
     out = ["##orderops-section ipv4", "a", "", "b", "##orderops-section ipv6", "##absent"]
     assert UfwAfterRules().process(out) == {"ipv4": "a\n\nb\n", "ipv6": None}
+
+
+# ---- fail2ban's jumps after a ufw reload: ufw's after.init (ban_jumps) ----
+
+JUMPS = [("f2b-orderops-api", "-p tcp -m multiport --dports 80,443")]
+JUMP = "-A DOCKER-USER -p tcp -m multiport --dports 80,443 -j f2b-orderops-api"
+HOOK = ufw_docker.after_init_text(JUMPS)
+HOOK_V4 = ufw_docker.after_init_text(JUMPS, ipv6=False)
+UFW_TEMPLATE_HOOK = {"executable": False, "text": "#!/bin/sh\n# after.init: if executable, called by ufw-init.\nset -e\n"}
+WITH_JUMP = [policy_rules(PORTS)[0], JUMP, *policy_rules(PORTS)[1:]]
+RUN = f"{AFTER_INIT} start"
+WRITE = [f"<upload {AFTER_INIT}>", f"chmod 0755 {AFTER_INIT}"]
+
+
+def _ban_facts(hook, chains4, chains6, live4, live6):
+    return {UfwAfterInit: hook, BanChains: {"ipv4": chains4, "ipv6": chains6}, DockerUserChains: {"ipv4": live4, "ipv6": live6}}
+
+
+BAN_CASES = {
+    "hook in place, jump in place: noop": dict(
+        facts=_ban_facts({"executable": True, "text": HOOK}, ["f2b-orderops-api", "f2b-sshd"], [], WITH_JUMP, policy_rules(PORTS)),
+        kwargs=dict(jumps=JUMPS), noop="every ban chain has its jump"),
+    "hook in place, no ban chain (fail2ban not started): noop": dict(
+        facts=_ban_facts({"executable": True, "text": HOOK}, [], [], policy_rules(PORTS), policy_rules(PORTS)),
+        kwargs=dict(jumps=JUMPS), noop="every ban chain has its jump"),
+    "ufw's template hook (0640, does nothing): written, made executable, run": dict(
+        facts=_ban_facts(UFW_TEMPLATE_HOOK, [], [], policy_rules(PORTS), policy_rules(PORTS)),
+        kwargs=dict(jumps=JUMPS), commands=[*WRITE, RUN]),
+    "no hook yet (ufw installed by this run): written and run": dict(
+        facts=_ban_facts(None, [], [], None, None), kwargs=dict(jumps=JUMPS), commands=[*WRITE, RUN]),
+    "right text but not executable (ufw-init skips it): rewritten": dict(
+        facts=_ban_facts({"executable": False, "text": HOOK}, [], [], policy_rules(PORTS), policy_rules(PORTS)),
+        kwargs=dict(jumps=JUMPS), commands=[*WRITE, RUN]),
+    "hook in place, ban chain lost its jump (reloaded before the hook, or flushed): run only": dict(
+        facts=_ban_facts({"executable": True, "text": HOOK}, ["f2b-orderops-api"], [], policy_rules(PORTS), policy_rules(PORTS)),
+        kwargs=dict(jumps=JUMPS), commands=[RUN]),
+    "IPv6 ban chain without its jump: run": dict(
+        facts=_ban_facts({"executable": True, "text": HOOK}, ["f2b-orderops-api"], ["f2b-orderops-api"], WITH_JUMP, policy_rules(PORTS)),
+        kwargs=dict(jumps=JUMPS), commands=[RUN]),
+    "ipv6 off: the IPv6 chain is not looked at": dict(
+        facts=_ban_facts({"executable": True, "text": HOOK_V4}, ["f2b-orderops-api"], ["f2b-orderops-api"], WITH_JUMP, policy_rules(PORTS)),
+        kwargs=dict(jumps=JUMPS, ipv6=False), noop="every ban chain has its jump"),
+    "ipv6 off, hook for both families on the host: rewritten for IPv4 only": dict(
+        facts=_ban_facts({"executable": True, "text": HOOK}, [], [], policy_rules(PORTS), None),
+        kwargs=dict(jumps=JUMPS, ipv6=False), commands=[*WRITE, RUN]),
+    "ban chain but no DOCKER-USER in that family: nothing to restore": dict(
+        facts=_ban_facts({"executable": True, "text": HOOK}, [], ["f2b-orderops-api"], WITH_JUMP, None),
+        kwargs=dict(jumps=JUMPS), noop="every ban chain has its jump"),
+}
+
+
+@pytest.mark.parametrize("case", BAN_CASES.values(), ids=BAN_CASES.keys())
+def test_ban_jumps_cases(case):
+    _, _, uploads = check_case(ufw_docker.ban_jumps, case)
+    if uploads:
+        assert uploads[AFTER_INIT] == ufw_docker.after_init_text(case["kwargs"]["jumps"], case["kwargs"].get("ipv6", True))
+
+
+def test_hook_restores_each_family_it_manages():
+    assert "restore iptables f2b-orderops-api -p tcp -m multiport --dports 80,443 " in HOOK
+    assert "restore ip6tables f2b-orderops-api" in HOOK and "ip6tables" not in HOOK_V4.split("case", 1)[1]
+    assert ufw_docker.jump_rule(*JUMPS[0]) == JUMP
+
+
+@pytest.mark.parametrize("target, spec", [("f2b-x; reboot", "-p tcp"), ("sshd", "-p tcp"), ("f2b-x", "-p tcp $(id)"), ("f2b-x", "  ")])
+def test_jump_refuses_what_a_shell_or_iptables_would_read_otherwise(target, spec):
+    with pytest.raises(OperationValueError):
+        ufw_docker.after_init_text([(target, spec)])
+
+
+def test_ban_facts_parse():
+    out = ["##orderops-section ipv4", "f2b-orderops-api", "f2b-sshd", "##orderops-section ipv6", ""]
+    assert BanChains().process(out) == {"ipv4": ["f2b-orderops-api", "f2b-sshd"], "ipv6": []}
+    assert UfwAfterInit().process(["##absent"]) is None
+    assert UfwAfterInit().process(["##x", "#!/bin/sh", "", "exit 0"]) == {"executable": True, "text": "#!/bin/sh\n\nexit 0\n"}
+
+
+BAN_STATE = """\
+*filter
+:f2b-orderops-api - [0:0]
+-A f2b-orderops-api -s {banned} -j REJECT
+-A f2b-orderops-api -j RETURN
+COMMIT
+"""
+
+
+@pytest.mark.skipif(not shutil.which("unshare") or not shutil.which("iptables-restore"), reason="needs unshare + iptables")
+@pytest.mark.parametrize("tool, banned", [("iptables", "192.0.2.7"), ("ip6tables", "2001:db8::7")])
+def test_hook_puts_the_jump_back_after_a_ufw_style_load(tmp_path, tool, banned):
+    """In a throw-away network namespace: the policy loaded, a ban chain with fail2ban's jump, then
+    the section loaded again as ``ufw reload`` does (the jump is gone), then ``after.init start``:
+    the jump is back once, on top, as fail2ban wrote it; a second start adds nothing."""
+    hook = tmp_path / "after.init"
+    hook.write_text(HOOK)
+    hook.chmod(0o755)
+    restore = f"{tool}-restore -n"
+    section = tmp_path / "section.rules"
+    section.write_text(render_section(PORTS))
+    bans = tmp_path / "bans.rules"
+    bans.write_text(BAN_STATE.format(banned=banned))
+    script = (
+        f"{restore} < {section} && {restore} < {bans} && {tool} -w -I DOCKER-USER 1 -p tcp -m multiport --dports 80,443 -j f2b-orderops-api"
+        f" && {tool} -w -S DOCKER-USER && echo ---reload && {restore} < {section} && {tool} -w -S DOCKER-USER"
+        f" && echo ---hook && {hook} start && {hook} start && {tool} -w -S DOCKER-USER && {tool} -w -S f2b-orderops-api"
+    )
+    proc = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True, check=False,
+                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    if "Operation not permitted" in proc.stderr:
+        pytest.skip("no permission to create a network namespace")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    before, rest = proc.stdout.split("---reload\n")
+    reloaded, after = rest.split("---hook\n")
+    assert before.splitlines() == WITH_JUMP
+    assert reloaded.splitlines() == policy_rules(PORTS), "the load flushes the chain (the bug the hook answers)"
+    assert after.splitlines()[: len(WITH_JUMP)] == WITH_JUMP
+    assert f"-A f2b-orderops-api -s {banned}/{128 if ':' in banned else 32} -j REJECT" in after
