@@ -7,7 +7,7 @@
     orderops-aws -i INVENTORY status
     orderops-aws -i INVENTORY destroy --yes     # final DB snapshot first; buckets, ECR, snapshots kept
     orderops-aws -i INVENTORY import-backup BACKUP --identity KEY [--database NAME] [--via HOST:PORT]
-                 [--pg-bin DIR] (--check | --yes)  # a single-host backup into RDS (deploys/aws/import_backup.py)
+                 [--pg-bin DIR] [--json] (--check | --yes)  # a single-host backup into RDS (deploys/aws/import_backup.py)
 
 Exit status: 0 done (or nothing to do), 1 a step failed (message on stderr, stack events included),
 2 bad input (inventory or arguments; nothing was called), 3 not approved.
@@ -17,6 +17,7 @@ Without ``--yes`` a change is applied only after a ``y`` on an interactive termi
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
@@ -61,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--database", help="import into this fresh database instead of the app's (must not exist)")
     m.add_argument("--via", help="HOST:PORT to connect to instead of the endpoint (a tunnel's local end)")
     m.add_argument("--pg-bin", help="directory of pg_restore/psql (default: PATH)")
+    m.add_argument("--json", action="store_true", help="print the report as JSON")
     mode = m.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="verify and say what it would do; write nothing")
     mode.add_argument("--yes", action="store_true", help="write without asking")
@@ -131,7 +133,7 @@ def _import_backup(aws: AwsSession, args: argparse.Namespace) -> int:
     except AwsError as exc:
         print(f"orderops-aws: import-backup: {exc}", file=sys.stderr)
         return 1
-    print(report.render())
+    print(json.dumps(report.as_dict(), sort_keys=True) if args.json else report.render())
     return 0
 
 

@@ -52,8 +52,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
 from deploys.aws.errors import AwsError
 from deploys.aws.lock import environment_lock
 from deploys.aws.release import read_record
@@ -65,14 +63,14 @@ from deploys.backup_tool.database import quote_ident, run_sql
 from deploys.backup_tool.errors import BackupError
 from deploys.backup_tool.manifest import BackupInfo, inspect_local, list_local
 from deploys.backup_tool.pipeline import check_identity, plain_magic
+from deploys.contract.aws_import import ImportParams, import_argv, params_from
 from deploys.contract.services import DB_NAME, DB_PORT, DB_USER
 
 __all__ = ["ImportParams", "ImportFailed", "NotApproved", "Target", "ImportReport", "find_target", "client_version",
-           "import_backup", "params_from", "APP_TABLES_EXTRA"]
+           "import_backup", "params_from", "import_argv", "APP_TABLES_EXTRA"]
 
 #: Tables that mark a database as the app's besides the manifest's counted ones (Alembic's record).
 APP_TABLES_EXTRA = ("alembic_version",)
-_DB_IDENT = r"^[a-z_][a-z0-9_]{0,40}$"  # room for the ``_import_<stamp>`` / ``_pre_restore_<stamp>`` suffixes
 
 
 class ImportFailed(AwsError):
@@ -81,73 +79,6 @@ class ImportFailed(AwsError):
 
 class NotApproved(ImportFailed):
     """The operator did not approve the write (no ``--yes``, no ``y``)."""
-
-
-class ImportParams(BaseModel):
-    """What to import and how to reach the database (validated before any AWS call).
-
-    + backup: a backup directory ``<id>/`` (with ``manifest.json``) or a directory of backups (the newest valid one)
-    + identity: the age private key file on this machine
-    + database: a fresh database to import into (must not exist); default: the app's database
-    + via: ``HOST:PORT`` to connect to instead of the RDS endpoint (a tunnel's local end)
-    + pg_bin: directory of the PostgreSQL client tools to use (default: ``PATH``)
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    backup: Path = Field(description="backup directory <id>/ or a directory of backups")
-    identity: Path = Field(description="age private key file on this machine")
-    database: str | None = Field(None, pattern=_DB_IDENT, description="fresh database name (default: the app's)")
-    via: str | None = Field(None, description="HOST:PORT to connect to instead of the endpoint")
-    pg_bin: Path | None = Field(None, description="directory holding pg_restore and psql")
-
-    @field_validator("backup")
-    @classmethod
-    def _backup(cls, v: Path) -> Path:
-        v = v.expanduser()
-        if not v.is_dir():
-            raise ValueError(f"{v} is not a directory (a backup <id>/ with manifest.json, or a directory of backups)")
-        return v
-
-    @field_validator("identity")
-    @classmethod
-    def _identity(cls, v: Path) -> Path:
-        v = v.expanduser()
-        try:
-            data = v.read_bytes()
-        except OSError as e:
-            raise ValueError(f"cannot read {v} ({e.strerror})") from None
-        if b"AGE-SECRET-KEY-" not in data:
-            raise ValueError(f"{v} holds no age private key")
-        return v
-
-    @field_validator("via")
-    @classmethod
-    def _via(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        host, sep, port = v.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"{v!r} is not HOST:PORT")
-        return v
-
-    @field_validator("pg_bin")
-    @classmethod
-    def _pg_bin(cls, v: Path | None) -> Path | None:
-        if v is not None and not (v.expanduser() / "pg_restore").is_file():
-            raise ValueError(f"{v} holds no pg_restore")
-        return v.expanduser() if v else v
-
-
-def params_from(**values: Any) -> ImportParams:
-    """:class:`ImportParams` from keyword values (``None`` = not given); raises ``ValueError``
-    ``"<field>: <message>"`` naming the first bad field (one line, no input echoed)."""
-    try:
-        return ImportParams(**{k: v for k, v in values.items() if v is not None})
-    except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "parameters"
-        raise ValueError(f"{where}: {err['msg'].removeprefix('Value error, ')}") from None
 
 
 @dataclass(frozen=True)
@@ -197,6 +128,16 @@ class ImportReport:
     counts: list[tuple[str, int, int | None]] = field(default_factory=list)
     seconds: float = 0.0
     kept: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``--json``; read by the ``aws-import-backup`` runbook). No secret in it."""
+        t = self.target
+        return {"backup": self.backup, "database": self.database, "check": self.check, "client": self.client,
+                "target": {"instance": t.instance, "endpoint": t.endpoint, "port": t.port,
+                           "engine_version": t.engine_version, "user": t.user,
+                           "connect": f"{t.connect_host}:{t.connect_port}", "sslmode": "require"},
+                "actions": self.actions, "counts": [list(c) for c in self.counts],
+                "seconds": round(self.seconds, 3), "kept": self.kept}
 
     def render(self) -> str:
         lines = [f"backup {self.backup} -> database {self.database} on {self.target.describe()}",

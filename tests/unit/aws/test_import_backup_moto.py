@@ -232,3 +232,46 @@ def test_cli_check_mode_and_a_bad_parameter(environment_up, rds_pg, source_backu
     assert "orders_cli" not in _databases(rds_pg)
     assert main([*base, "--via", f"127.0.0.1:{rds_pg.port}", "--database", "orders_cli"]) == 3  # no --yes, no terminal
     assert "orders_cli" not in _databases(rds_pg)
+
+
+def test_runbook_checks_then_imports_with_yes(environment_up, rds_pg, source_backup, age_keys, tmp_path):
+    """``aws-import-backup`` on the runbook engine: its steps run ``orderops-aws import-backup`` on
+    this machine (the local executor), inside the run's environment lock (re-entered by run ID)."""
+    from runbooks.core.errors import ParameterError
+    from runbooks.engine.params import validate_params
+    from runbooks.engine.runner import run
+    from runbooks.engine.targets import load_aws
+    from runbooks.executors.aws import AwsExecutor
+    from runbooks.executors.local import LocalExecutor
+    from runbooks.library import get_runbook
+
+    (key, _), _ = age_keys
+    rb = get_runbook("aws-import-backup")
+    raw = {"backup": str(source_backup[0]), "identity": str(key), "via": f"127.0.0.1:{rds_pg.port}",
+           "database": "orders_runbook"}
+    with pytest.raises(ParameterError) as err:
+        validate_params(rb.name, rb.params, {**raw, "via": "127.0.0.1:x"})
+    assert err.value.field == "via"
+
+    def go(check: bool, approve: bool):
+        with AwsExecutor() as ex, LocalExecutor() as local:
+            result = run(rb, load_aws("inventories/aws_local.py"), validate_params(rb.name, rb.params, raw),
+                         {"aws": ex, "local": local}, inventory="inventories/aws_local.py", check=check,
+                         approve=approve, runs_dir=tmp_path)
+        name = result.hosts[0]
+        return result, {s.name: s.results[name] for s in result.steps if name in s.results}
+
+    result, steps = go(check=True, approve=False)
+    assert result.status == "ok", {k: (v.status, v.message) for k, v in steps.items()}
+    assert steps["Verify the backup and the target"].data["database"] == "orders_runbook"
+    assert steps["Import into RDS"].message.startswith("would: restore")
+    assert "orders_runbook" not in _databases(rds_pg)
+    result, steps = go(check=False, approve=True)
+    assert result.status == "changed", {k: (v.status, v.message) for k, v in steps.items()}
+    done = steps["Import into RDS"]
+    assert done.data["rto_seconds"] > 0 and all(r[1] == r[2] for r in done.tables[0].rows)
+    with rds_pg.admin("orders_runbook") as conn:
+        assert _sample(conn) == source_backup[2]
+    run_dir = tmp_path / result.run_id
+    for f in ("report.md", "result.json", "events.jsonl"):
+        assert RDS_PASSWORD not in (run_dir / f).read_text()
