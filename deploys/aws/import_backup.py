@@ -41,6 +41,7 @@ required end to end. The tests point it at a throw-away PostgreSQL (moto runs no
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -196,6 +197,29 @@ def _container_of(aws: AwsSession, task_definition: str) -> dict[str, Any]:
     raise ImportFailed(f"task definition {task_definition} references no POSTGRES_PASSWORD secret")
 
 
+def _secret_value(aws: AwsSession, value_from: str) -> str:
+    """The value ECS would put into the container for ``valueFrom``: the secret's ``SecretString``,
+    or one key of it as JSON for ECS's ``<secret ARN>:<json-key>:<version-stage>:<version-id>`` form
+    (Amazon ECS developer guide, "Pass Secrets Manager secrets through environment variables")."""
+    parts = value_from.split(":")
+    kwargs: dict[str, str] = {"SecretId": value_from}
+    json_key = ""
+    if value_from.startswith("arn:") and len(parts) > 7:
+        json_key, stage, version = (parts[7:] + ["", "", ""])[:3]
+        kwargs = {"SecretId": ":".join(parts[:7]), **({"VersionStage": stage} if stage else {}),
+                  **({"VersionId": version} if version else {})}
+    sm = aws.client("secretsmanager")
+    value = call("secretsmanager", "GetSecretValue", sm.get_secret_value, **kwargs).get("SecretString") or ""
+    if json_key:
+        try:
+            value = json.loads(value)[json_key]
+        except (ValueError, KeyError, TypeError):
+            raise ImportFailed(f"secret {kwargs['SecretId']} holds no JSON key {json_key!r}") from None
+    if not isinstance(value, str) or not value:
+        raise ImportFailed(f"secret {kwargs['SecretId']} holds no string value")
+    return value
+
+
 def find_target(aws: AwsSession, via: str | None = None) -> Target:
     """The RDS database of the environment and its master credentials (module docstring, step 4).
 
@@ -215,10 +239,7 @@ def find_target(aws: AwsSession, via: str | None = None) -> Target:
     container = _container_of(aws, task_definition)
     env = {e["name"]: e["value"] for e in container.get("environment", [])}
     secret = next(x["valueFrom"] for x in container["secrets"] if x["name"] == "POSTGRES_PASSWORD")
-    sm = aws.client("secretsmanager")
-    value = call("secretsmanager", "GetSecretValue", sm.get_secret_value, SecretId=secret).get("SecretString")
-    if not value:
-        raise ImportFailed(f"secret {secret} holds no string value")
+    value = _secret_value(aws, secret)
     endpoint, port = db["Endpoint"]["Address"], int(db["Endpoint"].get("Port") or DB_PORT)
     host, connect_port = endpoint, port
     if via:
@@ -309,8 +330,9 @@ def import_backup(aws: AwsSession, params: ImportParams, *, check: bool, approve
                                "nothing was written")
         staging = f"{app_db}_import_{stamp}" if into == app_db else into
         quote_ident(staging)
-        actions = [f"restore {info.id} into a new database {staging} (age -d | "
-                   f"{manifest.get('compression', 'zstd')} -d | pg_restore --exit-on-error, streamed)",
+        unzstd = "zstd -d | " if manifest.get("compression", "zstd") == "zstd" else ""
+        actions = [f"restore {info.id} into a new database {staging} (age -d | {unzstd}pg_restore --exit-on-error, "
+                   "streamed)",
                    f"compare its row counts with the manifest ({len(manifest['row_counts'])} tables)"]
         if into == app_db:
             actions.append(f"swap it in as {app_db} (" + ("empty database dropped" if present == [] else

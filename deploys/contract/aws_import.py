@@ -42,7 +42,7 @@ class ImportParams(BaseModel):
     @field_validator("backup")
     @classmethod
     def _backup(cls, v: Path) -> Path:
-        v = v.expanduser()
+        v = v.expanduser().absolute()
         if not v.is_dir():
             raise ValueError(f"{v} is not a directory (a backup <id>/ with manifest.json, or a directory of backups)")
         return v
@@ -50,7 +50,7 @@ class ImportParams(BaseModel):
     @field_validator("identity")
     @classmethod
     def _identity(cls, v: Path) -> Path:
-        v = v.expanduser()
+        v = v.expanduser().absolute()
         try:
             data = v.read_bytes()
         except OSError as e:
@@ -74,7 +74,7 @@ class ImportParams(BaseModel):
     def _pg_bin(cls, v: Path | None) -> Path | None:
         if v is not None and not (v.expanduser() / "pg_restore").is_file():
             raise ValueError(f"{v} holds no pg_restore")
-        return v.expanduser() if v else v
+        return v.expanduser().absolute() if v else v
 
 
 def params_from(**values: Any) -> ImportParams:

@@ -275,3 +275,16 @@ def test_runbook_checks_then_imports_with_yes(environment_up, rds_pg, source_bac
     run_dir = tmp_path / result.run_id
     for f in ("report.md", "result.json", "events.jsonl"):
         assert RDS_PASSWORD not in (run_dir / f).read_text()
+
+
+def test_a_json_key_reference_to_the_secret_is_resolved(environment_up):
+    """ECS's ``<ARN>:<json-key>::`` form of ``valueFrom`` gives that key of a JSON secret."""
+    from deploys.aws.import_backup import ImportFailed as Failed
+    from deploys.aws.import_backup import _secret_value
+
+    arn = environment_up.client("secretsmanager").create_secret(
+        Name="orderops-t/json-credentials", SecretString=json.dumps({"password": "from-json", "user": "x"}))["ARN"]
+    assert _secret_value(environment_up, arn + ":password::") == "from-json"
+    assert _secret_value(environment_up, arn) == json.dumps({"password": "from-json", "user": "x"})
+    with pytest.raises(Failed, match="no JSON key 'nope'"):
+        _secret_value(environment_up, arn + ":nope::")
