@@ -6,6 +6,8 @@
     orderops-aws -i INVENTORY rollback [--yes]
     orderops-aws -i INVENTORY status
     orderops-aws -i INVENTORY destroy --yes     # final DB snapshot first; buckets, ECR, snapshots kept
+    orderops-aws -i INVENTORY import-backup BACKUP --identity KEY [--database NAME] [--via HOST:PORT]
+                 [--pg-bin DIR] [--json] (--check | --yes)  # a single-host backup into RDS (deploys/aws/import_backup.py)
 
 Exit status: 0 done (or nothing to do), 1 a step failed (message on stderr, stack events included),
 2 bad input (inventory or arguments; nothing was called), 3 not approved.
@@ -15,6 +17,7 @@ Without ``--yes`` a change is applied only after a ``y`` on an interactive termi
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
@@ -53,6 +56,16 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="recorded release and service state")
     d = sub.add_parser("destroy", help="delete the stacks after a final database snapshot (needs --yes)")
     d.add_argument("--yes", action="store_true", help="required: there is no prompt for this")
+    m = sub.add_parser("import-backup", help="restore a single-host backup (orderops-backup) into the RDS database")
+    m.add_argument("backup", help="backup directory <id>/ with manifest.json, or a directory of backups (newest valid)")
+    m.add_argument("--identity", required=True, help="age private key file on this machine (streamed, never written)")
+    m.add_argument("--database", help="import into this fresh database instead of the app's (must not exist)")
+    m.add_argument("--via", help="HOST:PORT to connect to instead of the endpoint (a tunnel's local end)")
+    m.add_argument("--pg-bin", help="directory of pg_restore/psql (default: PATH)")
+    m.add_argument("--json", action="store_true", help="print the report as JSON")
+    mode = m.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="verify and say what it would do; write nothing")
+    mode.add_argument("--yes", action="store_true", help="write without asking")
     return p
 
 
@@ -64,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InventoryError, FileNotFoundError) as exc:
         print(f"orderops: {exc}", file=sys.stderr)
         return 2
+    if args.command == "import-backup":
+        return _import_backup(AwsSession(settings), args)
     aws = AwsSession(settings)
     from deploys.aws import environment, release
 
@@ -97,6 +112,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AwsError as exc:
         print(f"orderops-aws: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _import_backup(aws: AwsSession, args: argparse.Namespace) -> int:
+    from deploys.aws.import_backup import NotApproved, import_backup, params_from
+
+    try:
+        params = params_from(backup=args.backup, identity=args.identity, database=args.database, via=args.via,
+                             pg_bin=args.pg_bin)
+    except ValueError as exc:
+        print(f"orderops-aws: import-backup: {exc}", file=sys.stderr)
+        return 2
+    log = (lambda m: print(m, file=sys.stderr, flush=True))
+    try:
+        report = import_backup(aws, params, check=args.check, approve=_approver(args.yes), log=log)
+    except NotApproved as exc:
+        print(f"orderops-aws: {exc}", file=sys.stderr)
+        return 3
+    except AwsError as exc:
+        print(f"orderops-aws: import-backup: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(report.as_dict(), sort_keys=True) if args.json else report.render())
     return 0
 
 

@@ -14,6 +14,8 @@ business (:mod:`.backup` renames the whole backup directory).
 
 :func:`decrypt_stream` is the reverse for restores: ``age -d`` with the identity handed over on
 a pipe (``-i /dev/fd/N``, never written to disk) ──► decompressor ──► a sink process.
+:func:`check_identity` decrypts only the head of a file and stops, so a wrong key is found before
+a restore writes anything.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from pathlib import Path
 
 from .errors import BackupError
 
-__all__ = ["StreamResult", "encrypt_stream", "decrypt_stream", "age_encrypt_argv", "CHUNK", "TOC_PREFIX"]
+__all__ = ["StreamResult", "encrypt_stream", "decrypt_stream", "check_identity", "age_encrypt_argv", "plain_magic",
+           "CHUNK", "TOC_PREFIX"]
 
 CHUNK = 1 << 20
 _TOC_LINE = re.compile(r"^\d+;")
@@ -388,3 +391,53 @@ def decrypt_stream(src: Path, identity: bytes, sink: Sequence[str], *, what: str
     problems = [p for p in (s.problem() for s in stages) if p]
     if problems:
         raise BackupError("; ".join(problems))
+
+
+#: First bytes of the plaintext inside the age file: a zstd frame, or pg_dump's custom format
+#: (``-Z1``: the archive compresses its own data blocks). zstd's frame format (RFC 8878, 3.1.1);
+#: pg_backup_archiver.c ``WriteHead`` ("PGDMP").
+_MAGIC = {"zstd": b"\x28\xb5\x2f\xfd", "gzip": b"PGDMP"}
+
+
+def plain_magic(compression: str | None) -> bytes:
+    """The bytes a backup's decrypted db file starts with for the manifest's ``compression``."""
+    return _MAGIC.get(compression or "gzip", b"PGDMP")
+
+
+def _pipe_identity(identity: bytes) -> int:
+    """A pipe's read end holding ``identity`` (the writer is closed); the key never touches a disk."""
+    if len(identity) > 60000:
+        raise BackupError("identity too large")
+    r, w = os.pipe()
+    try:
+        os.write(w, identity)
+    finally:
+        os.close(w)
+    return r
+
+
+def check_identity(src: Path, identity: bytes, *, what: str, magic: bytes = b"") -> None:
+    """Decrypt the head of ``src`` (``age -d``, identity on a pipe) and stop: nothing is written
+    anywhere. Raises :class:`BackupError` when age refuses the identity (``no identity matched any
+    of the recipients``) or the plaintext does not start with ``magic`` (see :func:`plain_magic`)."""
+    r = _pipe_identity(identity)
+    try:
+        with open(src, "rb") as f:
+            dec = _Stage(f"{what}: age -d", ["age", "-d", "-i", f"/dev/fd/{r}"], stdin=f, stdout=subprocess.PIPE,
+                         pass_fds=(r,))
+    finally:
+        os.close(r)
+    head = b""
+    try:
+        want = max(len(magic), 1)
+        while len(head) < want and (block := dec.proc.stdout.read(want - len(head))):
+            head += block
+    finally:
+        dec.kill()
+        dec.proc.stdout.close()
+        rc = dec.proc.wait()
+    if not head or len(head) < len(magic):
+        tail = dec.stderr_tail()
+        raise BackupError(f"{what}: age -d exited {rc}" + (f": {tail}" if tail else ": no plaintext"))
+    if magic and not head.startswith(magic):
+        raise BackupError(f"{what}: the decrypted file does not start like a {magic!r} stream")

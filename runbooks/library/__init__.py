@@ -25,6 +25,7 @@ RUNBOOKS = {
     "aws-backup": "runbooks.library.aws_backup",
     "aws-restore": "runbooks.library.aws_restore",
     "aws-emergency": "runbooks.library.aws_emergency",
+    "aws-import-backup": "runbooks.library.aws_import_backup",
     "emergency-restore": "runbooks.library.emergency_restore",
     "restore-drill": "runbooks.library.restore_drill",
     "data-integrity": "runbooks.library.data_integrity",

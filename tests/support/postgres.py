@@ -103,13 +103,30 @@ def _wait_until_accepting(process: subprocess.Popen[bytes], server: PostgresServ
             time.sleep(0.1)
 
 
+def _tls_only(root: Path, datadir: Path, run_as: pwd.struct_passwd | None) -> list[str]:
+    """A self-signed server certificate in ``root`` and a ``pg_hba.conf`` of ``hostssl`` lines;
+    returns the server arguments that turn TLS on."""
+    key, crt = root / "server.key", root / "server.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(crt)], check=True, capture_output=True, timeout=120)
+    key.chmod(0o600)
+    if run_as is not None:
+        for f in (key, crt):
+            os.chown(f, run_as.pw_uid, run_as.pw_gid)
+    (datadir / "pg_hba.conf").write_text("local all all scram-sha-256\n"
+                                         "hostssl all all 127.0.0.1/32 scram-sha-256\n")
+    return ["-c", "ssl=on", "-c", f"ssl_cert_file={crt}", "-c", f"ssl_key_file={key}"]
+
+
 @contextmanager
-def local_postgres(user: str, password: str, settings: Sequence[str] = ()) -> Iterator[PostgresServer]:
+def local_postgres(user: str, password: str, settings: Sequence[str] = (), tls_only: bool = False) -> Iterator[PostgresServer]:
     """Run a throw-away cluster for the duration of the block; yields its :class:`PostgresServer`.
 
     + user: the superuser ``initdb`` creates
     + password: its password (any characters)
     + settings: extra ``name=value`` server settings, e.g. ``["max_connections=200"]``
+    + tls_only: serve TLS (a self-signed certificate made with ``openssl``) and refuse TCP clients
+      without it (``hostssl`` lines only in ``pg_hba.conf``), as RDS's ``rds.force_ssl=1`` does
 
     Raises ``RuntimeError`` when the binaries are missing, initdb fails or the server does not
     accept connections within 60 s (with the server log).
@@ -134,6 +151,8 @@ def local_postgres(user: str, password: str, settings: Sequence[str] = ()) -> It
             raise RuntimeError(f"initdb failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         server = PostgresServer(port=free_port(), user=user, password=password)
         args = ["-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={root}"]
+        if tls_only:
+            args += _tls_only(root, datadir, run_as)
         for setting in settings:
             args += ["-c", setting]
         with logfile.open("wb") as log:

@@ -106,3 +106,20 @@ def test_a_toc_beyond_the_prefix_fails_the_check(age_key, tmp_path):
         encrypt_stream(["sh", "-c", "printf 'PGDMP'; head -c 3000000 /dev/urandom"], dest, [public], what="db",
                        check=["pg_restore", "--list"], check_bytes=4096, check_line=_TOC_LINE)
     assert not dest.exists()
+
+
+def test_check_identity_reads_only_the_head_and_names_a_wrong_key(age_key, tmp_path):
+    """Real age and zstd: the right key passes (the plaintext starts like a zstd frame), the wrong
+    compression's magic and another key are refused, and nothing is written but the test's file."""
+    from deploys.backup_tool.pipeline import check_identity, plain_magic
+
+    identity, public = age_key
+    dest = tmp_path / "db.dump.zst.age"
+    encrypt_stream(["sh", "-c", "head -c 300000 /dev/urandom"], dest, [public], what="db", compressor=["zstd", "-q", "-c"])
+    check_identity(dest, identity, what="identity", magic=plain_magic("zstd"))
+    with pytest.raises(BackupError, match="does not start like"):
+        check_identity(dest, identity, what="identity", magic=plain_magic("gzip"))
+    other = subprocess.run(["age-keygen"], capture_output=True, check=True).stdout
+    with pytest.raises(BackupError, match="identity: age -d exited 1: .*no identity matched"):
+        check_identity(dest, other, what="identity", magic=plain_magic("zstd"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db.dump.zst.age"]

@@ -13,7 +13,7 @@ def test_names_file_lists_exactly_the_registered_host_runbooks():
                                                 "emergency-restart", "emergency-restore", "restore-drill", "weekly"]
     assert [rb.name for rb in all_runbooks()] == sorted(RUNBOOKS)
     aws = [rb.name for rb in all_runbooks() if rb.environment == "aws"]
-    assert aws == ["aws-backup", "aws-daily", "aws-emergency", "aws-restore"]  # never scheduled from a host
+    assert aws == ["aws-backup", "aws-daily", "aws-emergency", "aws-import-backup", "aws-restore"]  # never scheduled from a host
 
 
 def test_a_schedule_for_an_unknown_runbook_is_an_inventory_error(make_settings):
