@@ -205,6 +205,34 @@ def test_restore_needs_yes_then_swaps_by_rename(deployed, tmp_path):
     assert {"Key": "orderops:restored-by", "Value": result.run_id} in tags
 
 
+def test_point_in_time_restore_check_mode_window_and_approval(deployed, tmp_path):
+    """``--check`` and an unapproved run restore nothing; a time outside the restorable window
+    stops at the source check; an approved point-in-time restore runs beside the current instance."""
+    rds = deployed.client("rds")
+    ident = _db_id(deployed)
+    before = {d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]}
+    db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+    when = (db["LatestRestorableTime"] - timedelta(seconds=1)).isoformat()
+
+    checked = _by_step(_run("aws-restore", tmp_path, check=True, approve=True, point_in_time=when, new_instance="pitr-check"))
+    assert checked["Check the source"].status == "ok", checked["Check the source"].message
+    assert checked["Restore a new instance"].status == "skipped"
+    assert checked["Restore a new instance"].message.startswith("would restore")
+    too_old = (datetime.now(timezone.utc) - timedelta(days=db["BackupRetentionPeriod"] + 1)).isoformat()
+    outside = _by_step(_run("aws-restore", tmp_path, approve=True, point_in_time=too_old, new_instance="pitr-old"))
+    assert outside["Check the source"].status == "failed"
+    assert "outside the restorable window" in outside["Check the source"].message
+    assert {d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]} == before
+
+    result = _run("aws-restore", tmp_path, approve=True, point_in_time=when, new_instance="pitr-new")
+    steps = _by_step(result)
+    assert steps["Restore a new instance"].status == "changed", steps["Restore a new instance"].message
+    assert steps["Swap the restored instance in"].status == "skipped"  # swap=false: runs beside the current one
+    assert {d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]} == before | {"pitr-new"}
+    rds.modify_db_instance(DBInstanceIdentifier="pitr-new", DeletionProtection=False, ApplyImmediately=True)
+    rds.delete_db_instance(DBInstanceIdentifier="pitr-new", SkipFinalSnapshot=True)
+
+
 def test_emergency_scale_out_and_rollback(deployed, tmp_path, ready_server):
     aws = deployed
     s = aws.settings
