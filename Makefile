@@ -10,6 +10,7 @@
 #   make web                      build the front end artifact (cached by content in .orderops/cache/web)
 #   make test-web                 the front end's vitest component tests
 #   make test-browser             Playwright in Chromium against the deployed local test host
+#   make notebook-screenshot      the README's picture: the daily notebook run on the local test host, in JupyterLab
 
 SHELL := /bin/bash
 PYTHON3 ?= python3
@@ -20,7 +21,7 @@ CONSTRAINTS := $(wildcard constraints.txt)
 N ?= 1
 LAYOUT ?= single
 
-.PHONY: prereqs venv images web hosts-up hosts-down hosts-status demo test test-unit test-web test-browser test-integration
+.PHONY: prereqs venv images web hosts-up hosts-down hosts-status demo test test-unit test-web test-browser test-integration notebook-screenshot
 
 prereqs:
 	@sh tools/prereqs.sh
@@ -90,6 +91,11 @@ test-web: web
 # The browser tests alone, against the running local test host (make hosts-up + deploy first).
 test-browser: web | $(STAMP)
 	$(PYTEST) -m integration tests/integration/test_frontend.py -q
+
+# docs/screenshots/runbook-notebook-jupyterlab.png: `runbook notebook daily --execute` on the deployed
+# local test host, opened in JupyterLab in headless Chromium (tools/notebook_screenshot.py). Not in CI.
+notebook-screenshot: | $(STAMP)
+	$(PY) tools/notebook_screenshot.py
 
 # Integration tier: one host in both groups, then a split layout (controller + app host).
 # The test hosts are removed however it ends (KEEP_HOSTS=1 keeps them for debugging).
