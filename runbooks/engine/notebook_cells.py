@@ -37,7 +37,7 @@ CONTROLS = {
     "inventory": "pyinfra inventory file (path as for `runbook run -i`)",
     "limit": "host names, groups or globs, comma-separated; None: every host",
     "check": "check mode: changing steps only report what they would do",
-    "approve": "approve destructive steps (a single cell can pass approve=True instead)",
+    "approve": "approve destructive steps (for one cell only: pass approve to its session.run)",
     "lock_at_start": "take the host lock before the first step (default: before the first changing step)",
     "runs_dir": "parent of the run directory; None: .orderops/runs",
     "run_id": "run ID (the run directory's name); None: a new one",
