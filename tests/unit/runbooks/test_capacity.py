@@ -249,3 +249,17 @@ def test_a_missing_attachment_is_reported_in_the_notebook_not_read(tmp_path):
     texts = [o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert "h1: attachment gone.png not in the run directory\n" in texts
     assert "h1: attachment ../escape.png not in the run directory\n" in texts
+
+
+def test_a_live_session_shows_the_plot_inline(tmp_path):
+    from runbooks.engine.session import Session
+
+    store = tmp_path / "store"
+    _write_steady_fill(store, per_day=GIB, avail_now=100 * GIB)
+    rb = get_runbook("capacity")
+    session = Session(rb, [make_host("h1")], rb.params(capacity_dir=str(store)), _executors(FakeExecutor()),
+                      runs_dir=tmp_path / "runs")
+    view = session.run("Capacity forecast")
+    session.close()
+    png = (tmp_path / "runs" / session.run_id / "capacity-h1.png").read_bytes()
+    assert f'src="data:image/png;base64,{base64.b64encode(png).decode()}"' in view._repr_html_()
