@@ -141,6 +141,7 @@ def plot_png(host: str, points: dict[str, list[tuple[datetime, float]]], fits: d
     """A PNG (bytes) of one host's forecast: per metric its samples (MiB), the fitted line and
     the limit. Matplotlib's object API on the Agg canvas (no pyplot: steps run in threads)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.dates import DateFormatter
     from matplotlib.figure import Figure
 
     labels = [m.label for m in METRICS if points.get(m.label)]
@@ -161,7 +162,8 @@ def plot_png(host: str, points: dict[str, list[tuple[datetime, float]]], fits: d
         ax.set_title(f"{host}: {label}" + (f" (full in {days:.1f} d)" if fit is not None and days is not None else ""))
         ax.set_ylabel("MiB")
         ax.legend(loc="best", fontsize="small")
-    fig.autofmt_xdate()
+        ax.xaxis.set_major_formatter(DateFormatter("%Y-%m-%d"))
+        ax.tick_params(axis="x", labelrotation=30, labelsize="small")  # each axis its own dates (not shared)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
