@@ -31,6 +31,7 @@ import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -64,12 +65,16 @@ class StepResult:
     + message: one line for the operator
     + data: structured JSON-serialisable values (numbers, lists) for reports and later runs
     + tables: :class:`Table` s rendered in the reports
+    + files: attachments the step wrote into the run directory (``ctx.run_dir``), as names
+      relative to it (e.g. ``capacity-h1.png``); ``result.json`` lists them, ``report.md``
+      links them and ``report.ipynb`` embeds the PNG ones as images
     """
 
     status: Status
     message: str = ""
     data: dict[str, Any] = field(default_factory=dict)
     tables: list[Table] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
 
 
 StepFunc = Callable[["StepContext"], StepResult]
@@ -158,6 +163,8 @@ class StepContext:
     + memory: per-host dict shared by the steps of this run (e.g. a version read earlier)
     + previous: this host's step data from the last run of the same runbook (``{step: data}``)
     + deadline: ``time.monotonic()`` value after which this attempt has timed out
+    + run_dir: this run's directory on the machine running the runbook (attachments go there;
+      its parent is the runs directory); ``None`` outside a run
     """
 
     host: HostTarget
@@ -170,6 +177,7 @@ class StepContext:
     memory: dict[str, Any]
     previous: dict[str, Any]
     deadline: float
+    run_dir: Path | None = None
 
     def remaining(self) -> float:
         """Seconds left for this attempt (raises :class:`CommandTimeout` when none)."""
@@ -206,18 +214,22 @@ class StepContext:
         self.executors["aws"].wait(self.host, service, waiter, self.remaining(), region=region, **params)
 
     # result helpers
-    def ok(self, message: str = "", data: dict | None = None, tables: list[Table] | None = None) -> StepResult:
+    def ok(self, message: str = "", data: dict | None = None, tables: list[Table] | None = None,
+           files: list[str] | None = None) -> StepResult:
         """A passed read-only step."""
-        return StepResult("ok", message, data or {}, tables or [])
+        return StepResult("ok", message, data or {}, tables or [], files or [])
 
-    def changed(self, message: str = "", data: dict | None = None, tables: list[Table] | None = None) -> StepResult:
+    def changed(self, message: str = "", data: dict | None = None, tables: list[Table] | None = None,
+                files: list[str] | None = None) -> StepResult:
         """A step that changed the host."""
-        return StepResult("changed", message, data or {}, tables or [])
+        return StepResult("changed", message, data or {}, tables or [], files or [])
 
-    def failed(self, message: str, data: dict | None = None, tables: list[Table] | None = None) -> StepResult:
+    def failed(self, message: str, data: dict | None = None, tables: list[Table] | None = None,
+               files: list[str] | None = None) -> StepResult:
         """A failed step (the step's on-failure policy applies)."""
-        return StepResult("failed", message, data or {}, tables or [])
+        return StepResult("failed", message, data or {}, tables or [], files or [])
 
-    def skipped(self, message: str, data: dict | None = None, tables: list[Table] | None = None) -> StepResult:
+    def skipped(self, message: str, data: dict | None = None, tables: list[Table] | None = None,
+                files: list[str] | None = None) -> StepResult:
         """A step that did nothing on this host (e.g. check mode: what it would do)."""
-        return StepResult("skipped", message, data or {}, tables or [])
+        return StepResult("skipped", message, data or {}, tables or [], files or [])

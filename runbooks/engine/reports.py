@@ -12,6 +12,7 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from runbooks.engine.masking import Masker
 from runbooks.engine.rotation import RESULT_FILE
@@ -84,7 +85,8 @@ def hosts_by_steps(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def render_markdown(result: dict[str, Any]) -> str:
     """``report.md`` of a (masked) result dict: header, hosts-by-steps table, then each step's
-    documentation, per-host results and tables."""
+    documentation, per-host results and tables, and a relative link to each attached file
+    (``files``: the report sits in the run directory beside them)."""
     r = result
     lines = [
         f"# {r['title']} (`{r['runbook']}`)",
@@ -111,4 +113,6 @@ def render_markdown(result: dict[str, Any]) -> str:
         for h, hr in s["results"].items():
             for t in hr.get("tables", []):
                 lines += [f"**{h}: {t['title']}**", "", md_table(t["columns"], t["rows"]) if t["rows"] else "_(empty)_", ""]
+            for name in hr.get("files", []):
+                lines += [f"**{h}: attachment** [{name}]({quote(name)})", ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -8,7 +8,8 @@ or a change of meaning bumps the version):
 
 * 1: the first format (no ``steps[].kind``);
 * 2: ``steps[].kind`` (``lock`` | ``step`` | ``unlock``) and ``aborted``; later added
-  ``steps[].attempt`` (default 1: a step recorded twice in one run, e.g. a notebook cell run again).
+  ``steps[].attempt`` (default 1: a step recorded twice in one run, e.g. a notebook cell run again)
+  and ``steps[].results.*.files`` (attachments in the run directory, default none).
 
 :func:`load_result` reads every version (a version-1 file is upgraded on reading: the kind
 follows from the engine's lock step names, ``aborted`` from the status), so ``runbook history``
@@ -46,7 +47,8 @@ RunStatus = Literal["ok", "changed", "failed", "aborted"]
 
 class HostResult(BaseModel):
     """One step on one host: its status and message, structured ``data`` and ``tables``,
-    ``attempts`` made, ``duration_s`` (seconds, 3 decimals) and ``started_at`` (UTC, ISO 8601)."""
+    ``files`` (attachments in the run directory, names relative to it), ``attempts`` made,
+    ``duration_s`` (seconds, 3 decimals) and ``started_at`` (UTC, ISO 8601)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -54,6 +56,8 @@ class HostResult(BaseModel):
     message: str = ""
     data: dict[str, Any] = Field(default_factory=dict)
     tables: list[Table] = Field(default_factory=list)
+    files: list[str] = Field(default_factory=list, description="attachments the step wrote into the run directory "
+                                                               "(names relative to it; PNGs are embedded in report.ipynb)")
     attempts: int = 0
     duration_s: float = 0.0
     started_at: str = ""

@@ -282,14 +282,15 @@ class _Run:
         out = retrying(lambda: self._attempt(step, self._context(step, h, approved)))
         attempts = retrying.statistics.get("attempt_number", 1)
         if self.opts.check and step.changes and out.status == "changed":
-            out = StepResult("failed", f"changing step changed the host in check mode: {out.message}", out.data, out.tables)
+            out = StepResult("failed", f"changing step changed the host in check mode: {out.message}", out.data, out.tables,
+                             out.files)
         return h, _host_result(out, attempts, start, at)
 
     def _context(self, step: Step, h: HostTarget, approved: bool) -> StepContext:
         return StepContext(
             host=h, params=self.params, check=self.opts.check, approved=approved, executor=self.executors[step.executor],
             executors=self.executors, run_id=self.run_id, memory=self.memory[h.name],
-            previous=self.previous.get(h.name, {}), deadline=time.monotonic() + step.timeout,
+            previous=self.previous.get(h.name, {}), deadline=time.monotonic() + step.timeout, run_dir=self.run_dir,
         )
 
     def _attempt(self, step: Step, ctx: StepContext) -> StepResult:
@@ -407,5 +408,5 @@ def _outcome(box: dict[str, Any]) -> StepResult:
 def _host_result(result: StepResult, attempts: int, started: float, started_at: str) -> HostResult:
     return HostResult(
         status=result.status, message=result.message, data=dict(result.data), tables=list(result.tables),
-        attempts=attempts, duration_s=time.monotonic() - started, started_at=started_at,
+        files=list(result.files), attempts=attempts, duration_s=time.monotonic() - started, started_at=started_at,
     )

@@ -25,9 +25,11 @@ Everything shown (:class:`StepView`, :class:`RunView`) is built from masked data
 
 from __future__ import annotations
 
+import base64
 import html
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -62,8 +64,9 @@ _RESULT_COLUMNS = ["host", "status", "message", "attempts", "seconds"]
 
 
 class StepView:
-    """One step's (masked) record as a notebook shows it: an HTML table of the per-host results
-    and the step's own tables; ``text/plain`` as fallback.
+    """One step's (masked) record as a notebook shows it: an HTML table of the per-host results,
+    the step's own tables and its attached PNGs (read from ``run_dir``, inline as base64);
+    ``text/plain`` as fallback.
 
     + record: the :class:`~runbooks.engine.results.StepRecord` (masked)
     + status: ``{host: "ok" | "changed" | "failed" | "skipped"}``
@@ -71,8 +74,9 @@ class StepView:
     + failed: hosts whose result is ``failed``
     """
 
-    def __init__(self, record: StepRecord):
+    def __init__(self, record: StepRecord, run_dir: str | Path | None = None):
         self.record = record
+        self.run_dir = Path(run_dir) if run_dir else None
         self.name = record.name
         self.status = {h: r.status for h, r in record.results.items()}
         self.data = {h: r.data for h, r in record.results.items()}
@@ -91,6 +95,13 @@ class StepView:
             for t in r.tables:
                 parts.append(f"<p><b>{html.escape(h)}: {html.escape(t.title)}</b></p>")
                 parts.append(_html_table(t.columns, t.rows) if t.rows else "<p><i>(empty)</i></p>")
+            for name in r.files:
+                path = self.run_dir / name if self.run_dir else None
+                if path and name.lower().endswith(".png") and path.resolve().parent == self.run_dir.resolve() and path.is_file():
+                    png = base64.b64encode(path.read_bytes()).decode("ascii")
+                    parts.append(f'<p><img alt="{html.escape(h)}: {html.escape(name)}" src="data:image/png;base64,{png}"></p>')
+                else:
+                    parts.append(f"<p>{html.escape(h)}: attachment <code>{html.escape(name)}</code></p>")
         return "\n".join(parts)
 
     def __repr__(self) -> str:
@@ -211,7 +222,7 @@ class Session:
                 raise
             finally:
                 self._run.checkpoint()
-            view = StepView(StepRecord.model_validate(self._run.masker.obj(rec.model_dump(mode="json"))))
+            view = StepView(StepRecord.model_validate(self._run.masker.obj(rec.model_dump(mode="json"))), self.run_dir)
             self.steps[name] = view
             return view
 

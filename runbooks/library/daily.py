@@ -2,8 +2,9 @@
 
 Service status (health, restart counts that grew since the last run), the running release (the
 host's recorded ``release.json`` against the inventory), error lines of the last 24 h per service,
-resource usage against thresholds, certificate days left, and configuration drift (the main
-deploy in dry mode against the same inventory).
+resource usage against thresholds, a capacity sample (sizes appended to the capacity store on this
+machine for the monthly forecast: ``runbooks/library/capacity.py``), certificate days left, and
+configuration drift (the main deploy in dry mode against the same inventory).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from deploys.contract.services import SERVICES
 from deploys.contract.tls import served_certificate_command
 from runbooks.engine.model import Runbook, StepContext, StepResult, Table, step
 from runbooks.library._common import compose, container_states, parse_states, strip_ansi
+from runbooks.library.capacity import CAPACITY_DIR_HELP, sample
 
 __all__ = ["RUNBOOK", "DailyParams"]
 
 
 class DailyParams(BaseModel):
-    """Thresholds of the daily check (percentages 1..100, load per CPU, days, hours)."""
+    """Thresholds of the daily check (percentages 1..100, load per CPU, days, hours), and where
+    the capacity samples go (``capacity_dir``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -36,6 +39,7 @@ class DailyParams(BaseModel):
     error_hours: int = Field(24, ge=1, le=24 * 14, description="window for error lines, hours")
     error_lines: int = Field(10, ge=0, le=200, description="error lines shown per service")
     drift: bool = Field(True, description="run the drift check (pyinfra --dry)")
+    capacity_dir: str | None = Field(None, description=CAPACITY_DIR_HELP)
 
 
 @step("Service status", timeout=60, retries=1)
@@ -236,5 +240,5 @@ RUNBOOK = Runbook(
     title="Daily check",
     doc=__doc__,
     params=DailyParams,
-    steps=(service_status, release, error_lines, resources, certificate, drift),
+    steps=(service_status, release, error_lines, resources, sample, certificate, drift),
 )

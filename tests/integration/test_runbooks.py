@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import nbformat
@@ -19,6 +20,7 @@ import pytest
 
 from deploys.contract.paths import LOCK_FILE, RELEASE_FILE, RUNBOOK_DIR, STACK_DIR, RunbookLayout, StackLayout, local_state_dir
 from deploys.contract.services import SERVICES
+from runbooks.library._capacity import append_sample, format_ts, read_samples, store_file
 from tests.integration.conftest import INVENTORY, ROOT, ssh
 from tests.support.webhook import webhook_receiver
 
@@ -264,10 +266,57 @@ def test_scheduled_run_from_the_controller_host(app_host, inventory):
         assert value not in everything
 
 
+def test_capacity_forecast_of_a_disk_filling_at_a_steady_rate(app_host, runs_dir, tmp_path):
+    """Two daily runs leave two samples per host in the store (beside the runs, not in them); ten
+    earlier samples of a steady fill (20 days left at the first real sample) are written before
+    them, a real file grows on the host, then the capacity runbook samples again and forecasts:
+    disk / full in about 20 days, under the 30-day warning, with the plot attached."""
+    name, data = app_host
+    store = tmp_path / "capacity"
+    for _ in range(2):
+        proc, result = runbook("run", "daily", "-i", INVENTORY, *RELAXED, "-p", "drift=false", "-p",
+                               f"capacity_dir={store}", runs_dir=runs_dir)
+        assert step_result(result, "Capacity sample", name)["status"] == "ok", step_result(result, "Capacity sample", name)
+    path = store_file(store, name)
+    samples, bad = read_samples(path)
+    assert len(samples) == 2 and bad == []
+    first = samples[0]
+    assert first["db_bytes"] > 0 and first["redis_max"] == 256 * 1024 ** 2 and first["root_used"] > 0
+    rate = first["root_avail"] / 20  # bytes a day: full 20 days after the first real sample
+    for day in range(10, 0, -1):
+        grown = rate * day
+        append_sample(path, {**{k: v for k, v in first.items() if not k.startswith("_")},
+                             "ts": format_ts(first["_at"] - timedelta(days=day)), "run_id": f"synthetic-{day}",
+                             "root_used": int(first["root_used"] - grown), "root_avail": int(first["root_avail"] + grown),
+                             "docker_used": int(first["docker_used"] - grown),
+                             "docker_avail": int(first["docker_avail"] + grown)})
+    probe = "/var/tmp/orderops-capacity-probe"
+    ssh(data, f"sudo dd if=/dev/zero of={probe} bs=1M count=256 status=none && sync")
+    try:
+        proc, result = runbook("run", "capacity", "-i", INVENTORY, "-p", f"capacity_dir={store}", runs_dir=runs_dir)
+    finally:
+        ssh(data, f"sudo rm -f {probe}")
+    assert proc.returncode == 1, proc.stdout[-3000:]  # the forecast fails: full within capacity_warn_days (30)
+    assert step_result(result, "Capacity sample", name)["status"] == "ok"
+    fc = step_result(result, "Capacity forecast", name)
+    assert fc["status"] == "failed" and fc["message"].startswith("disk / full in "), fc["message"]
+    disk = fc["data"]["metrics"]["disk /"]
+    assert disk["samples"] == 13 and 18 <= disk["days_until_full"] <= 21, disk  # others' writes on this disk: +-1 day
+    points = next(t for t in fc["tables"] if t["title"] == "data points (MiB)")
+    assert len(points["rows"]) == 13
+    run_dir = runs_dir / result["run_id"]
+    png = run_dir / f"capacity-{name}.png"
+    assert fc["files"] == [png.name] and png.read_bytes().startswith(b"\x89PNG")
+    assert f"[{png.name}]({png.name})" in (run_dir / "report.md").read_text()
+    nb = nbformat.read(str(run_dir / "report.ipynb"), as_version=4)
+    assert any("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert len(read_samples(path)[0]) == 13 and not (runs_dir / "capacity").exists()
+
+
 def test_no_secret_in_any_report(runs_dir):
     files = [p for p in runs_dir.rglob("*") if p.is_file()]
     assert {p.name for p in files} >= {"events.jsonl", "result.json", "report.md", "report.ipynb"}
-    for p in files:
-        text = p.read_text()
+    for p in files:  # bytes: a run directory also holds attachments (the capacity forecast's PNG)
+        content = p.read_bytes()
         for value in _secret_values():
-            assert value not in text, f"{p} leaks a secret"
+            assert value.encode() not in content, f"{p} leaks a secret"

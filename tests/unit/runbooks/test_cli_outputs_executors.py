@@ -37,7 +37,7 @@ def no_hosts(monkeypatch):
 def test_unknown_runbook_is_one_clear_message(no_hosts, tmp_path):
     res = CliRunner().invoke(cli.app, ["run", "dialy", "-i", str(tmp_path / "inv.py")])
     assert res.exit_code == 2
-    assert "unknown runbook 'dialy'; known runbooks: aws-backup, aws-daily, aws-emergency, aws-import-backup, aws-restore, backup, daily, data-integrity, diagnose, emergency-redeploy, emergency-restart, emergency-restore, restore-drill" in res.output
+    assert "unknown runbook 'dialy'; known runbooks: aws-backup, aws-daily, aws-emergency, aws-import-backup, aws-restore, backup, capacity, daily, data-integrity, diagnose, emergency-redeploy, emergency-restart, emergency-restore, restore-drill" in res.output
     assert "Traceback" not in res.output
 
 

@@ -232,7 +232,7 @@ def test_result_schema_and_notebook(hosts, executors, tmp_path):
     assert set(step_rec) >= {"name", "doc", "kind", "target", "executor", "changes", "destructive", "on_failure", "results"}
     assert [s["kind"] for s in data["steps"]] == ["lock", "step", "unlock"]
     hr = step_rec["results"]["h1"]
-    assert set(hr) == {"status", "message", "data", "tables", "attempts", "duration_s", "started_at"}
+    assert set(hr) == {"status", "message", "data", "tables", "files", "attempts", "duration_s", "started_at"}
     assert hr["tables"] == [{"title": "numbers", "columns": ["n"], "rows": [[1], [2]]}]
     assert data["summary"] == {"ok": 6, "changed": 0, "failed": 0, "skipped": 0}
     events = [json.loads(l) for l in open(os.path.join(res.run_dir, "events.jsonl"))]

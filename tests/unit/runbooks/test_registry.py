@@ -9,7 +9,7 @@ from runbooks.library import RUNBOOKS, all_runbooks
 
 def test_names_file_lists_exactly_the_registered_host_runbooks():
     hosts = [rb.name for rb in all_runbooks() if rb.environment == "hosts"]
-    assert sorted(runbook_names()) == hosts == ["backup", "daily", "data-integrity", "diagnose", "emergency-redeploy",
+    assert sorted(runbook_names()) == hosts == ["backup", "capacity", "daily", "data-integrity", "diagnose", "emergency-redeploy",
                                                 "emergency-restart", "emergency-restore", "restore-drill", "weekly"]
     assert [rb.name for rb in all_runbooks()] == sorted(RUNBOOKS)
     aws = [rb.name for rb in all_runbooks() if rb.environment == "aws"]
@@ -21,5 +21,5 @@ def test_a_schedule_for_an_unknown_runbook_is_an_inventory_error(make_settings):
         make_settings(groups=("controller",), runbook_schedules={"dialy": "*-*-* 06:00:00"})
     assert e.value.field == "runbook_schedules"
     assert str(e.value) == ("inventory error: host 'app-1': runbook_schedules: unknown runbook 'dialy'; "
-                            "known: backup, daily, data-integrity, diagnose, emergency-redeploy, emergency-restart, emergency-restore, "
+                            "known: backup, capacity, daily, data-integrity, diagnose, emergency-redeploy, emergency-restart, emergency-restore, "
                             "restore-drill, weekly")
