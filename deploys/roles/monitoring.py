@@ -116,22 +116,23 @@ ROOT_SERVICES = ("cadvisor", "alloy")
 #: (``cap_drop: [ALL]``, read-only root, no-new-privileges, limits from ``monitoring.service_limits``).
 #: ``user`` is the official image's own user wherever the service writes a volume, so the volume's
 #: files (created by that image) stay its own; stateless exporters run as ``nobody`` whatever their
-#: image says (they write nothing). No service needs a tmpfs except Grafana: each writes only
-#: its volume (Prometheus /prometheus, Alertmanager /alertmanager, Loki /loki, Alloy
-#: /var/lib/alloy/data, Grafana /var/lib/grafana) or nothing at all.
+#: image says (they write nothing). No service adds a capability back. Only Grafana needs a
+#: tmpfs: every other service writes only its volume (Prometheus /prometheus, Alertmanager
+#: /alertmanager, Loki /loki, Alloy /var/lib/alloy/data) or nothing at all.
 #:
 #: Exceptions, each for a reason:
 #:
 #: - node-exporter: ``pid: host`` and the host's ``/`` mounted read-only at ``/host`` (CIS 5.5,
-#:   5.16): it reports the host, not its container (filesystems, processes, the runbooks' textfile
-#:   directory). It runs as nobody with no capability, so it reads only what any user may read.
+#:   5.15): it reports the host, not its container (mounted filesystems, the host's /proc, the
+#:   runbooks' textfile directory). It runs as nobody with no capability, so it reads only what any user may read.
 #: - cadvisor: uid 0 (CIS 4.1) with the Docker socket, ``/sys`` and ``/var/lib/docker`` mounted
 #:   read-only (5.5, 5.31): it reads every container's cgroup and layer data, and
 #:   ``/var/lib/docker`` is root's (0710) and the socket root:docker 0660, so uid 0 owns both
-#:   without any capability. DAC_READ_SEARCH lets it walk layer directories of other owners for
-#:   the per-container disk usage. cAdvisor's README runs it ``--privileged`` with ``/dev/kmsg``:
-#:   not here (no OOM events from the kernel log, no ``--enable_metrics=process``). The local
-#:   stand-in reads the Docker API only and needs less; the setting is the official image's.
+#:   and needs no capability. Not added: DAC_READ_SEARCH, so a layer directory of another owner
+#:   closed to others (rare in images) is left out of that container's disk usage; and cAdvisor's
+#:   README's ``--privileged`` with ``/dev/kmsg`` (no OOM events from the kernel log, no
+#:   ``--enable_metrics=process``). The local stand-in reads the Docker API only; the setting is
+#:   the official image's.
 #: - alloy: uid 0 with the Docker socket (5.31): ``loki.source.docker`` reads container logs
 #:   through the Docker API (root:docker 0660; the docker group's gid is the host's and not known
 #:   when compose.yaml is first written, and grafana/alloy's Dockerfile calls its non-root mode
@@ -151,7 +152,7 @@ SERVICE_HARDENING: dict[str, Hardening] = {
     "prometheus": Hardening(user=NOBODY),
     "alertmanager": Hardening(user=NOBODY),
     "node-exporter": Hardening(user=NOBODY),
-    "cadvisor": Hardening(user="0:0", cap_add=("DAC_READ_SEARCH",)),
+    "cadvisor": Hardening(user="0:0"),
     "postgres-exporter": Hardening(user=NOBODY),
     "redis-exporter": Hardening(user=NOBODY),
     "nginx-exporter": Hardening(user=NOBODY),
