@@ -43,7 +43,7 @@ def _hardening_problems(info: dict, entry, limits) -> list[str]:
         f"memory {limits.memory}": hc["Memory"] == _bytes(limits.memory),
         f"cpus {limits.cpus}": hc["NanoCpus"] == int(limits.cpus * 1e9),
         f"pids {limits.pids}": hc["PidsLimit"] == limits.pids,
-        f"tmpfs {sorted(entry.tmpfs)}": sorted(hc["Tmpfs"] or {}) == sorted(entry.tmpfs),
+        f"tmpfs {sorted(entry.tmpfs)}": sorted(hc.get("Tmpfs") or {}) == sorted(entry.tmpfs),
     }
     if entry.user is not None:
         checks[f"user {entry.user}"] = info["Config"]["User"] == entry.user
