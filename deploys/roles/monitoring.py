@@ -14,6 +14,9 @@ Files on the host (``monitoring.dir``, default ``/opt/orderops-monitoring``)::
     config/grafana/{provisioning,dashboards}/              datasources, dashboard provider, dashboards
     bin/                               helper scripts (pg_monitor role, Grafana admin password)
 
+Every container is hardened as the order stack's are (:mod:`deploys.roles.compose_hardening`,
+:data:`SERVICE_HARDENING`, limits from ``monitoring.service_limits``).
+
 Every config file is validated with the pinned images before it replaces the running one
 (:mod:`deploys.operations.validated_config`); ``docker compose config`` checks the project.
 Prometheus and Alertmanager reload through ``POST /-/reload`` when only their files changed; Loki,
@@ -104,9 +107,9 @@ def _health(port: int, path: str) -> dict[str, Any]:
             "interval": "10s", "timeout": "3s", "retries": 30, "start_period": "10s"}
 
 
-#: ``uid:gid`` of ``nobody``: the user of the official prom/* images (prometheus, alertmanager,
-#: node-exporter, blackbox-exporter's busybox base) and of postgres-exporter, and of every
-#: Debian-built local image (images/monitoring-{prometheus,alertmanager,exporters}).
+#: ``uid:gid`` of ``nobody``: the user of the official prom/prometheus, prom/alertmanager,
+#: prom/node-exporter and postgres-exporter images, and of every Debian-built local image
+#: (images/monitoring-{prometheus,alertmanager,exporters}).
 NOBODY = "65534:65534"
 
 #: Services that run as uid 0 (documented exceptions below); every other one runs unprivileged.
@@ -124,7 +127,7 @@ ROOT_SERVICES = ("cadvisor", "alloy")
 #:
 #: - node-exporter: ``pid: host`` and the host's ``/`` mounted read-only at ``/host`` (CIS 5.5,
 #:   5.15): it reports the host, not its container (mounted filesystems, the host's /proc, the
-#:   runbooks' textfile directory). It runs as nobody with no capability, so it reads only what any user may read.
+#:   runbooks' textfile directory). As nobody with no capability it reads only what any user may.
 #: - cadvisor: uid 0 (CIS 4.1) with the Docker socket, ``/sys`` and ``/var/lib/docker`` mounted
 #:   read-only (5.5, 5.31): it reads every container's cgroup and layer data, and
 #:   ``/var/lib/docker`` is root's (0710) and the socket root:docker 0660, so uid 0 owns both
@@ -146,8 +149,9 @@ ROOT_SERVICES = ("cadvisor", "alloy")
 #:   stand-in does); /tmp as tmpfs for SQLite's temporary files and plugin downloads. The official
 #:   run.sh logs to the console (``cfg:default.log.mode=console``), nothing to /var/log/grafana.
 #: - loki: uid 10001, the official image's owner of /loki (the stand-in's too).
-#: - redis-exporter (official uid 59000) and nginx-exporter (official 1001:1001) run as nobody:
-#:   they write nothing, so the uid only has to be unprivileged.
+#: - redis-exporter (official image: 59000:59000), nginx-exporter (1001:1001) and
+#:   blackbox-exporter (6170:0) run as nobody: they write nothing, so the uid only has to be
+#:   unprivileged.
 SERVICE_HARDENING: dict[str, Hardening] = {
     "prometheus": Hardening(user=NOBODY),
     "alertmanager": Hardening(user=NOBODY),
