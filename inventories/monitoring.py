@@ -9,11 +9,14 @@ from __future__ import annotations
 import re
 from ipaddress import ip_network
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from deploys.contract.monitoring import LOOPBACK_SERVICES, MONITORING_DIR, MONITORING_PROJECT, SERVICE_PORTS
+from deploys.contract.monitoring import LOOPBACK_SERVICES, MONITORING_DIR, MONITORING_PROJECT, SERVICE_PORTS, SERVICES
+from inventories.limits import ServiceLimits, with_defaults
 
-__all__ = ["MonitoringImages", "Smtp", "Thresholds", "MonitoringSettings", "MONITORING_IMAGE_ROLES"]
+__all__ = ["MonitoringImages", "Smtp", "Thresholds", "MonitoringSettings", "MONITORING_IMAGE_ROLES", "default_limits"]
 
 #: image roles of the monitoring stack (production: the official images, pinned by tag and digest)
 MONITORING_IMAGE_ROLES = (
@@ -22,6 +25,31 @@ MONITORING_IMAGE_ROLES = (
 )
 _PROM_SIZE = re.compile(r"^[1-9][0-9]*(B|KB|MB|GB|TB)$")
 _PROM_DURATION = re.compile(r"^[1-9][0-9]*(m|h|d|w|y)$")
+
+
+def default_limits() -> dict[str, ServiceLimits]:
+    """Production limits of every monitoring service (``monitoring.service_limits`` overrides per service).
+
+    Sized for one host's stack with the default 15 s scrape and 15 days' retention: Prometheus and
+    Loki hold the data (head block, chunks in memory), Grafana and Alloy next; the exporters serve
+    one scrape at a time. PIDs leave room for the Go runtime's threads (one per core at most, plus
+    blocking syscalls) on hosts with many cores. ``cpus`` stays at or below one core: Docker
+    refuses a container more CPUs than the host has.
+    """
+    small = ServiceLimits(memory="128m", cpus=0.25, pids=128)
+    return {
+        "prometheus": ServiceLimits(memory="1g", cpus=1.0, pids=256),
+        "alertmanager": ServiceLimits(memory="256m", cpus=0.25, pids=128),
+        "node-exporter": small,
+        "cadvisor": ServiceLimits(memory="512m", cpus=0.5, pids=256),
+        "postgres-exporter": small,
+        "redis-exporter": small,
+        "nginx-exporter": small,
+        "blackbox-exporter": small,
+        "loki": ServiceLimits(memory="1g", cpus=1.0, pids=256),
+        "alloy": ServiceLimits(memory="512m", cpus=0.5, pids=256),
+        "grafana": ServiceLimits(memory="512m", cpus=0.5, pids=256),
+    }
 
 
 class MonitoringImages(BaseModel):
@@ -136,6 +164,16 @@ class MonitoringSettings(BaseModel):
         default_factory=lambda: {name: SERVICE_PORTS[name] for name in LOOPBACK_SERVICES},
         description="127.0.0.1 ports on the monitoring host (SSH tunnel targets); nothing is published on other addresses",
     )
+
+    service_limits: dict[Literal[SERVICES], ServiceLimits] = Field(
+        default_factory=default_limits,
+        description="memory/cpus/pids per monitoring service (compose limits); services left out keep default_limits()",
+    )
+
+    @field_validator("service_limits")
+    @classmethod
+    def _all_limits(cls, v: dict) -> dict:
+        return with_defaults(default_limits(), v)
 
     @field_validator("dir")
     @classmethod

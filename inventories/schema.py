@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from inventories.limits import ServiceLimits, with_defaults
 from inventories.monitoring import MonitoringSettings
 from order_service.core.secret_policy import secret_format_problem, secret_weakness
 from pydantic import (
@@ -51,6 +52,7 @@ __all__ = [
     "NEEDED_UNITS",
     "Secrets",
     "Images",
+    "ServiceLimits",
     "HostSettings",
     "settings_for",
     "validate_groups",
@@ -162,17 +164,6 @@ class Images(BaseModel):
     def refs(self) -> dict[str, str]:
         """``{role: image ref}`` in a stable order."""
         return self.model_dump()
-
-
-class ServiceLimits(BaseModel):
-    """Resource limits of one stack service: memory (Docker size, ``256m``), CPUs (fraction of
-    cores), PIDs (processes + threads)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    memory: str = Field(pattern=r"^[1-9][0-9]*[kmg]$")
-    cpus: float = Field(gt=0, le=64)
-    pids: int = Field(ge=16, le=100000)
 
 
 def _default_limits() -> dict[str, ServiceLimits]:
@@ -400,7 +391,7 @@ class HostSettings(BaseModel):
     @field_validator("service_limits")
     @classmethod
     def _all_limits(cls, v: dict) -> dict:
-        return {**_default_limits(), **v}
+        return with_defaults(_default_limits(), v)
 
     @field_validator("ssh_allow_groups")
     @classmethod

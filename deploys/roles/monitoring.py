@@ -14,6 +14,9 @@ Files on the host (``monitoring.dir``, default ``/opt/orderops-monitoring``)::
     config/grafana/{provisioning,dashboards}/              datasources, dashboard provider, dashboards
     bin/                               helper scripts (pg_monitor role, Grafana admin password)
 
+Every container is hardened as the order stack's are (:mod:`deploys.roles.compose_hardening`,
+:data:`SERVICE_HARDENING`, limits from ``monitoring.service_limits``).
+
 Every config file is validated with the pinned images before it replaces the running one
 (:mod:`deploys.operations.validated_config`); ``docker compose config`` checks the project.
 Prometheus and Alertmanager reload through ``POST /-/reload`` when only their files changed; Loki,
@@ -42,13 +45,14 @@ from deploys.contract.services import DB_NAME, DB_PORT, DB_USER, REDIS_PORT
 from deploys.facts.monitoring import GrafanaLogin, PostgresRoleExists
 from deploys.operations import compose, secret_files, validated_config
 from deploys.operations import images as image_ops
+from deploys.roles.compose_hardening import Hardening, harden
 from deploys.contract.dotenv import dotenv_quote, dotenv_read_command
 from inventories.schema import HostSettings
 from templates import render
 from templates.monitoring.grafana.dashboards import DASHBOARDS, dashboard_json
 
 __all__ = ["monitoring", "config_files", "compose_project", "compose_text", "env_text", "checks", "grafana_root_url",
-           "RELOAD", "RESTART"]
+           "RELOAD", "RESTART", "SERVICE_HARDENING", "NOBODY", "ROOT_SERVICES"]
 
 #: config path prefix -> service reloaded through its HTTP endpoint
 RELOAD = {"prometheus/": ("prometheus", SERVICE_PORTS["prometheus"]),
@@ -101,6 +105,74 @@ def _health(port: int, path: str) -> dict[str, Any]:
     """A wget healthcheck on ``127.0.0.1:<port><path>`` (every image here has wget, as the official ones)."""
     return {"test": ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{port}{path}"],
             "interval": "10s", "timeout": "3s", "retries": 30, "start_period": "10s"}
+
+
+#: ``uid:gid`` of ``nobody``: the user of the official prom/prometheus, prom/alertmanager,
+#: prom/node-exporter and postgres-exporter images, and of every Debian-built local image
+#: (images/monitoring-{prometheus,alertmanager,exporters}).
+NOBODY = "65534:65534"
+
+#: Services that run as uid 0 (documented exceptions below); every other one runs unprivileged.
+ROOT_SERVICES = ("cadvisor", "alloy")
+
+#: What each monitoring service needs beyond the baseline of :mod:`deploys.roles.compose_hardening`
+#: (``cap_drop: [ALL]``, read-only root, no-new-privileges, limits from ``monitoring.service_limits``).
+#: ``user`` is the official image's own user wherever the service writes a volume, so the volume's
+#: files (created by that image) stay its own; stateless exporters run as ``nobody`` whatever their
+#: image says (they write nothing). No service adds a capability back. Only Grafana needs a
+#: tmpfs: every other service writes only its volume (Prometheus /prometheus, Alertmanager
+#: /alertmanager, Loki /loki, Alloy /var/lib/alloy/data) or nothing at all.
+#:
+#: Exceptions, each for a reason:
+#:
+#: - node-exporter: ``pid: host`` and the host's ``/`` mounted read-only at ``/host`` (CIS 5.5,
+#:   5.15): it reports the host, not its container (mounted filesystems, the host's /proc, the
+#:   runbooks' textfile directory). As nobody with no capability it reads only what any user may.
+#: - cadvisor: uid 0 (CIS 4.1) with the Docker socket, ``/sys`` and ``/var/lib/docker`` mounted
+#:   read-only (5.5, 5.31): it reads every container's cgroup and layer data, and
+#:   ``/var/lib/docker`` is root's (0710) and the socket root:docker 0660, so uid 0 owns both
+#:   and needs no capability. Not added: DAC_READ_SEARCH, so a layer directory of another owner
+#:   closed to others (rare in images) is left out of that container's disk usage; and cAdvisor's
+#:   README's ``--privileged`` with ``/dev/kmsg`` (no OOM events from the kernel log, no
+#:   ``--enable_metrics=process``). The local stand-in reads the Docker API only; the setting is
+#:   the official image's.
+#: - alloy: uid 0 with the Docker socket (5.31): ``loki.source.docker`` reads container logs
+#:   through the Docker API (root:docker 0660; the docker group's gid is the host's and not known
+#:   when compose.yaml is first written, and grafana/alloy's Dockerfile calls its non-root mode
+#:   experimental). The socket is root on the host whatever the uid, hence the exception. Group 473
+#:   (the image's ``alloy`` group) owns its storage ``/var/lib/alloy/data`` 0770 in the official
+#:   image, so uid 0 writes it through the group, without DAC_OVERRIDE. The stand-in's directory
+#:   is root's.
+#: - blackbox-exporter: no NET_RAW, as its only module is HTTP (templates/monitoring/blackbox.yml.j2);
+#:   an ``icmp`` module would need it.
+#: - grafana: uid 472, gid 0, the official image's (it owns /var/lib/grafana as 472:0, as the
+#:   stand-in does); /tmp as tmpfs for SQLite's temporary files and plugin downloads. The official
+#:   run.sh logs to the console (``cfg:default.log.mode=console``), nothing to /var/log/grafana.
+#: - loki: uid 10001, the official image's owner of /loki (the stand-in's too).
+#: - redis-exporter (official image: 59000:59000), nginx-exporter (1001:1001) and
+#:   blackbox-exporter (6170:0) run as nobody: they write nothing, so the uid only has to be
+#:   unprivileged.
+SERVICE_HARDENING: dict[str, Hardening] = {
+    "prometheus": Hardening(user=NOBODY),
+    "alertmanager": Hardening(user=NOBODY),
+    "node-exporter": Hardening(user=NOBODY),
+    "cadvisor": Hardening(user="0:0"),
+    "postgres-exporter": Hardening(user=NOBODY),
+    "redis-exporter": Hardening(user=NOBODY),
+    "nginx-exporter": Hardening(user=NOBODY),
+    "blackbox-exporter": Hardening(user=NOBODY),
+    "loki": Hardening(user="10001:10001"),
+    "alloy": Hardening(user="0:473"),
+    "grafana": Hardening(user="472:0", tmpfs=("/tmp",)),
+}
+
+
+def _alloy_health(port: int) -> dict[str, Any]:
+    """Alloy's ``/-/ready`` through bash's ``/dev/tcp``: the official grafana/alloy image (Ubuntu)
+    has bash, head and grep but no wget (the stand-in has all of them)."""
+    probe = (f"exec 3<>/dev/tcp/127.0.0.1/{port} && printf 'GET /-/ready HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n' >&3"
+             " && head -n 1 <&3 | grep -q ' 200 '")
+    return {**_health(port, "/-/ready"), "test": ["CMD", "bash", "-c", probe]}
 
 
 def grafana_root_url(settings: HostSettings) -> str:
@@ -166,7 +238,7 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
             pid="host", volumes=["/:/host:ro"], healthcheck=_health(port["node-exporter"], "/metrics"),
             networks=["monitoring"]),
         "cadvisor": svc(
-            "cadvisor", user="root",
+            "cadvisor",
             command=["--docker_only=true", "--housekeeping_interval=10s", "--store_container_labels=true"],
             volumes=["/var/run/docker.sock:/var/run/docker.sock:ro", "/sys:/sys:ro", "/var/lib/docker:/var/lib/docker:ro"],
             healthcheck=_health(port["cadvisor"], "/healthz"), networks=["monitoring"]),
@@ -195,11 +267,12 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
             volumes=[f"{cfg}/loki.yaml:/etc/loki/loki.yaml:ro", "lokidata:/loki"],
             **loopback("loki"), healthcheck=_health(port["loki"], "/ready"), networks=["monitoring"]),
         "alloy": svc(
-            "alloy", user="root",
+            "alloy",
             command=["run", "/etc/alloy/config.alloy", "--storage.path=/var/lib/alloy/data",
                      f"--server.http.listen-addr=0.0.0.0:{port['alloy']}"],
             volumes=[f"{cfg}/config.alloy:/etc/alloy/config.alloy:ro", "/var/run/docker.sock:/var/run/docker.sock:ro",
                      "alloydata:/var/lib/alloy/data"],
+            healthcheck=_alloy_health(port["alloy"]),
             depends_on={"loki": {"condition": "service_healthy"}}, networks=["monitoring"]),
         "grafana": svc(
             "grafana",
@@ -223,7 +296,8 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
     }
     return {
         "name": m.compose_project,
-        "services": services,
+        # the one mechanism both projects share (deploys/roles/compose_hardening.py)
+        "services": harden(services, SERVICE_HARDENING, m.service_limits),
         "networks": {
             "monitoring": {},
             backend: {"external": True, "name": f"{settings.compose_project}_backend"},

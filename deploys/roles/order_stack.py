@@ -32,13 +32,14 @@ from deploys.contract.release import ReleaseRecord, RunningVersion, running_vers
 from deploys.contract.tls import LETSENCRYPT_DIR
 from deploys.contract.services import API_LOG_TAG, ATTACHMENTS_VOLUME, DB_NAME, DB_PORT, DB_USER, REDIS_PORT, SERVICE_IMAGES
 from deploys.operations import compose, secret_files, web
+from deploys.roles.compose_hardening import Hardening, harden
 from deploys.operations import nginx as nginx_ops
 from deploys.operations import images as image_ops
 from inventories.schema import HostSettings
 from templates import render
 
 __all__ = [
-    "order_stack", "compose_project", "container_hardening", "SERVICE_HARDENING", "compose_text", "service_images", "nginx_text", "env_text", "dotenv_quote", "dotenv_read_command",
+    "order_stack", "compose_project", "SERVICE_HARDENING", "compose_text", "service_images", "nginx_text", "env_text", "dotenv_quote", "dotenv_read_command",
     "api_environment", "effective_settings",
 ]
 
@@ -183,26 +184,17 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
         "networks": {"backend": {"internal": True}, "frontend": {}},
         "volumes": {"pgdata": {}, "redisdata": {}, ATTACHMENTS_VOLUME: {}},
     }
-    for service, hardening in container_hardening(settings).items():
-        project["services"][service].update(_compose_hardening(hardening))
+    # the one mechanism both projects share (deploys/roles/compose_hardening.py)
+    project["services"] = harden(project["services"], SERVICE_HARDENING, settings.service_limits)
     return project
-
-
-def _compose_hardening(h: dict[str, Any]) -> dict[str, Any]:
-    """compose-spec keys of one service's :func:`container_hardening` entry (CIS Docker Benchmark 5.x)."""
-    keys: dict[str, Any] = {"security_opt": ["no-new-privileges:true"], "cap_drop": ["ALL"]}
-    if h["cap_add"]:
-        keys["cap_add"] = list(h["cap_add"])
-    keys.update({"read_only": True, "tmpfs": list(h["tmpfs"]), "mem_limit": h["memory"], "cpus": h["cpus"],
-                 "pids_limit": h["pids"]})
-    return keys
 
 
 def compose_text(settings: HostSettings) -> str:
     """``compose.yaml``: :func:`compose_project` written by ``yaml.safe_dump`` under a header comment."""
     header = "# Managed by orderops (deploys/roles/order_stack.py). Secrets come from .env (mode 0600).\n"
     return header + yaml.safe_dump(compose_project(settings), sort_keys=False, default_flow_style=False, width=1000)
-#: What each service needs beyond ``cap_drop: [ALL]`` and a read-only root filesystem.
+#: What each service needs beyond the baseline of :mod:`deploys.roles.compose_hardening`
+#: (``cap_drop: [ALL]``, read-only root, no-new-privileges, limits from ``service_limits``).
 #: Exceptions, each for a reason:
 #:
 #: - postgres, redis: their entrypoints start as root to own the data volume (CHOWN, FOWNER,
@@ -212,28 +204,16 @@ def compose_text(settings: HostSettings) -> str:
 #:   (SETUID, SETGID, CHOWN for its temp dirs); it listens on 80/443 inside the container
 #:   (NET_BIND_SERVICE) because the vhost (templates/nginx/) binds those ports.
 #: - api: runs as the image's ``orderops`` user with no capability at all.
-#: tmpfs: the paths each service writes outside its volumes.
-SERVICE_HARDENING = {
-    "postgres": {"cap_add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"],
-                 "tmpfs": ["/tmp", "/var/run/postgresql"]},
-    "redis": {"cap_add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"], "tmpfs": ["/tmp"]},
-    "api": {"cap_add": [], "tmpfs": ["/tmp"]},
-    "nginx": {"cap_add": ["CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE"],
-              "tmpfs": ["/tmp", "/run", "/var/cache/nginx", "/var/lib/nginx", "/var/log/nginx"]},
+#: tmpfs: the paths each service writes outside its volumes. No ``user``: postgres, redis and
+#: nginx must start as root (above), the api image's USER is already unprivileged.
+SERVICE_HARDENING: dict[str, Hardening] = {
+    "postgres": Hardening(cap_add=("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"),
+                          tmpfs=("/tmp", "/var/run/postgresql")),
+    "redis": Hardening(cap_add=("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"), tmpfs=("/tmp",)),
+    "api": Hardening(tmpfs=("/tmp",)),
+    "nginx": Hardening(cap_add=("CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE"),
+                       tmpfs=("/tmp", "/run", "/var/cache/nginx", "/var/lib/nginx", "/var/log/nginx")),
 }
-
-
-def container_hardening(settings: HostSettings) -> dict[str, dict]:
-    """Per service: ``cap_add``, ``tmpfs`` (:data:`SERVICE_HARDENING`) and the limits from the
-    inventory's ``service_limits`` (``memory``, ``cpus``, ``pids``)."""
-    out = {}
-    for service, fixed in SERVICE_HARDENING.items():
-        limits = settings.service_limits[service]
-        out[service] = {**fixed, "memory": limits.memory, "cpus": limits.cpus, "pids": limits.pids}
-    return out
-
-
-
 
 
 def grafana_upstream(settings: HostSettings) -> str | None:

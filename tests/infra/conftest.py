@@ -1,13 +1,13 @@
 """testinfra suite: checks deployed hosts against the inventory that describes them.
 
-Runs against any pyinfra inventory of orderops (``app`` and ``controller`` groups)::
+Runs against any pyinfra inventory of orderops (``app``, ``controller`` and ``monitoring`` groups)::
 
     pytest tests/infra                                   # inventories/local.py
     pytest tests/infra --inventory inventories/prod.py -m "not disruptive"
 
 The inventory file is loaded the way pyinfra's CLI loads it (``inventories.loader``), each
 host's data is validated by ``inventories.schema`` (defaults included), and every test that asks
-for ``app_host`` or ``any_host`` runs once per host of that group (test ids are host names).
+for ``app_host``, ``monitoring_host`` or ``any_host`` runs once per host of that group (test ids are host names).
 Hosts are reached with testinfra's paramiko backend, as the inventory's ``ssh_*`` data says, with
 sudo and without host-key checking. An inventory without hosts skips the tests, with the reason.
 """
@@ -30,7 +30,7 @@ if str(REPO_ROOT) not in sys.path:  # inventories import `inventories.schema`, a
 DEFAULT_INVENTORY = "inventories/local.py"
 
 #: host fixture -> inventory group whose hosts it runs over (None: every host)
-HOST_FIXTURES = {"app_host": "app", "any_host": None, "app_name": "app"}
+HOST_FIXTURES = {"app_host": "app", "any_host": None, "app_name": "app", "monitoring_host": "monitoring"}
 
 _INVENTORY_KEY = pytest.StashKey["LoadedInventory"]()
 
@@ -191,6 +191,12 @@ def _host_fixture(request: pytest.FixtureRequest, inventory: LoadedInventory, ss
 @pytest.fixture
 def app_host(request, orderops_inventory, ssh_config_file):
     """testinfra host of each ``app`` host (runs the order stack); the test runs once per host."""
+    return _host_fixture(request, orderops_inventory, ssh_config_file)
+
+
+@pytest.fixture
+def monitoring_host(request, orderops_inventory, ssh_config_file):
+    """testinfra host of each ``monitoring`` host (runs the monitoring project); once per host."""
     return _host_fixture(request, orderops_inventory, ssh_config_file)
 
 

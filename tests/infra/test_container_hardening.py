@@ -1,12 +1,59 @@
-"""The stack's containers and dockerd: hardened as compose.yaml says, every service healthy."""
+"""The stacks' containers and dockerd: hardened as compose.yaml says, every service healthy.
+
+Both Compose projects (the order stack on ``app`` hosts, the monitoring project on ``monitoring``
+hosts) are checked the same way, against their roles' hardening tables and the inventory's limits:
+the container's HostConfig, and the main process itself (``/proc/<pid>/status`` on the host: uid,
+effective capabilities, no_new_privs).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 
 from infra_checks import compose_containers, container_problems
 
+from deploys.contract.monitoring import LOOPBACK_SERVICES, SERVICE_PORTS, SERVICES as MONITORING_SERVICES
+from deploys.roles.monitoring import SERVICE_HARDENING as MONITORING_HARDENING
 from deploys.roles.order_stack import SERVICE_HARDENING
+
+#: capability name -> bit in CapEff (linux/capability.h), for the capabilities the tables add
+CAPABILITY_BITS = {"CHOWN": 0, "DAC_OVERRIDE": 1, "DAC_READ_SEARCH": 2, "FOWNER": 3, "SETGID": 6, "SETUID": 7,
+                   "NET_BIND_SERVICE": 10}
+
+
+def _bytes(size: str) -> int:
+    """Docker size notation (``256m``) in bytes."""
+    return int(size[:-1]) * {"k": 1024, "m": 1024**2, "g": 1024**3}[size[-1]]
+
+
+def _inspect(host, container_id: str) -> dict:
+    return json.loads(host.run("docker inspect %s", container_id).stdout)[0]
+
+
+def _hardening_problems(info: dict, entry, limits) -> list[str]:
+    """How one container's HostConfig differs from its hardening entry and the inventory's limits."""
+    hc, problems = info["HostConfig"], []
+    checks = {
+        "read-only root": hc["ReadonlyRootfs"] is True,
+        "cap_drop ALL": hc["CapDrop"] == ["ALL"],
+        f"cap_add {sorted(entry.cap_add)}": sorted(hc["CapAdd"] or []) == sorted(entry.cap_add),
+        "no-new-privileges": "no-new-privileges:true" in (hc["SecurityOpt"] or []),
+        "not privileged": not hc["Privileged"] and not hc["Devices"],
+        f"memory {limits.memory}": hc["Memory"] == _bytes(limits.memory),
+        f"cpus {limits.cpus}": hc["NanoCpus"] == int(limits.cpus * 1e9),
+        f"pids {limits.pids}": hc["PidsLimit"] == limits.pids,
+        f"tmpfs {sorted(entry.tmpfs)}": sorted(hc.get("Tmpfs") or {}) == sorted(entry.tmpfs),
+    }
+    if entry.user is not None:
+        checks[f"user {entry.user}"] = info["Config"]["User"] == entry.user
+    return [what for what, ok in checks.items() if not ok]
+
+
+def _process(host, info: dict) -> dict[str, str]:
+    """``Uid``, ``CapEff``, ``NoNewPrivs`` of the container's main process (from the host's /proc)."""
+    status = host.file(f"/proc/{info['State']['Pid']}/status").content_string
+    return dict(re.findall(r"^(Uid|CapEff|NoNewPrivs):\s+(\S+)", status, re.M))
 
 
 def test_daemon_settings_in_force(app_host, settings):
@@ -21,16 +68,38 @@ def test_daemon_settings_in_force(app_host, settings):
 
 def test_containers_hardened_and_healthy(app_host, settings):
     containers = compose_containers(app_host, settings.compose_project)
+    assert {c["Service"] for c in containers} == set(SERVICE_HARDENING)
     assert container_problems(containers) == []
     for c in containers:
         service = c["Service"]
-        hc = json.loads(app_host.run("docker inspect %s", c["ID"]).stdout)[0]["HostConfig"]
-        limits = settings.service_limits[service]
-        assert hc["ReadonlyRootfs"] is True, service
-        assert hc["CapDrop"] == ["ALL"], service
-        assert sorted(hc["CapAdd"] or []) == sorted(SERVICE_HARDENING[service]["cap_add"]), service
-        assert "no-new-privileges:true" in (hc["SecurityOpt"] or []), service
-        assert hc["Memory"] > 0 and hc["NanoCpus"] == int(limits.cpus * 1e9) and hc["PidsLimit"] == limits.pids, service
-        assert not hc["Privileged"], service
-        published = {k: v for k, v in (hc["PortBindings"] or {}).items() if v}
+        info = _inspect(app_host, c["ID"])
+        assert _hardening_problems(info, SERVICE_HARDENING[service], settings.service_limits[service]) == [], service
+        assert _process(app_host, info)["NoNewPrivs"] == "1", service
+        published = {k: v for k, v in (info["HostConfig"]["PortBindings"] or {}).items() if v}
         assert (service == "nginx") == bool(published), f"{service} publishes {published}"
+
+
+def test_monitoring_containers_hardened_and_healthy(monitoring_host, settings):
+    m = settings.monitoring
+    containers = compose_containers(monitoring_host, m.compose_project)
+    assert {c["Service"] for c in containers} == set(MONITORING_SERVICES)
+    assert container_problems(containers) == []
+    for c in containers:
+        service = c["Service"]
+        entry = MONITORING_HARDENING[service]
+        info = _inspect(monitoring_host, c["ID"])
+        assert _hardening_problems(info, entry, m.service_limits[service]) == [], service
+        # the process itself: the table's uid, only the added capabilities in effect, no_new_privs
+        proc = _process(monitoring_host, info)
+        assert proc["Uid"] == entry.user.split(":")[0], f"{service} runs as uid {proc['Uid']}"
+        assert int(proc["CapEff"], 16) == sum(1 << CAPABILITY_BITS[cap] for cap in entry.cap_add), service
+        assert proc["NoNewPrivs"] == "1", service
+        # the host's namespaces: only node-exporter shares one (its PID namespace, documented)
+        hc = info["HostConfig"]
+        assert (hc["PidMode"] == "host") == (service == "node-exporter"), service
+        assert hc["NetworkMode"] != "host" and hc["IpcMode"] != "host", service
+        # published: only the loopback services, on 127.0.0.1 and the inventory's port
+        published = {k: v for k, v in (hc["PortBindings"] or {}).items() if v}
+        expected = ({f"{SERVICE_PORTS[service]}/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(m.loopback_ports[service])}]}
+                    if service in LOOPBACK_SERVICES else {})
+        assert published == expected, f"{service} publishes {published}"

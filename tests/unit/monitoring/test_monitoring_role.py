@@ -1,4 +1,4 @@
-"""The monitoring role's rendered project: exposure, images, validation commands, change detection."""
+"""The monitoring role's rendered project: exposure, images, hardening, validation commands, change detection."""
 
 import hashlib
 
@@ -95,3 +95,73 @@ def test_grafana_public_is_refused_as_a_bad_type(monitoring_settings):
 
     with pytest.raises((InventoryError, ValueError), match="grafana_public"):
         monitoring_settings(grafana_public="sometimes")
+
+
+def test_every_service_is_hardened_with_the_inventory_limits(monitoring_settings):
+    from deploys.contract.monitoring import SERVICES
+    from deploys.roles.monitoring import ROOT_SERVICES, SERVICE_HARDENING, compose_project
+
+    s = monitoring_settings(service_limits={"loki": {"memory": "2g", "cpus": 0.75, "pids": 300}})
+    services = yaml.safe_load(compose_text(s))["services"]
+    assert set(SERVICE_HARDENING) == set(services) == set(SERVICES)
+    for name, svc in services.items():
+        assert svc["security_opt"] == ["no-new-privileges:true"], name
+        assert svc["cap_drop"] == ["ALL"] and svc["read_only"] is True, name
+        assert svc.get("cap_add", []) == list(SERVICE_HARDENING[name].cap_add), name
+        assert not svc.get("privileged") and "devices" not in svc and "network_mode" not in svc, name
+        limits = s.monitoring.service_limits[name]
+        assert (svc["mem_limit"], svc["cpus"], svc["pids_limit"]) == (limits.memory, limits.cpus, limits.pids), name
+        assert "healthcheck" in svc, f"{name}: no healthcheck"
+        uid = svc["user"].split(":")[0]
+        assert (uid == "0") == (name in ROOT_SERVICES), f"{name} runs as {svc['user']}"
+    assert (services["loki"]["mem_limit"], services["loki"]["cpus"], services["loki"]["pids_limit"]) == ("2g", 0.75, 300)
+    assert services["prometheus"]["mem_limit"] == "1g"  # default kept for services the inventory leaves out
+    # nothing is added back; only the documented exception shares a host namespace
+    assert {n: svc["cap_add"] for n, svc in services.items() if "cap_add" in svc} == {}
+    assert {n for n, svc in services.items() if "pid" in svc} == {"node-exporter"}
+    # the users the official images' volumes belong to (grafana/grafana 472:0, grafana/loki 10001)
+    assert services["grafana"]["user"] == "472:0" and services["loki"]["user"] == "10001:10001"
+    assert services["grafana"]["tmpfs"] == ["/tmp"]
+    assert compose_project(s) == yaml.safe_load(compose_text(s))
+
+
+def test_docker_socket_only_where_documented(monitoring_settings):
+    from deploys.roles.monitoring import ROOT_SERVICES
+
+    services = yaml.safe_load(compose_text(monitoring_settings()))["services"]
+    with_socket = {n for n, svc in services.items() if any("docker.sock" in v for v in svc.get("volumes", []))}
+    assert with_socket == set(ROOT_SERVICES) == {"cadvisor", "alloy"}
+    for name, svc in services.items():
+        for volume in svc.get("volumes", []):
+            if volume.split(":", 1)[0].startswith("/"):  # host paths: read-only, always
+                assert volume.endswith(":ro"), (name, volume)
+
+
+def test_alloy_health_probe_answers_only_when_ready(tmp_path):
+    """The alloy healthcheck's bash probe against a real HTTP server: 200 passes, 503 fails."""
+    import http.server
+    import subprocess
+    import threading
+
+    from deploys.roles.monitoring import _alloy_health
+
+    status = {"code": 200}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(status["code"] if self.path == "/-/ready" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        test = _alloy_health(server.server_address[1])["test"]
+        assert test[:3] == ["CMD", "bash", "-c"]
+        assert subprocess.run(test[1:], timeout=10, check=False).returncode == 0
+        status["code"] = 503
+        assert subprocess.run(test[1:], timeout=10, check=False).returncode != 0
+    finally:
+        server.shutdown()

@@ -91,3 +91,26 @@ def test_pg_monitor_password_is_url_safe(bad, tmp_path):
     with pytest.raises(ValidationError, match="pg_monitor_password"):
         Secrets.model_validate({**base, "pg_monitor_password": bad})
     Secrets.model_validate({**base, "pg_monitor_password": "Ok-0123456789_abc.def~XYZ"})
+
+
+@pytest.mark.parametrize("override,field", [
+    ({"service_limits": {"grafana": {"memory": "lots", "cpus": 0.5, "pids": 64}}}, "monitoring.service_limits.grafana.memory"),
+    ({"service_limits": {"loki": {"memory": "1g", "cpus": 0, "pids": 64}}}, "monitoring.service_limits.loki.cpus"),
+    ({"service_limits": {"alloy": {"memory": "1g", "cpus": 0.5, "pids": 4}}}, "monitoring.service_limits.alloy.pids"),
+    ({"service_limits": {"lokii": {"memory": "1g", "cpus": 0.5, "pids": 64}}}, "monitoring.service_limits.lokii"),
+])
+def test_bad_monitoring_limits_name_the_field(monitoring_settings, override, field):
+    with pytest.raises(InventoryError) as err:
+        monitoring_settings(**override)
+    assert err.value.field.startswith(field), str(err.value)
+
+
+def test_limits_default_per_service_and_merge(monitoring_settings):
+    from deploys.contract.monitoring import SERVICES
+    from inventories.monitoring import default_limits
+
+    s = monitoring_settings(service_limits={"grafana": {"memory": "1g", "cpus": 1, "pids": 512}})
+    assert set(s.monitoring.service_limits) == set(SERVICES) == set(default_limits())
+    assert s.monitoring.service_limits["grafana"].memory == "1g"
+    assert s.monitoring.service_limits["loki"] == default_limits()["loki"]
+    assert all(lim.cpus <= 1 for lim in default_limits().values())  # Docker refuses more CPUs than the host has
