@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from runbooks.engine.runner import run
 from runbooks.core.types import CommandResult
@@ -46,7 +47,8 @@ def test_restore_check_mode_says_what_it_would_do_and_changes_nothing(tmp_path):
     assert "would restore 20261203T023000Z into orders_restore_" in _step(data, "Restore into a fresh database")["message"]
     assert _step(data, "Stop the writers (API)")["message"] == "check mode: would stop the api service"
     cmds = fake.commands()
-    assert not any(" stop " in c or "restore-db" in c or "swap" in c or "down" in c for c in cmds)
+    # words, not substrings: the run id in the lock commands may read "...-emergency-restore-db49f1"
+    assert not any(re.search(r"(^|\s)(stop|restore-db|restore-attachments|swap-db|swap-attachments|down)(\s|$)", c) for c in cmds), cmds
 
 
 def test_restore_without_yes_skips_destructive_steps_and_needs_identity(tmp_path):
