@@ -39,23 +39,28 @@ from deploys.roles.base import SSHD_SETTINGS
 from deploys.roles.controller.inventory_export import app_hosts, controller_host_data, known_hosts_text, render_inventory
 from deploys.roles.controller.keys import authorise_controller, controller_key
 from deploys.roles.controller.units import runbook_units
-from deploys.roles.controller.wheelhouse import build_bundle
+from deploys.roles.controller.wheelhouse import build_bundle, source_key
 from inventories.schema import HostSettings
 
 __all__ = ["controller", "authorise_controller"]
 
 
 def _tooling(layout: RunbookLayout) -> None:
-    """Upload the wheelhouse and install it into the venv when its bundle key changed."""
+    """Build, upload and install the wheelhouse into the venv when the installed key differs from
+    :func:`~.wheelhouse.source_key`'s (nothing is built or uploaded otherwise)."""
     local_py = f"{sys.version_info.major}.{sys.version_info.minor}"
     remote_py = host.get_fact(Command, "python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])' 2>/dev/null || echo none").strip()
     if remote_py != local_py:
         raise OperationError(f"controller host has Python {remote_py}, the wheelhouse is built for {local_py}: "
                              "build on a controller machine with the same Python minor version")
-    bundle, key = build_bundle()
-    files.put(name="Runbook wheelhouse", src=str(bundle), dest=layout.wheelhouse, mode="644")
+    # Judged by the content key, not by the tarball's bytes: a wheelhouse rebuilt from the same
+    # sources (a cleared cache, a new clone) need not be byte-identical (sdists built into wheels
+    # carry build times), and an installed key needs neither a build nor an upload.
+    _, key = source_key()
     installed = (host.get_fact(Command, f"cat {layout.installed} 2>/dev/null || true") or "").strip()
     if installed != key:
+        bundle, key = build_bundle()
+        files.put(name="Runbook wheelhouse", src=str(bundle), dest=layout.wheelhouse, mode="644")
         server.shell(
             name="Install the runbook tooling (no index)",
             commands=[
