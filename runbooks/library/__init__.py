@@ -18,6 +18,7 @@ __all__ = ["RUNBOOKS", "get_runbook", "all_runbooks"]
 RUNBOOKS = {
     "daily": "runbooks.library.daily",
     "weekly": "runbooks.library.weekly",
+    "monthly": "runbooks.library.monthly",
     "diagnose": "runbooks.library.diagnose",
     "emergency-restart": "runbooks.library.emergency_restart",
     "emergency-redeploy": "runbooks.library.emergency_redeploy",
