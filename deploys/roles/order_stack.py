@@ -132,8 +132,11 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
                     "POSTGRES_PASSWORD": "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD missing from .env}",
                 },
                 "volumes": ["pgdata:/var/lib/postgresql/data"],
-                # the official image's entrypoint passes `-c` flags to the server (the stand-in too)
-                "command": ["postgres", "-c", f"shared_preload_libraries={','.join(DB_PRELOAD_EXTENSIONS)}"],
+                # the official image's entrypoint passes `-c` flags to the server (the stand-in too).
+                # track_utility off: utility statements (ALTER ROLE ... PASSWORD '...') are kept
+                # verbatim, never normalised, and pg_monitor members read the texts
+                "command": ["postgres", "-c", f"shared_preload_libraries={','.join(DB_PRELOAD_EXTENSIONS)}",
+                            "-c", "pg_stat_statements.track_utility=off"],
                 # TCP, not the socket: proves the server accepts network connections.
                 "healthcheck": _healthcheck(
                     ["CMD-SHELL", f"pg_isready -h 127.0.0.1 -p {DB_PORT} -U {DB_USER} -d {DB_NAME}"], "20s"),

@@ -390,7 +390,12 @@ def _source(port: int, listening: set[int], published: dict[int, str], allowed: 
 _PSS = DB_PRELOAD_EXTENSIONS[0]
 
 #: One JSON document: tables, indexes, the database's cache counters, whether pg_stat_statements exists.
-_STATS_SQL = f"""SELECT json_build_object(
+#: Marks the runbook's own statements, left out of the slowest ones.
+_MARK = "orderops-monthly"
+#: Shown instead of a statement's text when it names a password (utility statements are stored verbatim).
+WITHHELD = "<statement naming a password: text withheld>"
+
+_STATS_SQL = f"""/* {_MARK} */ SELECT json_build_object(
  'tables', (SELECT coalesce(json_agg(json_build_object('table', schemaname || '.' || relname, 'live', n_live_tup,
    'dead', n_dead_tup, 'vacuumed', extract(epoch FROM greatest(last_vacuum, last_autovacuum)),
    'analysed', extract(epoch FROM greatest(last_analyze, last_autoanalyze))) ORDER BY relname), '[]') FROM pg_stat_user_tables),
@@ -405,9 +410,11 @@ _STATS_SQL = f"""SELECT json_build_object(
 
 
 def _slow_sql(top: int) -> str:
-    return (f"SELECT coalesce(json_agg(t), '[]') FROM (SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 200) AS query, calls,"
+    return (f"/* {_MARK} */ SELECT coalesce(json_agg(t), '[]') FROM (SELECT CASE WHEN query ~* 'passw' THEN '{WITHHELD}'"
+            " ELSE left(regexp_replace(query, '\\s+', ' ', 'g'), 200) END AS query, calls,"
             " round(mean_exec_time::numeric, 2) AS mean_ms, round(total_exec_time::numeric, 2) AS total_ms"
             f" FROM {_PSS} WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            f" AND query NOT LIKE '%{_MARK}%'"
             f" ORDER BY mean_exec_time DESC LIMIT {int(top)}) t")
 
 
@@ -416,8 +423,9 @@ def database(ctx: StepContext) -> StepResult:
     """The order database's statistics, one table each; findings over the thresholds fail the step.
 
     - **Slowest statements**: top `top` by mean time from `pg_stat_statements` (this database);
-      a mean above `slow_query_ms` is a finding. Without the extension (or not preloaded) this
-      part is skipped with the reason.
+      a mean above `slow_query_ms` is a finding (the runbook's own statements left out; a text
+      naming a password is withheld). Without the extension (or not preloaded) this part is
+      skipped with the reason.
     - **Bloat**: dead tuples / (live + dead) of `pg_stat_user_tables` above `bloat_max_ratio`
       (tables with at least `bloat_min_dead` dead tuples).
     - **Vacuum age**: tables with at least `vacuum_min_rows` rows never (auto)vacuumed or analysed,
