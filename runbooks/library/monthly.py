@@ -265,6 +265,8 @@ def security_scan(ctx: StepContext) -> StepResult:
     s, p = ctx.host.settings, ctx.params
     out = ctx.sh(_scan_script(ctx))
     sec = _sections(out.stdout)
+    if "listening" not in sec:
+        return ctx.failed(f"the scan command printed nothing (rc {out.rc}): {out.stderr.strip()[-300:]}")
     findings: list[str] = []
     tables: list[Table] = []
     data: dict[str, object] = {}

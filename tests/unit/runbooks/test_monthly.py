@@ -236,6 +236,13 @@ def test_unreadable_statistics_fail(host, fake, executors, tmp_path):
     assert db.status == "failed" and 'reading pg_stat_* failed: service "postgres" is not running' in db.message
 
 
+def test_a_scan_that_cannot_run_fails_with_its_error(host, fake, executors, tmp_path):
+    _script(fake, scan=CommandResult(255, "", "ssh: connect to host 127.0.0.1 port 22: Connection refused"))
+    scan = _run(host, fake, executors, tmp_path)["Security scan"]
+    assert scan.status == "failed" and scan.message == ("the scan command printed nothing (rc 255): "
+                                                        "ssh: connect to host 127.0.0.1 port 22: Connection refused")
+
+
 def test_check_mode_runs_the_same_read_only_steps(host, fake, executors, tmp_path):
     _script(fake, db=db_output(slow_ms=500))
     st = _run(host, fake, executors, tmp_path, check=True)
