@@ -441,8 +441,8 @@ def database(ctx: StepContext) -> StepResult:
     out = ctx.sh(f"{psql(ctx, _STATS_SQL)}; echo '#orderops:slow'; {psql(ctx, _slow_sql(p.top))} 2>&1 || true")
     first, _, slow_text = out.stdout.partition("#orderops:slow")
     try:
-        stats = json.loads(first.strip().splitlines()[-1])
-    except (ValueError, IndexError):
+        stats = json.loads(first.strip())
+    except ValueError:
         return ctx.failed(f"reading pg_stat_* failed: {(out.stderr or first).strip()[-300:]}")
     findings, tables, data, notes = [], [], {}, []
 
@@ -452,8 +452,8 @@ def database(ctx: StepContext) -> StepResult:
         data["slow"] = None
     else:
         try:
-            slow = json.loads(slow_text.strip().splitlines()[-1])
-        except (ValueError, IndexError):
+            slow = json.loads(slow_text.strip())  # json_agg puts a line break between elements
+        except ValueError:
             slow = None
             notes.append(f"{_PSS} unreadable: slow statements skipped ({slow_text.strip()[-200:]})")
         if slow is not None:

@@ -78,7 +78,8 @@ def db_output(*, pss=True, slow_ms=2.5, dead=10, live=5000, vacuumed_days=1, unu
     }
     slow = [{"query": "SELECT pg_sleep($1)", "calls": 5, "mean_ms": slow_ms, "total_ms": slow_ms * 5},
             {"query": "SELECT 1", "calls": 100, "mean_ms": 0.01, "total_ms": 1.0}]
-    return json.dumps(stats) + "\n#orderops:slow\n" + (json.dumps(slow) if pss else "") + "\n"
+    # psql prints json_agg with a line break between elements
+    return json.dumps(stats) + "\n#orderops:slow\n" + (json.dumps(slow).replace("}, {", "}, \n {") if pss else "") + "\n"
 
 
 @pytest.fixture
