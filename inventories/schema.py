@@ -73,9 +73,10 @@ SECRET_NAMES = REQUIRED_SECRET_NAMES + MONITORING_SECRET_NAMES
 #: data the local test harness adds for its tests (container IP and name; ``inventories/local.py``).
 _PASSTHROUGH_PREFIXES = ("ssh_", "_", "docker_ssh", "winrm_", "local_", "testhost_")
 
-#: the default ``runbook_schedules``: daily at 06:00, weekly maintenance on Sunday 04:00 (report
-#: only unless ``runbook_schedule_args`` gives it ``--yes``)
-DEFAULT_RUNBOOK_SCHEDULES = {"daily": "*-*-* 06:00:00", "weekly": "Sun *-*-* 04:00:00"}
+#: the default ``runbook_schedules`` (UTC): daily at 06:00, weekly maintenance on Sunday 04:00 (report
+#: only unless ``runbook_schedule_args`` gives it ``--yes``), the monthly review on the first Sunday
+#: of the month at 05:00 (a Sunday among days 1..7)
+DEFAULT_RUNBOOK_SCHEDULES = {"daily": "*-*-* 06:00:00", "weekly": "Sun *-*-* 04:00:00", "monthly": "Sun *-*-01..07 05:00:00"}
 
 
 class InventoryError(ValueError):

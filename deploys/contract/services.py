@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["SERVICE_IMAGES", "SERVICES", "DB_USER", "DB_NAME", "DB_PORT", "REDIS_PORT", "ATTACHMENTS_VOLUME", "volume_name", "is_up", "NO_HEALTHCHECK"]
+__all__ = ["SERVICE_IMAGES", "SERVICES", "DB_USER", "DB_NAME", "DB_PRELOAD_EXTENSIONS", "DB_PORT", "REDIS_PORT", "ATTACHMENTS_VOLUME", "volume_name", "is_up", "NO_HEALTHCHECK"]
 
 #: compose service -> the ``images`` field (inventory) of the image it runs.
 SERVICE_IMAGES: Mapping[str, str] = {"api": "order_service", "postgres": "postgres", "redis": "redis", "nginx": "nginx"}
@@ -14,6 +14,9 @@ SERVICES: tuple[str, ...] = tuple(SERVICE_IMAGES)
 #: PostgreSQL role and database of the order service.
 DB_USER = "orderops"
 DB_NAME = "orders"
+#: Extensions PostgreSQL preloads (``shared_preload_libraries``) and the deploy creates in
+#: ``DB_NAME``: ``pg_stat_statements`` (per-statement timings, read by the monthly runbook).
+DB_PRELOAD_EXTENSIONS: tuple[str, ...] = ("pg_stat_statements",)
 #: The compose volume holding the order service's uploaded files (``/data/attachments`` in ``api``).
 ATTACHMENTS_VOLUME = "attachments"
 #: Ports on the stack's internal network.

@@ -50,10 +50,12 @@ def renewal_conf(cert_name: str = CERT_NAME) -> str:
     return f"{LETSENCRYPT_DIR}/renewal/{cert_name}.conf"
 
 
-def served_certificate_command(domain: str, port: int = 443, address: str = "127.0.0.1") -> str:
+def served_certificate_command(domain: str, port: int = 443, address: str = "127.0.0.1",
+                               options: tuple[str, ...] = ("-serial", "-enddate")) -> str:
     """Shell command printing the certificate nginx serves for ``domain`` (SNI) on ``address:port``
-    as ``serial=<HEX>`` and ``notAfter=<openssl date>`` lines (``openssl x509 -serial -enddate``)."""
+    through ``openssl x509 -noout <options>``: by default ``serial=<HEX>`` and ``notAfter=<openssl
+    date>`` lines (the daily runbook); the monthly one asks for ``-subject -enddate -ext subjectAltName``."""
     return (
         f"openssl s_client -connect {shlex.quote(f'{address}:{port}')} -servername {shlex.quote(domain)} </dev/null 2>/dev/null"
-        " | openssl x509 -noout -serial -enddate"
+        f" | openssl x509 -noout {shlex.join(options)}"
     )

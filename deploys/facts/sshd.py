@@ -4,21 +4,9 @@ from __future__ import annotations
 
 from pyinfra.api import FactBase
 
+from deploys.contract.sshd import SSHD_T_COMMAND, parse_sshd_t
+
 __all__ = ["SshdEffectiveConfig", "parse_sshd_t"]
-
-
-def parse_sshd_t(lines: list[str]) -> dict[str, str]:
-    """Parse ``sshd -T`` output (``keyword value...`` lines, keywords lower-case) to a dict.
-
-    Repeated keywords (e.g. ``hostkey``) keep their values joined by a space, in order.
-    """
-    config: dict[str, str] = {}
-    for line in lines:
-        key, _, value = line.strip().partition(" ")
-        if not key:
-            continue
-        config[key] = f"{config[key]} {value}" if key in config else value
-    return config
 
 
 class SshdEffectiveConfig(FactBase):
@@ -35,8 +23,7 @@ class SshdEffectiveConfig(FactBase):
         return {}
 
     def command(self) -> str:
-        # -C supplies a connection spec so Match blocks resolve like for a normal login.
-        return "sshd -T -C user=nobody,host=orderops-check,addr=127.0.0.1 2>/dev/null || sshd -T"
+        return SSHD_T_COMMAND
 
     def process(self, output: list[str]) -> dict[str, str]:
         return parse_sshd_t(output)

@@ -25,7 +25,7 @@ from deploys.contract.compose import Container, compose_command
 from deploys.facts.compose import ComposeProject
 from deploys.facts.images import DockerImageIds
 
-__all__ = ["up", "compose_differences", "unhealthy_services"]
+__all__ = ["up", "compose_differences", "restarted_services", "unhealthy_services"]
 
 
 def compose_differences(
@@ -70,6 +70,13 @@ def compose_differences(
         if hashes and service not in hashes:
             reasons.append(f"{service}: orphan container")
     return reasons
+
+
+def restarted_services(project: Mapping[str, Any], reasons: list[str]) -> list[str]:
+    """Services with a running container that ``up`` recreates (their configuration or image
+    changed), i.e. that the deploy restarts: ``postgres`` after a changed server command, say."""
+    running = {c.service for c in project.get("containers", []) if c.status == "running"}
+    return sorted({r.split(":", 1)[0] for r in reasons if r.endswith(("configuration changed",)) or ": image changed to " in r} & running)
 
 
 def unhealthy_services(project: Mapping[str, Any]) -> list[str]:
@@ -142,6 +149,8 @@ def up(
     if reasons:
         for reason in reasons:
             host.log(f"compose {project}: {reason}")
+        for service in restarted_services(state, reasons):
+            host.log(f"compose {project}: {service} runs and is recreated: the deploy restarts it")
         yield up_command(project, project_dir, wait_timeout)
     elif waiting:
         host.log(f"compose {project}: waiting for {', '.join(waiting)} to become healthy")

@@ -11,6 +11,7 @@ from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 from pyinfra.api.command import FileUploadCommand
 from pyinfra.facts.files import Sha256File
 
+from deploys.contract.sshd import mismatches
 from deploys.facts.sshd import SshdEffectiveConfig
 from deploys.operations.errors import fail
 
@@ -48,22 +49,6 @@ def drop_in(filename: str, content: str, probe_user: str, service: str = "ssh", 
     yield StringCommand("mkdir", "-p", DROP_IN_DIR)
     yield FileUploadCommand(StringIO(content), staged)
     yield StringCommand(QuoteString(apply_script), QuoteString(dest), QuoteString(staged), QuoteString(service), QuoteString(probe_user))
-
-
-def mismatches(effective: Mapping[str, str], wanted: Mapping[str, str]) -> list[str]:
-    """``keyword: in force X, wanted Y`` for every wanted keyword sshd does not use as wanted.
-
-    Keywords compare case-insensitively; sshd prints ``permitrootlogin without-password`` for
-    ``prohibit-password`` on older versions, which counts as equal.
-    """
-    aliases = {"prohibit-password": "without-password"}
-    out = []
-    for key, value in wanted.items():
-        have = effective.get(key.lower())
-        want = value.lower()
-        if have is None or (have.lower() != want and aliases.get(want) != have.lower()):
-            out.append(f"{key}: in force {have!r}, wanted {value!r}")
-    return out
 
 
 @operation()

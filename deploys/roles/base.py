@@ -10,6 +10,7 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server, systemd
 
 from deploys.contract.paths import STATE_DIR, UPLOAD_DIR
+from deploys.contract.sshd import SSHD_ALGORITHMS, SSHD_SETTINGS, policy
 from deploys.operations import sshd
 from deploys.roles.hardening import apt_lock_timeout
 from inventories.schema import HostSettings
@@ -24,38 +25,13 @@ BASE_PACKAGES = [
     "systemd-timesyncd", "ufw", "util-linux", "procps",
 ]
 
-#: Algorithms sshd offers (issue 10; OpenSSH >= 8.5, i.e. Ubuntu 22.04 and Debian 12 on):
-#: key exchange sntrup761/curve25519 only, the Ed25519 host key only, AEAD ciphers and CTR,
-#: SHA-2 MACs in encrypt-then-MAC mode only. paramiko 4 (pyinfra, testinfra) speaks
-#: curve25519-sha256@libssh.org, aes*-ctr/gcm and the -etm MACs.
-SSHD_ALGORITHMS = {
-    "KexAlgorithms": "sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org",
-    "HostKeyAlgorithms": "ssh-ed25519,ssh-ed25519-cert-v01@openssh.com",
-    "Ciphers": "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr",
-    "MACs": "hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com",
-    # users' keys: Ed25519 (also FIDO) and RSA with SHA-2 signatures
-    "PubkeyAcceptedAlgorithms": "ssh-ed25519,sk-ssh-ed25519@openssh.com,rsa-sha2-512,rsa-sha2-256",
-}
-
-#: The sshd settings orderops enforces whatever the inventory says (``sshd -T`` must show them).
-SSHD_SETTINGS = {
-    "PubkeyAuthentication": "yes",
-    "AuthenticationMethods": "publickey",
-    "PasswordAuthentication": "no",
-    "KbdInteractiveAuthentication": "no",
-    "PermitRootLogin": "no",
-    "PermitEmptyPasswords": "no",
-    "X11Forwarding": "no",
-    "HostKey": "/etc/ssh/ssh_host_ed25519_key",
-    **SSHD_ALGORITHMS,
-}
-
+# The sshd policy (SSHD_SETTINGS, SSHD_ALGORITHMS) is the host contract's: deploys/contract/sshd.py.
 
 
 def sshd_settings(settings: HostSettings) -> dict[str, str]:
     """Every setting of the drop-in as ``sshd -T`` must show it: :data:`SSHD_SETTINGS` plus
-    ``AllowGroups`` from the inventory (``ssh_allow_groups``)."""
-    return {**SSHD_SETTINGS, "AllowGroups": " ".join(settings.ssh_allow_groups)}
+    ``AllowGroups`` from the inventory (``ssh_allow_groups``): :func:`deploys.contract.sshd.policy`."""
+    return policy(settings.ssh_allow_groups)
 
 
 def sshd_drop_in(settings: HostSettings) -> str:

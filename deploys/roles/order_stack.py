@@ -30,8 +30,8 @@ from deploys.contract.monitoring import GRAFANA_PUBLIC_PATH, SERVICE_PORTS, STUB
 from deploys.contract.paths import NGINX_WEB_ROOT, StackLayout
 from deploys.contract.release import ReleaseRecord, RunningVersion, running_version
 from deploys.contract.tls import LETSENCRYPT_DIR
-from deploys.contract.services import API_LOG_TAG, ATTACHMENTS_VOLUME, DB_NAME, DB_PORT, DB_USER, REDIS_PORT, SERVICE_IMAGES
-from deploys.operations import compose, secret_files, web
+from deploys.contract.services import API_LOG_TAG, ATTACHMENTS_VOLUME, DB_NAME, DB_PORT, DB_PRELOAD_EXTENSIONS, DB_USER, REDIS_PORT, SERVICE_IMAGES
+from deploys.operations import compose, postgres, secret_files, web
 from deploys.roles.compose_hardening import Hardening, harden
 from deploys.operations import nginx as nginx_ops
 from deploys.operations import images as image_ops
@@ -133,6 +133,11 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
                     "POSTGRES_PASSWORD": "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD missing from .env}",
                 },
                 "volumes": ["pgdata:/var/lib/postgresql/data"],
+                # the official image's entrypoint passes `-c` flags to the server (the stand-in too).
+                # track_utility off: utility statements (ALTER ROLE ... PASSWORD '...') are kept
+                # verbatim, never normalised, and pg_monitor members read the texts
+                "command": ["postgres", "-c", f"shared_preload_libraries={','.join(DB_PRELOAD_EXTENSIONS)}",
+                            "-c", "pg_stat_statements.track_utility=off"],
                 # TCP, not the socket: proves the server accepts network connections.
                 "healthcheck": _healthcheck(
                     ["CMD-SHELL", f"pg_isready -h 127.0.0.1 -p {DB_PORT} -U {DB_USER} -d {DB_NAME}"], "20s"),
@@ -335,6 +340,9 @@ def order_stack(settings: HostSettings, upload_dir: str, certificate_op=None) ->
         images=service_images(settings),
         wait_timeout=settings.health_timeout,
     )
+    for extension in DB_PRELOAD_EXTENSIONS:
+        postgres.extension(name=f"PostgreSQL extension {extension} in {DB_NAME}", extname=extension,
+                           project=settings.compose_project, project_dir=root)
 
     # nginx reads its bind-mounted files at start: reload it when they changed (harmless when
     # compose just recreated it); a new front-end release brings a new CSP include.

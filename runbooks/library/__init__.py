@@ -19,6 +19,7 @@ RUNBOOKS = {
     "daily": "runbooks.library.daily",
     "weekly": "runbooks.library.weekly",
     "capacity": "runbooks.library.capacity",
+    "monthly": "runbooks.library.monthly",
     "diagnose": "runbooks.library.diagnose",
     "emergency-restart": "runbooks.library.emergency_restart",
     "emergency-redeploy": "runbooks.library.emergency_redeploy",

@@ -234,6 +234,57 @@ def test_emergency_redeploy_rolls_back_a_bad_version(app_host, runs_dir, bad_ima
     assert step_result(daily, "Running release", name)["data"]["recorded"]["order_service"] == release["order_service"]
 
 
+STRAY_PORT = 9002
+WEAK_SSHD = "/etc/ssh/sshd_config.d/00-aaa-monthly-test.conf"
+
+
+@pytest.fixture
+def monthly_faults(app_host):
+    """Three faults on the app host, removed afterwards: a slow statement (``pg_sleep(0.3)`` three
+    times as the order service's database user), a container listening on a port the allowlist
+    lacks with the port opened in ufw by hand (a host-network container: reachable from outside),
+    and a weak sshd drop-in read before orderops' own (``sshd -T`` shows it; sshd is not reloaded)."""
+    from deploys.contract.compose import COMPOSE_PROJECT, compose_command
+    from deploys.contract.services import DB_NAME, DB_USER
+
+    name, data = app_host
+    psql = compose_command(COMPOSE_PROJECT, STACK_DIR, "exec", "-T", "postgres", "psql", "-U", DB_USER, "-d", DB_NAME, "-qtAc",
+                           "SELECT pg_sleep(0.3)")
+    ssh(data, f"for i in 1 2 3; do sudo {psql} >/dev/null; done")
+    image = data["images"]["order_service"]
+    ssh(data, "sudo docker rm -f orderops-monthly-stray >/dev/null 2>&1; "
+              f"sudo docker run -d --name orderops-monthly-stray --network host --entrypoint python3 {image} "
+              f"-m http.server {STRAY_PORT} >/dev/null && sudo ufw allow {STRAY_PORT}/tcp >/dev/null")
+    ssh(data, f"printf 'PasswordAuthentication yes\\n' | sudo tee {WEAK_SSHD} >/dev/null")
+    try:
+        yield name, data
+    finally:
+        ssh(data, f"sudo rm -f {WEAK_SSHD}; sudo docker rm -f orderops-monthly-stray; sudo ufw delete allow {STRAY_PORT}/tcp",
+            check=False)
+
+
+def test_monthly_names_the_slow_query_the_stray_port_and_the_weak_sshd_setting(monthly_faults, inventory, runs_dir):
+    name, data = monthly_faults
+    proc, result = runbook("run", "monthly", "-i", INVENTORY, runs_dir=runs_dir)
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    scan, db = step_result(result, "Security scan", name), step_result(result, "Database performance", name)
+    assert scan["status"] == "failed" and "sshd: PasswordAuthentication: in force 'yes', wanted 'no'" in scan["message"], scan["message"]
+    ports = scan["data"]["ports"]
+    assert STRAY_PORT in ports["candidates" if not ports["probed"] else "open"], ports
+    if name in [n for n, _ in inventory["controller"]]:  # single layout: the runbook runs on the host
+        assert not ports["probed"] and ports["reason"].startswith("no outside vantage point"), ports
+        assert "reachable from outside" not in scan["message"]
+    else:  # split layout: this machine probes the app host over the test network
+        assert f"reachable from outside, not in firewall_allow_tcp: {STRAY_PORT}" in scan["message"], scan["message"]
+        assert sorted(set(ports["open"]) - {STRAY_PORT}) == [22, 80, 443], ports
+    tls = scan["data"]["tls"]
+    assert tls["accepted"] == {"tls1": False, "tls1_1": False, "tls1_2": True, "tls1_3": True} and "order.test" in tls["names"]
+    assert db["status"] == "failed" and "SELECT pg_sleep($1)" in db["message"], db["message"]
+    assert any(q["query"] == "SELECT pg_sleep($1)" and float(q["mean_ms"]) >= 300 for q in db["data"]["slow"])
+    report = (runs_dir / result["run_id"] / "report.md").read_text()
+    assert "sshd -T against the hardening policy" in report and "slowest statements" in report
+
+
 def test_timer_installed_by_the_deploy(inventory):
     for name, data in inventory["controller"]:
         timers = ssh(data, "systemctl list-timers --all --no-pager").stdout
@@ -244,6 +295,8 @@ def test_timer_installed_by_the_deploy(inventory):
         weekly = ssh(data, "systemctl cat orderops-runbook-weekly.timer").stdout
         assert "Persistent=true" in weekly and "OnCalendar=Sun *-*-* 04:00:00" in weekly
         assert ssh(data, "systemctl is-enabled orderops-runbook-weekly.timer").stdout.strip() == "enabled"
+        monthly = ssh(data, "systemctl cat orderops-runbook-monthly.timer").stdout
+        assert "Persistent=true" in monthly and "OnCalendar=Sun *-*-01..07 05:00:00" in monthly
 
 
 def test_scheduled_run_from_the_controller_host(app_host, inventory):

@@ -3,7 +3,7 @@
 import pytest
 
 from deploys.facts.compose import parse_compose_project
-from deploys.operations.compose import compose_differences, unhealthy_services, up_command
+from deploys.operations.compose import compose_differences, restarted_services, unhealthy_services, up_command
 from tests.support.docker_inspect import container_line
 from deploys.contract.compose import COMPOSE_PROJECT
 from deploys.contract.paths import STACK_DIR
@@ -87,3 +87,12 @@ def test_up_command_waits_and_reports_unhealthy_services():
     assert cmd.startswith("timeout --kill-after=10 135 docker compose")
     assert "logs --no-color --tail 30" in cmd
     assert "down" not in cmd and "-v" not in cmd.split()
+
+
+def test_a_running_service_whose_container_is_recreated_is_named_as_restarted():
+    # a changed postgres command (shared_preload_libraries) recreates the running database container
+    state = parse_compose_project(OUTPUT[:4] + [container_line("api", config_hash="0000")] + OUTPUT[5:])
+    reasons = compose_differences(state, {"nginx": "nginx:2"}, {"nginx:2": "sha256:new"})
+    assert restarted_services(state, reasons) == ["api", "nginx"]
+    stopped = parse_compose_project(OUTPUT[:4] + [container_line("api", config_hash="0000", status="exited")] + OUTPUT[5:])
+    assert restarted_services(stopped, compose_differences(stopped, {}, {})) == []  # not running: nothing restarts

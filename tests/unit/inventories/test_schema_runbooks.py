@@ -9,7 +9,7 @@ from deploys.contract.paths import RUNBOOK_DIR
 
 def test_runbook_defaults(make_settings):
     s = make_settings(groups=("controller",))
-    assert s.runbook_schedules == {"daily": "*-*-* 06:00:00", "weekly": "Sun *-*-* 04:00:00"}
+    assert s.runbook_schedules == {"daily": "*-*-* 06:00:00", "weekly": "Sun *-*-* 04:00:00", "monthly": "Sun *-*-01..07 05:00:00"}
     assert s.runbook_dir == RUNBOOK_DIR
     assert s.runbook_textfile_dir == "/var/lib/prometheus/node-exporter"
     assert s.runbook_webhook_url is None and s.controller_ssh_key is None

@@ -37,7 +37,7 @@ def no_hosts(monkeypatch):
 def test_unknown_runbook_is_one_clear_message(no_hosts, tmp_path):
     res = CliRunner().invoke(cli.app, ["run", "dialy", "-i", str(tmp_path / "inv.py")])
     assert res.exit_code == 2
-    assert "unknown runbook 'dialy'; known runbooks: aws-backup, aws-daily, aws-emergency, aws-import-backup, aws-restore, backup, capacity, daily, data-integrity, diagnose, emergency-redeploy, emergency-restart, emergency-restore, restore-drill" in res.output
+    assert "unknown runbook 'dialy'; known runbooks: aws-backup, aws-daily, aws-emergency, aws-import-backup, aws-restore, backup, capacity, daily, data-integrity, diagnose, emergency-redeploy, emergency-restart, emergency-restore, monthly, restore-drill" in res.output
     assert "Traceback" not in res.output
 
 
@@ -68,7 +68,7 @@ def test_list_shows_every_runbook():
     res = CliRunner().invoke(cli.app, ["list"])
     assert res.exit_code == 0
     for name in ("daily", "diagnose", "emergency-restart", "emergency-redeploy", "aws-daily", "aws-backup",
-                 "aws-restore", "aws-emergency", "weekly"):
+                 "aws-restore", "aws-emergency", "weekly", "monthly"):
         assert name in res.output
 
 
@@ -78,6 +78,9 @@ def test_list_shows_the_default_schedules_and_the_serial_step():
     assert "scheduled by default (controller timer, runbook_schedules): Sun *-*-* 04:00:00" in weekly
     assert "Apply updates  (remote, app, changes, destructive, serial 1)" in weekly
     assert "scheduled by default (controller timer, runbook_schedules): *-*-* 06:00:00" in out[out.index("daily  Daily check"):]
+    monthly = out[out.index("monthly  Monthly security and database review"):]
+    assert "scheduled by default (controller timer, runbook_schedules): Sun *-*-01..07 05:00:00" in monthly
+    assert "Security scan  (remote, app)" in monthly and "Database performance  (remote, app)" in monthly
 
 
 def test_params_helpers():

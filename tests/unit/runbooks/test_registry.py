@@ -10,7 +10,7 @@ from runbooks.library import RUNBOOKS, all_runbooks
 def test_names_file_lists_exactly_the_registered_host_runbooks():
     hosts = [rb.name for rb in all_runbooks() if rb.environment == "hosts"]
     assert sorted(runbook_names()) == hosts == ["backup", "capacity", "daily", "data-integrity", "diagnose", "emergency-redeploy",
-                                                "emergency-restart", "emergency-restore", "restore-drill", "weekly"]
+                                                "emergency-restart", "emergency-restore", "monthly", "restore-drill", "weekly"]
     assert [rb.name for rb in all_runbooks()] == sorted(RUNBOOKS)
     aws = [rb.name for rb in all_runbooks() if rb.environment == "aws"]
     assert aws == ["aws-backup", "aws-daily", "aws-emergency", "aws-import-backup", "aws-restore"]  # never scheduled from a host
@@ -22,4 +22,4 @@ def test_a_schedule_for_an_unknown_runbook_is_an_inventory_error(make_settings):
     assert e.value.field == "runbook_schedules"
     assert str(e.value) == ("inventory error: host 'app-1': runbook_schedules: unknown runbook 'dialy'; "
                             "known: backup, capacity, daily, data-integrity, diagnose, emergency-redeploy, emergency-restart, emergency-restore, "
-                            "restore-drill, weekly")
+                            "monthly, restore-drill, weekly")

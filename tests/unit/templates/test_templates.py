@@ -47,6 +47,9 @@ def test_compose_file_shape(make_settings):
     }
     assert services["nginx"]["depends_on"] == {"api": {"condition": "service_healthy"}}
     assert "127.0.0.1" in " ".join(services["postgres"]["healthcheck"]["test"])  # TCP probe
+    # pg_stat_statements preloaded (the monthly runbook's slow statements): the entrypoint passes -c on
+    assert services["postgres"]["command"] == ["postgres", "-c", "shared_preload_libraries=pg_stat_statements",
+                                               "-c", "pg_stat_statements.track_utility=off"]  # no ALTER ROLE ... PASSWORD texts
     assert services["api"]["image"] == s.images.order_service
     assert doc["networks"]["backend"]["internal"] is True
     assert set(doc["volumes"]) == {"pgdata", "redisdata", "attachments"}
