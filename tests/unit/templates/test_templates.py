@@ -180,8 +180,10 @@ def test_nginx_serves_the_front_end_release(make_settings):
     assert "./web:/srv/web:ro" in doc["services"]["nginx"]["volumes"]
     https = conf.split("listen 443", 1)[1]
     assert "root /srv/web/current/site;" in https
-    # the release's CSP variable, set after the strict default; a glob: no release yet is no config error
-    assert https.index('set $orderops_web_csp "default-src') < https.index("include /srv/web/current/csp*.conf;")
+    # the front end's CSP variable (the web root's csp.conf, outside the releases: written and
+    # reloaded before a switch), set after the strict default; a glob: no release yet is no config error
+    assert https.index('set $orderops_web_csp "default-src') < https.index("include /srv/web/csp*.conf;")
+    assert "/current/csp" not in conf
     # the common server-level headers carry the front end's: HSTS etc. stay, nothing per location
     for header in ("Strict-Transport-Security", "X-Frame-Options", "Content-Security-Policy $orderops_csp",
                    "Cache-Control $orderops_cache_control"):
