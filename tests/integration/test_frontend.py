@@ -167,7 +167,7 @@ def test_a_switched_release_is_served_with_its_csp_at_once_and_the_old_one_comes
     assert links().split() == [f"releases/{original_release}", f"releases/{release}"]
     # a rollback to the previous release: the same two policies, so no CSP change and no reload
     assert csp_conf() == before_rollback
-    assert times()["workers"] == moment["workers"]
+    assert set(times()["workers"]) == set(moment["workers"]), "the same nginx workers: no reload"
     assert (new_hashes | old_hashes) <= _hashes(policy)
     final = run_pyinfra()
     assert final.returncode == 0 and final.totals["success"] == 0, final.output[-3000:]
