@@ -10,7 +10,7 @@ import yaml
 from deploys.contract.compose import COMPOSE_PROJECT
 from deploys.contract.services import SERVICES
 from deploys.roles.docker_engine import daemon_json
-from deploys.roles.order_stack import compose_text, env_text, nginx_text
+from deploys.roles.order_stack import compose_text, env_text, nginx_reload_command, nginx_text
 from templates import render
 from tests.unit.conftest import STRONG_SECRETS
 
@@ -172,6 +172,18 @@ def test_dotenv_read_command_inverts_dotenv_quote(tmp_path):
     assert out.stdout.decode("utf-8") == SPECIAL
     missing = subprocess.run(["sh", "-c", dotenv_read_command(str(env), "NOPE")], capture_output=True, check=True)
     assert missing.stdout == b""
+
+
+def test_nginx_reload_command_runs_the_waiting_script_in_the_nginx_container(make_settings):
+    import shlex
+    import subprocess
+
+    argv = shlex.split(nginx_reload_command(make_settings()))
+    assert argv[:2] == ["docker", "compose"]
+    assert argv[argv.index("exec"):argv.index("exec") + 5] == ["exec", "-T", "nginx", "sh", "-c"]
+    script = argv[-1]
+    assert "nginx -s reload" in script and "worker process" in script and not script.lstrip().startswith("#")
+    subprocess.run(["sh", "-n", "-c", script], check=True)  # valid sh without its comments
 
 
 def test_nginx_serves_the_front_end_release(make_settings):
