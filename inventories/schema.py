@@ -468,8 +468,8 @@ class HostSettings(BaseModel):
     @field_validator("web_artifact")
     @classmethod
     def _artifact(cls, v: Path | None) -> Path | None:
-        if v is not None and not ((v / "RELEASE").is_file() and (v / "MANIFEST").is_file() and (v / "csp.conf").is_file()):
-            raise ValueError(f"not a built front end (RELEASE, MANIFEST, csp.conf missing): {v}; run `make web`")
+        if v is not None and not ((v / "RELEASE").is_file() and (v / "MANIFEST").is_file() and (v / "csp.txt").is_file()):
+            raise ValueError(f"not a built front end (RELEASE, MANIFEST, csp.txt missing): {v}; run `make web`")
         return v
 
     @field_validator("nginx_login_rate", "nginx_api_rate")

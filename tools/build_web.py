@@ -11,8 +11,9 @@ when the lockfile changed since the last install) and ``npm run build`` (``next 
 
     cache/web/<key>/
       site/          the static export (next.config.mjs: output 'export')
-      csp.conf       nginx: add_header Content-Security-Policy ... (inline script hashes)
-      csp.txt        the policy alone
+      csp.conf       the policy as an nginx `set $orderops_web_csp "...";` line (not read by the deploy)
+      csp.txt        the policy alone (inline script hashes): merged by deploys/operations/web.py into
+                     the web root's csp.conf, which the vhost includes
       MANIFEST       `sha256sum` lines of every file above, relative to the artifact (checked on the host)
       RELEASE        the release id: the first 16 hex digits of MANIFEST's SHA-256
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
-    "STATE_DIR", "UPLOAD_DIR", "LOCK_NAME", "LOCK_GUARD_NAME", "LOCK_FILE", "LOCK_GUARD", "RELEASE_FILE", "STACK_DIR", "NGINX_WEB_ROOT", "RUNBOOK_DIR",
+    "STATE_DIR", "UPLOAD_DIR", "LOCK_NAME", "LOCK_GUARD_NAME", "LOCK_FILE", "LOCK_GUARD", "RELEASE_FILE", "STACK_DIR", "NGINX_WEB_ROOT", "WEB_CSP_CONF", "RUNBOOK_DIR",
     "RUNBOOK_UNIT_PREFIX", "StackLayout", "RunbookLayout", "REPO_ROOT", "STATE_DIR_ENV", "CACHE_DIR_ENV",
     "local_state_dir", "local_cache_dir",
 ]
@@ -43,6 +43,9 @@ RELEASE_FILE = f"{STATE_DIR}/release.json"
 STACK_DIR = "/opt/orderops"
 #: Where the nginx container sees :attr:`StackLayout.web_dir` (the vhost's ``root`` is below it).
 NGINX_WEB_ROOT = "/srv/web"
+#: The front end's Content-Security-Policy file in the web root, outside the releases (nginx
+#: ``set $orderops_web_csp "...";``, included by the vhost; written by deploys/operations/web.py).
+WEB_CSP_CONF = "csp.conf"
 #: Default runbook directory of the controller host (inventory ``runbook_dir``).
 RUNBOOK_DIR = "/opt/orderops-runbooks"
 #: systemd units of scheduled runbooks: ``<prefix><runbook>.service`` / ``.timer``.

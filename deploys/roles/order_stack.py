@@ -27,7 +27,7 @@ from deploys.contract.compose import compose_command
 from deploys.contract.dotenv import dotenv_quote, dotenv_read_command
 from deploys.contract.images import parse_image_ref
 from deploys.contract.monitoring import GRAFANA_PUBLIC_PATH, SERVICE_PORTS, STUB_STATUS_PORT
-from deploys.contract.paths import NGINX_WEB_ROOT, StackLayout
+from deploys.contract.paths import NGINX_WEB_ROOT, WEB_CSP_CONF, StackLayout
 from deploys.contract.release import ReleaseRecord, RunningVersion, running_version
 from deploys.contract.tls import LETSENCRYPT_DIR
 from deploys.contract.services import API_LOG_TAG, ATTACHMENTS_VOLUME, DB_NAME, DB_PORT, DB_PRELOAD_EXTENSIONS, DB_USER, REDIS_PORT, SERVICE_IMAGES
@@ -36,11 +36,11 @@ from deploys.roles.compose_hardening import Hardening, harden
 from deploys.operations import nginx as nginx_ops
 from deploys.operations import images as image_ops
 from inventories.schema import HostSettings
-from templates import render
+from templates import TEMPLATE_DIR, render
 
 __all__ = [
     "order_stack", "compose_project", "SERVICE_HARDENING", "compose_text", "service_images", "nginx_text", "env_text", "dotenv_quote", "dotenv_read_command",
-    "api_environment", "effective_settings",
+    "api_environment", "nginx_reload_command", "effective_settings",
 ]
 
 #: Paths inside the nginx container: the stack's ``nginx/`` directory is its ``conf.d`` (the
@@ -276,7 +276,19 @@ def nginx_text(settings: HostSettings, certificate: str = NGINX_CERTIFICATE, cer
         grafana_upstream=grafana_upstream(settings),
         grafana_path=GRAFANA_PUBLIC_PATH,
         web_root=NGINX_WEB_ROOT,
+        # a glob: no csp.conf yet (no release) is no config error
+        web_csp_include=f"{NGINX_WEB_ROOT}/{WEB_CSP_CONF.removesuffix('.conf')}*.conf",
     )
+
+
+def nginx_reload_command(settings: HostSettings) -> str:
+    """Shell command (on the host) that reloads the stack's nginx and returns once the reloaded
+    configuration answers: templates/order_stack/nginx-reload.sh run in the nginx container by
+    ``docker compose exec``; exit status 1 when nginx refuses the configuration or does not take
+    it over within 30 s."""
+    lines = (TEMPLATE_DIR / "order_stack" / "nginx-reload.sh").read_text().splitlines()
+    script = "\n".join(line for line in lines if line.strip() and not line.lstrip().startswith("#")) + "\n"
+    return compose_command(settings.compose_project, settings.stack_dir, "exec", "-T", "nginx", "sh", "-c", script)
 
 
 def env_text(settings: HostSettings) -> str:
@@ -324,15 +336,6 @@ def order_stack(settings: HostSettings, upload_dir: str, certificate_op=None) ->
         mounts={layout.tls_dir: NGINX_TLS_DIR, **({LETSENCRYPT_DIR: LETSENCRYPT_DIR} if settings.tls_mode == "acme" else {})},
     )
 
-    front_end = None
-    if settings.web_artifact is not None:
-        front_end = web.release(
-            name="Front end release shipped and current",
-            artifact=str(settings.web_artifact),
-            root=layout.web_dir,
-            keep=settings.web_releases_keep,
-        )
-
     compose.up(
         name="Order stack converged and healthy",
         project=settings.compose_project,
@@ -344,12 +347,24 @@ def order_stack(settings: HostSettings, upload_dir: str, certificate_op=None) ->
         postgres.extension(name=f"PostgreSQL extension {extension} in {DB_NAME}", extname=extension,
                            project=settings.compose_project, project_dir=root)
 
+    # After compose.up: nginx runs (on a first deploy with the strict default policy, the vhost's
+    # CSP include matching nothing yet), so the operation can write the root's csp.conf for the
+    # new release, reload nginx and only then switch `current` (deploys/operations/web.py).
+    if settings.web_artifact is not None:
+        web.release(
+            name="Front end release shipped and current (its CSP in force first)",
+            artifact=str(settings.web_artifact),
+            root=layout.web_dir,
+            reload_command=nginx_reload_command(settings),
+            keep=settings.web_releases_keep,
+        )
+
     # nginx reads its bind-mounted files at start: reload it when they changed (harmless when
-    # compose just recreated it); a new front-end release brings a new CSP include.
-    changed = [vhost] + [op for op in (certificate_op, front_end) if op is not None]
+    # compose just recreated it). A front-end release reloads nginx itself, before its switch.
+    changed = [vhost] + ([certificate_op] if certificate_op is not None else [])
     server.shell(
-        name="Reload nginx for new vhost/certificate/front end",
-        commands=[compose_command(settings.compose_project, root, "exec", "-T", "nginx", "nginx", "-s", "reload")],
+        name="Reload nginx for new vhost/certificate",
+        commands=[nginx_reload_command(settings)],
         _if=lambda: any(op.did_change() for op in changed),
     )
 

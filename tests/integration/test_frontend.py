@@ -58,7 +58,9 @@ def test_front_end_in_chromium(inventory, tmp_path):
 
 
 def _artifact_variant(artifact: Path, dest: Path) -> str:
-    """A copy of ``artifact`` whose sign-in page differs (an HTML comment), with its own MANIFEST/RELEASE."""
+    """A copy of ``artifact`` whose sign-in page differs (an HTML comment and an inline script of
+    its own, so its csp.txt has a hash the original's lacks: policy recomputed by
+    order_service/web/scripts/csp.mjs), with its own MANIFEST/RELEASE."""
     import importlib.util
     import hashlib
 
@@ -67,7 +69,9 @@ def _artifact_variant(artifact: Path, dest: Path) -> str:
     spec.loader.exec_module(build_web)
     shutil.copytree(artifact, dest)
     page = dest / "site" / "login" / "index.html"
-    page.write_text(page.read_text() + "<!-- release variant -->\n")
+    page.write_text(page.read_text() + "<!-- release variant --><script>self.__orderopsVariant=1</script>\n")
+    subprocess.run(["node", str(WEB / "scripts" / "csp.mjs"), str(dest / "site"), str(dest)], check=True,
+                   capture_output=True, text=True)
     text = build_web.manifest(dest)
     (dest / "MANIFEST").write_text(text)
     release = hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -75,7 +79,37 @@ def _artifact_variant(artifact: Path, dest: Path) -> str:
     return release
 
 
-def test_a_new_release_is_switched_and_the_old_one_comes_back_without_upload(inventory, tmp_path):
+def _hashes(policy: str) -> set[str]:
+    """The hash sources (``'sha256-...'``) of a serialized policy."""
+    return {token for token in policy.replace(";", " ").split() if token.startswith("'sha256-")}
+
+
+#: Run on the test host: the start time (epoch seconds, clock-tick precision) of every nginx worker
+#: (the processes a reload replaces) and the time `current` was switched (its symlink's mtime).
+_TIMES = """
+import json, os, sys, time
+tick = os.sysconf("SC_CLK_TCK")
+boot = time.time() - float(open("/proc/uptime").read().split()[0])
+workers = {}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        title = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\\0", b"").decode()
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        continue
+    if title == "nginx: worker process":
+        workers[pid] = boot + int(stat.rsplit(")", 1)[1].split()[19]) / tick
+web = sys.argv[1]
+print(json.dumps({"workers": workers, "switched": os.lstat(web + "/current").st_mtime,
+                  "csp_written": os.stat(web + "/csp.conf").st_mtime}))
+"""
+
+
+def test_a_switched_release_is_served_with_its_csp_at_once_and_the_old_one_comes_back_without_upload(inventory, tmp_path):
+    """The moment after the switch: nginx was last reloaded before `current` changed (no reload
+    after it), and the new release's page already gets a CSP with every hash of its csp.txt and
+    still every hash of the previous release's. A rollback then changes no CSP (no reload)."""
+    import shlex
     import ssl
     import urllib.request
 
@@ -85,29 +119,55 @@ def test_a_new_release_is_switched_and_the_old_one_comes_back_without_upload(inv
     original = Path(data["web_artifact"])
     variant = tmp_path / "variant"
     release = _artifact_variant(original, variant)
+    new_hashes = _hashes((variant / "csp.txt").read_text())
+    old_hashes = _hashes((original / "csp.txt").read_text())
+    assert new_hashes - old_hashes, "the variant's inline script adds a hash"
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE  # the local host's self-signed certificate
 
-    def login_page() -> str:
+    def login_page() -> tuple[str, str]:
         with urllib.request.urlopen(f"{data['probe_https_url']}/login/", context=ctx, timeout=30) as resp:
-            return resp.read().decode()
+            return resp.read().decode(), resp.headers["Content-Security-Policy"]
 
     web_dir = StackLayout(data.get("stack_dir", STACK_DIR)).web_dir
 
     def links() -> str:
         return ssh(data, f"readlink {web_dir}/current; readlink {web_dir}/previous").stdout
 
+    def times() -> dict:
+        return json.loads(ssh(data, f"python3 -c {shlex.quote(_TIMES)} {shlex.quote(web_dir)}").stdout)
+
+    def csp_conf() -> str:
+        return ssh(data, f"cat {web_dir}/csp.conf").stdout
+
+    assert run_pyinfra().returncode == 0  # the original release current (a module run alone)
     assert run_pyinfra("--data", f"web_artifact={variant}").returncode == 0
-    assert "release variant" in login_page()
     assert links().split()[0] == f"releases/{release}"
+    moment = times()
+    assert moment["workers"], "no nginx worker found on the host"
+    # the workers serving now were started by a reload before the switch (clock-tick precision:
+    # 50 ms of slack; a reload after the switch would be a later operation, seconds later)
+    assert max(moment["workers"].values()) <= moment["switched"] + 0.05, moment
+    assert moment["csp_written"] <= moment["switched"], moment
+    body, policy = login_page()
+    assert "release variant" in body
+    assert new_hashes <= _hashes(policy), "the new release's inline scripts are allowed"
+    assert old_hashes <= _hashes(policy), "the previous release's pages stay allowed"
+    assert "'unsafe-inline'" not in policy
     again = run_pyinfra("--data", f"web_artifact={variant}")
     assert again.returncode == 0 and again.totals["success"] == 0, again.output[-3000:]
 
+    before_rollback = csp_conf()
     back = run_pyinfra()
     assert back.returncode == 0
-    assert "release variant" not in login_page()
+    body, policy = login_page()
+    assert "release variant" not in body
     original_release = (original / "RELEASE").read_text().strip()
     assert links().split() == [f"releases/{original_release}", f"releases/{release}"]
+    # a rollback to the previous release: the same two policies, so no CSP change and no reload
+    assert csp_conf() == before_rollback
+    assert set(times()["workers"]) == set(moment["workers"]), "the same nginx workers: no reload"
+    assert (new_hashes | old_hashes) <= _hashes(policy)
     final = run_pyinfra()
     assert final.returncode == 0 and final.totals["success"] == 0, final.output[-3000:]

@@ -10,7 +10,7 @@ import yaml
 from deploys.contract.compose import COMPOSE_PROJECT
 from deploys.contract.services import SERVICES
 from deploys.roles.docker_engine import daemon_json
-from deploys.roles.order_stack import compose_text, env_text, nginx_text
+from deploys.roles.order_stack import compose_text, env_text, nginx_reload_command, nginx_text
 from templates import render
 from tests.unit.conftest import STRONG_SECRETS
 
@@ -177,14 +177,28 @@ def test_dotenv_read_command_inverts_dotenv_quote(tmp_path):
     assert missing.stdout == b""
 
 
+def test_nginx_reload_command_runs_the_waiting_script_in_the_nginx_container(make_settings):
+    import shlex
+    import subprocess
+
+    argv = shlex.split(nginx_reload_command(make_settings()))
+    assert argv[:2] == ["docker", "compose"]
+    assert argv[argv.index("exec"):argv.index("exec") + 5] == ["exec", "-T", "nginx", "sh", "-c"]
+    script = argv[-1]
+    assert "nginx -s reload" in script and "worker process" in script and not script.lstrip().startswith("#")
+    subprocess.run(["sh", "-n", "-c", script], check=True)  # valid sh without its comments
+
+
 def test_nginx_serves_the_front_end_release(make_settings):
     conf = nginx_text(make_settings())
     doc = yaml.safe_load(compose_text(make_settings()))
     assert "./web:/srv/web:ro" in doc["services"]["nginx"]["volumes"]
     https = conf.split("listen 443", 1)[1]
     assert "root /srv/web/current/site;" in https
-    # the release's CSP variable, set after the strict default; a glob: no release yet is no config error
-    assert https.index('set $orderops_web_csp "default-src') < https.index("include /srv/web/current/csp*.conf;")
+    # the front end's CSP variable (the web root's csp.conf, outside the releases: written and
+    # reloaded before a switch), set after the strict default; a glob: no release yet is no config error
+    assert https.index('set $orderops_web_csp "default-src') < https.index("include /srv/web/csp*.conf;")
+    assert "/current/csp" not in conf
     # the common server-level headers carry the front end's: HSTS etc. stay, nothing per location
     for header in ("Strict-Transport-Security", "X-Frame-Options", "Content-Security-Policy $orderops_csp",
                    "Cache-Control $orderops_cache_control"):
