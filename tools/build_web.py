@@ -11,7 +11,6 @@ when the lockfile changed since the last install) and ``npm run build`` (``next 
 
     cache/web/<key>/
       site/          the static export (next.config.mjs: output 'export')
-      csp.conf       the policy as an nginx `set $orderops_web_csp "...";` line (not read by the deploy)
       csp.txt        the policy alone (inline script hashes): merged by deploys/operations/web.py into
                      the web root's csp.conf, which the vhost includes
       MANIFEST       `sha256sum` lines of every file above, relative to the artifact (checked on the host)
@@ -130,8 +129,7 @@ def build(force: bool = False) -> Path:
     stage = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=CACHE))
     try:
         shutil.copytree(WEB / "out", stage / "site")
-        for name in ("csp.conf", "csp.txt"):
-            shutil.copy2(WEB / name, stage / name)
+        shutil.copy2(WEB / "csp.txt", stage / "csp.txt")
         text = manifest(stage)
         (stage / "MANIFEST").write_text(text)
         (stage / "RELEASE").write_text(hashlib.sha256(text.encode()).hexdigest()[:16] + "\n")

@@ -6,9 +6,8 @@
 // when a page has an inline style attribute or <style> element, which the policy would block.
 //
 // Usage: node scripts/csp.mjs <export dir> [<output dir>]
-// Writes <output dir>/csp.txt (the policy) and <output dir>/csp.conf (an nginx
-// `set $orderops_web_csp "...";` line, sent by the vhost's server-level add_header); <output dir> defaults to the
-// export's parent.
+// Writes <output dir>/csp.txt (the policy; the deploy merges it with the previous release's into the
+// web root's csp.conf, deploys/operations/web.py); <output dir> defaults to the export's parent.
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -55,10 +54,5 @@ if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.
   if (Object.keys(pages).length === 0) throw new Error(`${exportDir}: no HTML pages`);
   const policy = policyFor(pages);
   writeFileSync(join(outDir, 'csp.txt'), policy + '\n');
-  writeFileSync(
-    join(outDir, 'csp.conf'),
-    `# Generated at build time by order_service/web/scripts/csp.mjs from ${Object.keys(pages).length} pages.\n` +
-      `set $orderops_web_csp "${policy}";\n`,
-  );
   console.log(`csp: ${Object.keys(pages).length} pages, ${policy.split("'sha256-").length - 1} inline script hashes`);
 }

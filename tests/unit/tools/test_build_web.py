@@ -46,7 +46,7 @@ def test_manifest_is_sha256sum_format(tmp_path):
     (artifact / "site" / "_next").mkdir(parents=True)
     (artifact / "site" / "index.html").write_text("<html></html>")
     (artifact / "site" / "_next" / "a b.js").write_text("js")
-    (artifact / "csp.conf").write_text("set $orderops_web_csp x;")
+    (artifact / "csp.txt").write_text("default-src 'self'")
     (artifact / "MANIFEST").write_text(build_web.manifest(artifact))
     subprocess.run(["sha256sum", "-c", "--quiet", "MANIFEST"], cwd=artifact, check=True)
     (artifact / "site" / "index.html").write_text("tampered")
