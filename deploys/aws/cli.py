@@ -21,7 +21,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from deploys.aws.errors import AwsError
+from deploys.aws.errors import AwsError, NotApproved
 from deploys.aws.session import AwsSession
 from inventories.aws_settings import load_aws_inventory
 from inventories.schema import InventoryError
@@ -34,7 +34,7 @@ def _approver(yes: bool):
         if yes:
             return True
         if not sys.stdin.isatty():
-            print("orderops-aws: not a terminal and no --yes: nothing applied", file=sys.stderr)
+            print("orderops-aws: not a terminal and no --yes (pass --yes to approve)", file=sys.stderr)
             return False
         return input("apply these changes? [y/N] ").strip().lower() == "y"
     return approve
@@ -109,6 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             record = release.read_record(aws)
             print(f"recorded release: {record.version} ({record.task_definition})" if record
                   else "recorded release: none")
+    except NotApproved as exc:
+        print(f"orderops-aws: {exc}", file=sys.stderr)
+        return 3
     except AwsError as exc:
         print(f"orderops-aws: {exc}", file=sys.stderr)
         return 1

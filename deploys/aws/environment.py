@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from deploys.aws import certificates, stack
+from deploys.aws.errors import AwsCallError, NotApproved
 from deploys.aws.lock import environment_lock
 from deploys.aws.release import ensure_repository, image_uri, read_record
-from deploys.aws.session import EDGE_REGION, AwsSession
+from deploys.aws.session import EDGE_REGION, AwsSession, call
 from templates.aws.stack import edge_template, main_template, to_json
 
 __all__ = ["EnvironmentPlan", "plan_environment", "apply_environment"]
@@ -69,27 +70,80 @@ def plan_environment(aws: AwsSession) -> EnvironmentPlan:
 
 def apply_environment(aws: AwsSession, approve: Callable[[str], bool],
                       log: Callable[[str], None] = print) -> bool:
-    """Apply under the environment lock; ``approve(plan_text)`` is asked before each non-empty stack
-    change. Returns True when something changed. Raises :class:`StackFailed` on a rolled-back change."""
+    """Apply under the environment lock; returns True when something changed.
+
+    The whole plan (certificates to request, the edge and main change sets) is computed with
+    read-only calls and change sets only, rendered, and ``approve(plan_text)`` is asked once; nothing
+    is requested, created or executed before it says yes. An empty plan asks nothing and returns
+    False. After approval: the certificates are requested and validated, the ECR repository is
+    created, the edge change set is executed, and the main one (re-planned when its parameters were
+    still pending: a new certificate, the new edge stack's web ACL) is executed.
+
+    Raises :class:`NotApproved` when ``approve`` says no (the change sets are deleted, and a stack
+    that existed only as their shell with them), :class:`StackFailed` on a rolled-back change.
+    """
     s = aws.settings
-    changed = False
     with environment_lock(aws, "apply"):
-        alb = certificates.ensure_certificate(aws, s.domain, s.region)
-        edge_cert = certificates.ensure_certificate(aws, s.domain, EDGE_REGION)
-        repository_uri = ensure_repository(aws)
-        for name in ("edge", "main"):  # the main stack's parameters read the applied edge stack
-            if name == "edge":
-                the_plan = stack.plan(aws, s.edge_stack_name, to_json(edge_template(s)), region=EDGE_REGION)
-            else:
-                the_plan = stack.plan(aws, s.stack_name, to_json(main_template(s)),
-                                      _main_parameters(aws, alb, edge_cert, repository_uri))
-            log(the_plan.render())
-            if the_plan.empty:
-                continue
-            if not approve(the_plan.render()):
-                log(f"stack {the_plan.stack}: not approved, nothing applied")
-                return changed
-            status = stack.apply(aws, the_plan)
-            log(f"stack {the_plan.stack}: {status}")
-            changed = True
-    return changed
+        for name, region in ((s.edge_stack_name, EDGE_REGION), (s.stack_name, s.region)):
+            if stack.delete_empty_shell(aws, name, region):  # what a killed run left
+                log(f"stack {name}: deleted the empty REVIEW_IN_PROGRESS shell a previous run left")
+        certs = [certificates.plan_certificate(aws, s.domain, s.region),
+                 certificates.plan_certificate(aws, s.domain, EDGE_REGION)]
+        repository_uri = _find_repository(aws)
+        edge = stack.plan(aws, s.edge_stack_name, to_json(edge_template(s)), region=EDGE_REGION)
+        try:
+            params = _main_parameters(aws, certs[0].arn or PENDING, certs[1].arn or PENDING, repository_uri)
+            main = stack.plan(aws, s.stack_name, to_json(main_template(s)), params)
+        except BaseException:
+            stack.discard(aws, edge)
+            raise
+        the_plan = EnvironmentPlan(certs, edge, main)
+        text = the_plan.render()
+        log(text)
+        if the_plan.empty:
+            return False
+        try:
+            approved = approve(text)
+        except BaseException:
+            _discard(aws, edge, main)
+            raise
+        if not approved:
+            _discard(aws, edge, main)
+            raise NotApproved("not approved: nothing applied (change sets deleted)")
+        try:
+            alb = certificates.ensure_certificate(aws, s.domain, s.region)
+            edge_cert = certificates.ensure_certificate(aws, s.domain, EDGE_REGION)
+            repository_uri = ensure_repository(aws)
+            if not edge.empty:
+                log(f"stack {edge.stack}: {stack.apply(aws, edge)}")
+            edge = stack.Plan(edge.stack, edge.region, None, edge.kind)  # executed (or empty)
+            final = _main_parameters(aws, alb, edge_cert, repository_uri)
+            if final != params:  # inputs that were pending are known now: plan again with them
+                stack.discard(aws, main)
+                main = stack.Plan(main.stack, main.region, None, main.kind)
+                main = stack.plan(aws, s.stack_name, to_json(main_template(s)), final)
+                log(main.render())
+            if not main.empty:
+                log(f"stack {main.stack}: {stack.apply(aws, main)}")
+        except BaseException:  # a step before the change sets ran: leave none of them behind
+            _discard(aws, *(p for p in (edge, main) if stack.change_set_available(aws, p)))
+            raise
+    return True
+
+
+def _discard(aws: AwsSession, *plans: stack.Plan) -> None:
+    for the_plan in plans:
+        stack.discard(aws, the_plan)
+
+
+def _find_repository(aws: AwsSession) -> str | None:
+    """Read-only: the ECR repository's URI, or ``None`` before the first apply creates it."""
+    ecr = aws.client("ecr")
+    try:
+        repos = call("ecr", "DescribeRepositories", ecr.describe_repositories,
+                     repositoryNames=[aws.settings.api_repository])["repositories"]
+    except AwsCallError as exc:
+        if exc.code == "RepositoryNotFoundException":
+            return None
+        raise
+    return repos[0]["repositoryUri"] if repos else None

@@ -7,12 +7,13 @@ Hierarchy::
           ├── AwsCallError          an API call failed (.service, .operation, .code)
           ├── StackFailed           a stack change rolled back (.events: the events that explain it)
           ├── LockHeld              the environment lock belongs to another run (.holder)
-          └── ReleaseFailed         a release did not become healthy (.rolled_back_to)
+          ├── ReleaseFailed         a release did not become healthy (.rolled_back_to)
+          └── NotApproved           the operator declined (exit 3); nothing was changed
 """
 
 from __future__ import annotations
 
-__all__ = ["AwsError", "AwsCallError", "StackFailed", "LockHeld", "ReleaseFailed"]
+__all__ = ["AwsError", "AwsCallError", "StackFailed", "LockHeld", "ReleaseFailed", "NotApproved"]
 
 
 class AwsError(RuntimeError):
@@ -57,3 +58,7 @@ class ReleaseFailed(AwsError):
     def __init__(self, message: str, rolled_back_to: str | None):
         self.rolled_back_to = rolled_back_to
         super().__init__(message + (f"; rolled back to {rolled_back_to}" if rolled_back_to else ""))
+
+
+class NotApproved(AwsError):
+    """The operator did not approve the plan; nothing was changed (the CLI exits 3)."""

@@ -20,7 +20,8 @@ from typing import Any
 from deploys.aws.errors import AwsCallError, StackFailed
 from deploys.aws.session import AwsSession, call
 
-__all__ = ["Change", "Plan", "plan", "apply", "outputs", "stack_status", "NO_CHANGES_REASONS", "discard"]
+__all__ = ["Change", "Plan", "plan", "apply", "outputs", "stack_status", "NO_CHANGES_REASONS", "discard",
+           "change_set_available", "delete_empty_shell"]
 
 #: StatusReason texts of an empty change set (AWS: "The submitted information didn't contain
 #: changes...", older: "No updates are to be performed.").
@@ -132,8 +133,36 @@ def discard(aws: AwsSession, the_plan: Plan) -> None:
     cfn = aws.client("cloudformation", the_plan.region)
     call("cloudformation", "DeleteChangeSet", cfn.delete_change_set,
          StackName=the_plan.stack, ChangeSetName=the_plan.change_set)
-    if stack_status(aws, the_plan.stack, the_plan.region) == "REVIEW_IN_PROGRESS":
-        call("cloudformation", "DeleteStack", cfn.delete_stack, StackName=the_plan.stack)
+    delete_empty_shell(aws, the_plan.stack, the_plan.region)
+
+
+def change_set_available(aws: AwsSession, the_plan: Plan) -> bool:
+    """True when ``the_plan``'s change set still exists and can be executed (not executed yet)."""
+    if the_plan.change_set is None:
+        return False
+    cfn = aws.client("cloudformation", the_plan.region)
+    try:
+        desc = cfn.describe_change_set(StackName=the_plan.stack, ChangeSetName=the_plan.change_set)
+    except Exception:  # noqa: BLE001 - gone (or unreadable): nothing to discard
+        return False
+    return desc.get("ExecutionStatus") == "AVAILABLE"
+
+
+def delete_empty_shell(aws: AwsSession, stack: str, region: str) -> bool:
+    """Delete ``stack`` when it is only a change set's shell (``REVIEW_IN_PROGRESS``, no resources):
+    what a declined or interrupted first apply leaves. Returns whether it did. Call it only under
+    the environment lock (another run's shell holds the change set it is about to execute)."""
+    if stack_status(aws, stack, region) != "REVIEW_IN_PROGRESS":
+        return False
+    cfn = aws.client("cloudformation", region)
+    resources = call("cloudformation", "ListStackResources", cfn.list_stack_resources,
+                     StackName=stack).get("StackResourceSummaries", [])
+    if resources:
+        return False
+    call("cloudformation", "DeleteStack", cfn.delete_stack, StackName=stack)
+    call("cloudformation", "Wait", cfn.get_waiter("stack_delete_complete").wait, StackName=stack,
+         **aws.wait(600))
+    return True
 
 
 def _wait_change_set(cfn: Any, stack: str, name: str, poll: float) -> dict[str, Any]:

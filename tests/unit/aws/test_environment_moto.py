@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from deploys.aws import environment, stack
+from deploys.aws.errors import NotApproved
 from deploys.aws.session import EDGE_REGION
 from templates.aws.stack import edge_template, main_template
 from tests.support.moto_aws import moto_unsupported_types
@@ -75,7 +76,8 @@ def test_changed_setting_is_a_modify_in_the_change_set(aws):
     changed = AwsSession(validate_aws({**aws.settings.model_dump(), "log_retention_days": 7}))
     plan = environment.plan_environment(changed)
     assert [(c.action, c.logical_id) for c in plan.main.changes] == [("Modify", "ApiLogGroup")]
-    assert environment.apply_environment(changed, approve=lambda t: False, log=lambda _: None) is False
+    with pytest.raises(NotApproved):
+        environment.apply_environment(changed, approve=lambda t: False, log=lambda _: None)
     assert _applied_retention(aws) == aws.settings.log_retention_days  # not approved: unchanged
     assert environment.apply_environment(changed, approve=lambda t: True, log=lambda _: None) is True
     # moto does not update a log group in place, so the applied template is what is checked.
