@@ -5,6 +5,7 @@
     orderops-aws -i INVENTORY release VERSION --image LOCAL_IMAGE [--yes]
     orderops-aws -i INVENTORY rollback [--yes]
     orderops-aws -i INVENTORY status
+    orderops-aws -i INVENTORY unlock --yes      # break the environment lock of a run that is gone
     orderops-aws -i INVENTORY destroy --yes     # final DB snapshot first; buckets, ECR, snapshots kept
     orderops-aws -i INVENTORY import-backup BACKUP --identity KEY [--database NAME] [--via HOST:PORT]
                  [--pg-bin DIR] [--json] (--check | --yes)  # a single-host backup into RDS (deploys/aws/import_backup.py)
@@ -54,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("rollback", help="put the previous recorded release back in service")
     b.add_argument("--yes", action="store_true")
     sub.add_parser("status", help="recorded release and service state")
+    u = sub.add_parser("unlock", help="break the environment lock of a run that is gone (needs --yes)")
+    u.add_argument("--yes", action="store_true", help="required: the lock is deleted whoever holds it")
     d = sub.add_parser("destroy", help="delete the stacks after a final database snapshot (needs --yes)")
     d.add_argument("--yes", action="store_true", help="required: there is no prompt for this")
     m = sub.add_parser("import-backup", help="restore a single-host backup (orderops-backup) into the RDS database")
@@ -105,6 +108,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             snapshot = destroy_environment(aws)
             print(f"destroyed {settings.name}; final snapshot: {snapshot or 'none (no main stack)'}")
+        elif args.command == "unlock":
+            if not args.yes:
+                print("orderops-aws: unlock needs --yes (only when the holder's run is gone)", file=sys.stderr)
+                return 3
+            from deploys.aws.lock import break_lock
+
+            holder = break_lock(aws)
+            print(f"unlocked {settings.name}; removed holder: {holder}" if holder
+                  else f"{settings.name} was not locked")
         elif args.command == "status":
             record = release.read_record(aws)
             print(f"recorded release: {record.version} ({record.task_definition})" if record

@@ -49,7 +49,9 @@ class LockHeld(AwsError):
 
     def __init__(self, parameter: str, holder: str):
         self.parameter, self.holder = parameter, holder
-        super().__init__(f"environment lock {parameter} is held: {holder}")
+        super().__init__(f"environment lock {parameter} is held: {holder}; it expires after its TTL, "
+                         "or, when that run is certainly gone (another machine, or its pid reused), "
+                         "break it with: orderops-aws -i <inventory> unlock --yes")
 
 
 class ReleaseFailed(AwsError):

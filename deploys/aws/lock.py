@@ -19,7 +19,7 @@ from deploys.contract import aws_lock
 from deploys.contract.aws_lock import DEFAULT_TTL_SECONDS, TABLE
 from deploys.contract.lock import RUN_ID_ENV
 
-__all__ = ["TABLE", "environment_lock", "acquire", "release"]
+__all__ = ["TABLE", "environment_lock", "acquire", "release", "break_lock"]
 
 
 def acquire(aws: AwsSession, purpose: str, ttl_seconds: int = DEFAULT_TTL_SECONDS) -> str:
@@ -31,6 +31,15 @@ def acquire(aws: AwsSession, purpose: str, ttl_seconds: int = DEFAULT_TTL_SECOND
         raise LockHeld(f"{TABLE}/{aws.settings.name}", held.holder) from None
     except Exception as exc:  # noqa: BLE001 - map every botocore failure in one place
         raise AwsCallError("dynamodb", "PutItem", type(exc).__name__, str(exc)) from None
+
+
+def break_lock(aws: AwsSession) -> str | None:
+    """Delete the environment's lock whoever holds it (``orderops-aws unlock --yes``); returns the
+    removed holder's record, or ``None`` when the environment was not locked."""
+    try:
+        return aws_lock.break_lock(aws.client("dynamodb"), aws.settings.name)
+    except Exception as exc:  # noqa: BLE001
+        raise AwsCallError("dynamodb", "DeleteItem", type(exc).__name__, str(exc)) from None
 
 
 def release(aws: AwsSession, token: str) -> bool:
