@@ -22,7 +22,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from deploys.aws.errors import AwsError, NotApproved
+from deploys.aws.errors import NotApproved, one_line
 from deploys.aws.session import AwsSession
 from inventories.aws_settings import load_aws_inventory
 from inventories.schema import InventoryError
@@ -124,8 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NotApproved as exc:
         print(f"orderops-aws: {exc}", file=sys.stderr)
         return 3
-    except AwsError as exc:
-        print(f"orderops-aws: {exc}", file=sys.stderr)
+    except Exception as exc:  # the one mapping point: known failures are one line, a bug keeps its traceback
+        message = one_line(exc, settings.endpoint_url)
+        if message is None:
+            raise
+        print(f"orderops-aws: {message}", file=sys.stderr)
         return 1
     return 0
 
@@ -145,8 +148,11 @@ def _import_backup(aws: AwsSession, args: argparse.Namespace) -> int:
     except NotApproved as exc:
         print(f"orderops-aws: {exc}", file=sys.stderr)
         return 3
-    except AwsError as exc:
-        print(f"orderops-aws: import-backup: {exc}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - mapped as in main()
+        message = one_line(exc, aws.settings.endpoint_url)
+        if message is None:
+            raise
+        print(f"orderops-aws: import-backup: {message}", file=sys.stderr)
         return 1
     print(json.dumps(report.as_dict(), sort_keys=True) if args.json else report.render())
     return 0
