@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from inventories.schema import InventoryError
 
 __all__ = ["AwsSettings", "ApiSettings", "DbSettings", "CacheSettings", "load_aws_inventory",
-           "validate_aws", "LOCAL_ENDPOINT_HOSTS"]
+           "validate_aws", "LOCAL_ENDPOINT_HOSTS", "known_regions"]
 
 #: Hosts an ``endpoint_url`` may name: a local AWS endpoint (moto's server) only.
 LOCAL_ENDPOINT_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -44,6 +44,22 @@ FARGATE_SIZES: dict[int, tuple[int, ...]] = {
 }
 
 _REGION = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
+
+
+def known_regions() -> frozenset[str]:
+    """Regions where botocore's offline endpoint data (``endpoints.json`` shipped with botocore, all
+    partitions) has ECS, the engine the layout cannot run without: read locally, no AWS call."""
+    import boto3
+
+    session = boto3.session.Session()
+    return frozenset(region for partition in session.get_available_partitions()
+                     for region in session.get_available_regions("ecs", partition_name=partition))
+
+
+def _known_region(value: str | None) -> str | None:
+    if value is not None and value not in known_regions():
+        raise ValueError(f"unknown AWS region {value!r} (not in botocore's region list for ECS; e.g. eu-central-1)")
+    return value
 
 
 class _Model(BaseModel):
@@ -100,6 +116,8 @@ class DbSettings(_Model):
     backup_retention_days: int = Field(7, ge=1, le=35)
     manual_snapshots_keep: int = Field(7, ge=1, le=100)
     snapshot_copy_region: str | None = Field(None, pattern=_REGION)
+
+    _snapshot_region = field_validator("snapshot_copy_region")(_known_region)
 
     @model_validator(mode="after")
     def _storage(self) -> DbSettings:
@@ -161,6 +179,8 @@ class AwsSettings(_Model):
     api: ApiSettings = ApiSettings()
     db: DbSettings = DbSettings()
     cache: CacheSettings = CacheSettings()
+
+    _region = field_validator("region")(_known_region)
 
     @field_validator("endpoint_url")
     @classmethod

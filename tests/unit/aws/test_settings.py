@@ -21,6 +21,8 @@ def test_example_inventory_validates():
 @pytest.mark.parametrize(("change", "field"), [
     ({"name": "Orders"}, "aws.name"),
     ({"region": "mars-1"}, "aws.region"),
+    ({"region": "eu-moon-9"}, "aws.region"),  # the pattern's shape, but no such region
+    ({"db": {"snapshot_copy_region": "us-moon-1"}}, "aws.db.snapshot_copy_region"),
     ({"endpoint_url": "https://cloudformation.eu-central-1.amazonaws.com"}, "aws.endpoint_url"),
     ({"endpoint_url": "http://10.0.0.5:5000"}, "aws.endpoint_url"),
     ({"vpc_cidr": "10.0.0.0/8"}, "aws.vpc_cidr"),
@@ -48,3 +50,8 @@ def test_missing_aws_dict(tmp_path):
 
 def test_loopback_endpoint_accepted():
     assert validate_aws({**GOOD, "endpoint_url": "http://127.0.0.1:5000"}).endpoint_url
+
+
+def test_known_regions_are_accepted():
+    for region in ("eu-central-1", "us-east-1", "ap-southeast-2", "us-gov-west-1"):
+        assert validate_aws({**GOOD, "region": region}).region == region
