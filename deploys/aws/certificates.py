@@ -14,10 +14,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from deploys.aws.errors import AwsError
+from deploys.aws.errors import AwsCallError, AwsError
 from deploys.aws.session import AwsSession, call
 
-__all__ = ["CertificatePlan", "find_certificate", "ensure_certificate"]
+__all__ = ["CertificatePlan", "find_certificate", "ensure_certificate", "check_zone"]
 
 _TAG = "orderops:environment"
 
@@ -34,6 +34,25 @@ class CertificatePlan:
     def line(self) -> str:
         what = f"keep {self.arn}" if self.action == "keep" else "request (DNS validation via Route 53)"
         return f"certificate {self.domain} ({self.region}): {what}"
+
+
+def check_zone(aws: AwsSession) -> str:
+    """Read-only (Route 53 ``GetHostedZone``): the settings' ``hosted_zone_id`` exists and ``domain``
+    lies in it; returns the zone's name. Raises :class:`AwsError` naming ``aws.hosted_zone_id``."""
+    s = aws.settings
+    r53 = aws.client("route53", "us-east-1")
+    try:
+        zone = call("route53", "GetHostedZone", r53.get_hosted_zone, Id=s.hosted_zone_id)["HostedZone"]
+    except AwsCallError as exc:
+        if exc.code in ("NoSuchHostedZone", "InvalidInput"):
+            raise AwsError(f"aws.hosted_zone_id: Route 53 has no hosted zone {s.hosted_zone_id} in this account; "
+                           "set it to the id of the zone of aws.domain (aws route53 list-hosted-zones)") from None
+        raise
+    name = zone["Name"].rstrip(".")
+    if s.domain != name and not s.domain.endswith("." + name):
+        raise AwsError(f"aws.hosted_zone_id: zone {s.hosted_zone_id} is {name}, which does not hold "
+                       f"aws.domain {s.domain}")
+    return name
 
 
 def find_certificate(aws: AwsSession, domain: str, region: str) -> str | None:

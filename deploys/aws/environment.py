@@ -56,8 +56,10 @@ def _main_parameters(aws: AwsSession, alb_arn: str, edge_arn: str, repository_ur
 
 def plan_environment(aws: AwsSession) -> EnvironmentPlan:
     """Read-only plan of everything :func:`apply_environment` would change; the change sets it
-    creates to find out are deleted again (and a new stack's empty shell with them)."""
+    creates to find out are deleted again (and a new stack's empty shell with them). The hosted
+    zone is checked first (:func:`certificates.check_zone`: an error naming ``aws.hosted_zone_id``)."""
     s = aws.settings
+    certificates.check_zone(aws)
     certs = [certificates.plan_certificate(aws, s.domain, s.region),
              certificates.plan_certificate(aws, s.domain, EDGE_REGION)]
     edge = stack.plan(aws, s.edge_stack_name, to_json(edge_template(s)), region=EDGE_REGION)
@@ -83,6 +85,7 @@ def apply_environment(aws: AwsSession, approve: Callable[[str], bool],
     that existed only as their shell with them), :class:`StackFailed` on a rolled-back change.
     """
     s = aws.settings
+    certificates.check_zone(aws)
     with environment_lock(aws, "apply"):
         for name, region in ((s.edge_stack_name, EDGE_REGION), (s.stack_name, s.region)):
             if stack.delete_empty_shell(aws, name, region):  # what a killed run left
