@@ -129,7 +129,10 @@ def apply_environment(aws: AwsSession, approve: Callable[[str], bool],
             if not main.empty:
                 log(f"stack {main.stack}: {stack.apply(aws, main)}")
         except BaseException:  # a step before the change sets ran: leave none of them behind
-            _discard(aws, *(p for p in (edge, main) if stack.change_set_available(aws, p)))
+            try:
+                _discard(aws, *(p for p in (edge, main) if stack.change_set_available(aws, p)))
+            except Exception as cleanup:  # noqa: BLE001 - the first failure is the one to report
+                log(f"(could not delete the pending change sets: {cleanup}; the next apply does)")
             raise
     return True
 
