@@ -5,7 +5,7 @@ RDS for PostgreSQL, ElastiCache for Redis, S3, CloudFront + WAF). Credentials co
 boto3 chain (profile, environment, instance role); secrets are generated in AWS Secrets Manager by the
 stack, never written here.
 
-    orderops-aws plan -i inventories/aws_example.py
+    orderops-aws -i inventories/aws_example.py plan
 """
 
 aws = {

@@ -10,6 +10,8 @@
     orderops-aws -i INVENTORY import-backup BACKUP --identity KEY [--database NAME] [--via HOST:PORT]
                  [--pg-bin DIR] [--json] (--check | --yes)  # a single-host backup into RDS (deploys/aws/import_backup.py)
 
+``-i`` may also follow the command (``orderops-aws plan -i FILE``).
+
 Exit status: 0 done (or nothing to do), 1 a step failed (message on stderr, stack events included),
 2 bad input (inventory or arguments; nothing was called), 3 not approved.
 Without ``--yes`` a change is applied only after a ``y`` on an interactive terminal.
@@ -43,23 +45,30 @@ def _approver(yes: bool):
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="orderops-aws", description=__doc__.splitlines()[0])
-    p.add_argument("-i", "--inventory", required=True, help="AWS inventory file (defines `aws`)")
+    p.add_argument("-i", "--inventory", help="AWS inventory file (defines `aws`); before or after the command")
+    # The same option after the command (``orderops-aws plan -i FILE``); SUPPRESS keeps the first one's value.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-i", "--inventory", default=argparse.SUPPRESS, help="AWS inventory file")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("plan", help="show what apply would change (change sets), change nothing")
-    a = sub.add_parser("apply", help="create/update certificates and stacks through change sets")
+
+    def add_parser(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    add_parser("plan", help="show what apply would change (change sets), change nothing")
+    a = add_parser("apply", help="create/update certificates and stacks through change sets")
     a.add_argument("--yes", action="store_true", help="apply without asking")
-    r = sub.add_parser("release", help="push an image, migrate, update the service, verify")
+    r = add_parser("release", help="push an image, migrate, update the service, verify")
     r.add_argument("version")
     r.add_argument("--image", required=True, help="local image to push (e.g. orderops/order-service:dev)")
     r.add_argument("--yes", action="store_true")
-    b = sub.add_parser("rollback", help="put the previous recorded release back in service")
+    b = add_parser("rollback", help="put the previous recorded release back in service")
     b.add_argument("--yes", action="store_true")
-    sub.add_parser("status", help="recorded release and service state")
-    u = sub.add_parser("unlock", help="break the environment lock of a run that is gone (needs --yes)")
+    add_parser("status", help="recorded release and service state")
+    u = add_parser("unlock", help="break the environment lock of a run that is gone (needs --yes)")
     u.add_argument("--yes", action="store_true", help="required: the lock is deleted whoever holds it")
-    d = sub.add_parser("destroy", help="delete the stacks after a final database snapshot (needs --yes)")
+    d = add_parser("destroy", help="delete the stacks after a final database snapshot (needs --yes)")
     d.add_argument("--yes", action="store_true", help="required: there is no prompt for this")
-    m = sub.add_parser("import-backup", help="restore a single-host backup (orderops-backup) into the RDS database")
+    m = add_parser("import-backup", help="restore a single-host backup (orderops-backup) into the RDS database")
     m.add_argument("backup", help="backup directory <id>/ with manifest.json, or a directory of backups (newest valid)")
     m.add_argument("--identity", required=True, help="age private key file on this machine (streamed, never written)")
     m.add_argument("--database", help="import into this fresh database instead of the app's (must not exist)")
@@ -74,7 +83,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status documented in the module docstring."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.inventory:
+        parser.error("the following arguments are required: -i/--inventory")
     try:
         settings = load_aws_inventory(args.inventory)
     except (InventoryError, FileNotFoundError) as exc:
