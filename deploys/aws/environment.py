@@ -125,7 +125,7 @@ def apply_environment(aws: AwsSession, approve: Callable[[str], bool],
                 stack.discard(aws, main)
                 main = stack.Plan(main.stack, main.region, None, main.kind)
                 main = stack.plan(aws, s.stack_name, to_json(main_template(s)), final)
-                log(main.render())
+                log(main.render().splitlines()[0] + " (planned again with the inputs created above)")
             if not main.empty:
                 log(f"stack {main.stack}: {stack.apply(aws, main)}")
         except BaseException:  # a step before the change sets ran: leave none of them behind

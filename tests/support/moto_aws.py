@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["moto_server", "moto_unsupported_types", "one_off_tasks_finish", "SKIPPED_PREFIX"]
+__all__ = ["moto_server", "apply_shims", "moto_unsupported_types", "one_off_tasks_finish", "SKIPPED_PREFIX"]
 
 SKIPPED_PREFIX = "moto-skipped:"
 
@@ -100,6 +100,12 @@ def _apply_shims() -> None:
     ChangeSet.apply = apply
     DBParameterGroup.physical_resource_id = property(lambda self: self.name)  # type: ignore[assignment]
     parsing._orderops_shimmed = True
+
+
+def apply_shims() -> None:
+    """Apply the three shims of the module docstring to this process's moto (idempotent); what
+    :func:`moto_server` does first, and ``tools/moto_local.py`` for a local endpoint."""
+    _apply_shims()
 
 
 def _free_port() -> int:
