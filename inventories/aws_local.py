@@ -11,7 +11,8 @@ import os as _os
 aws = {
     "name": "orderops-t",
     "region": "eu-west-1",
-    "endpoint_url": _os.environ.get("ORDEROPS_AWS_ENDPOINT", "http://127.0.0.1:5000") or None,
+    # never None: an empty ORDEROPS_AWS_ENDPOINT must not turn this inventory into one for AWS itself
+    "endpoint_url": _os.environ.get("ORDEROPS_AWS_ENDPOINT") or "http://127.0.0.1:5000",
     "registry_url": _os.environ.get("ORDEROPS_AWS_REGISTRY") or None,
     "domain": "orders.example.com",
     # The tests create the zone in moto first (its id is random) and export it here.

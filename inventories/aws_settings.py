@@ -188,6 +188,9 @@ class AwsSettings(_Model):
         if value is None:
             return value
         parts = urlsplit(value)
+        if parts.username is not None or parts.password is not None:
+            # credentials in a URL end up in every error message and run record that names it
+            raise ValueError("must not carry a user or password (the boto3 credential chain gives them)")
         if parts.scheme not in ("http", "https") or parts.hostname not in LOCAL_ENDPOINT_HOSTS:
             raise ValueError("must be a loopback URL (a local AWS endpoint such as moto's server); "
                              "leave it unset for AWS itself")

@@ -25,6 +25,7 @@ def test_example_inventory_validates():
     ({"db": {"snapshot_copy_region": "us-moon-1"}}, "aws.db.snapshot_copy_region"),
     ({"endpoint_url": "https://cloudformation.eu-central-1.amazonaws.com"}, "aws.endpoint_url"),
     ({"endpoint_url": "http://10.0.0.5:5000"}, "aws.endpoint_url"),
+    ({"endpoint_url": "http://user:s3cret-in-url@127.0.0.1:5000"}, "aws.endpoint_url"),
     ({"vpc_cidr": "10.0.0.0/8"}, "aws.vpc_cidr"),
     ({"api": {"cpu": 300}}, "aws.api.cpu"),
     ({"api": {"cpu": 256, "memory": 4096}}, "aws.api.memory"),
@@ -39,6 +40,23 @@ def test_bad_value_names_the_field(change, field):
         validate_aws({**GOOD, **change})
     assert err.value.field == field, str(err.value)
     assert str(err.value).startswith(f"inventory error: {field}: ")
+
+
+def test_an_endpoint_with_credentials_is_refused_without_echoing_them():
+    with pytest.raises(InventoryError) as err:
+        validate_aws({**GOOD, "endpoint_url": "http://user:s3cret-in-url@127.0.0.1:5000"})
+    assert "s3cret-in-url" not in str(err.value) and "user or password" in str(err.value)
+
+
+def test_the_local_inventory_never_falls_back_to_aws_itself(monkeypatch):
+    import importlib
+
+    import inventories.aws_local as local
+
+    monkeypatch.setenv("ORDEROPS_AWS_ENDPOINT", "")
+    assert importlib.reload(local).aws["endpoint_url"] == "http://127.0.0.1:5000"
+    monkeypatch.delenv("ORDEROPS_AWS_ENDPOINT")
+    importlib.reload(local)
 
 
 def test_missing_aws_dict(tmp_path):
