@@ -7,7 +7,8 @@ same server the tests use), then prepares what the tests prepare:
 * the Route 53 hosted zone ``example.com`` (``inventories/aws_local.py``'s domain is in it),
 * ACM issuing DNS-validated certificates at once and ECS reporting services at their desired count
   (moto settings; AWS takes minutes for both),
-* an ElastiCache replication group ``orderops-t-redis`` (moto's CloudFormation skips that type; the
+* an ElastiCache replication group ``<name>-redis`` (``--name``, default ``orderops-t``: the
+  ``name`` of ``inventories/aws_local.py``; moto's CloudFormation skips that type, the
   ``aws-daily`` runbook reads it),
 * a loopback stand-in answering ``/api/ready`` (no ALB exists locally).
 
@@ -30,6 +31,7 @@ import argparse
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -56,7 +58,7 @@ class _Ready(BaseHTTPRequestHandler):
         pass
 
 
-def serve(port: int, registry: str | None) -> None:
+def serve(port: int, registry: str | None, name: str = "orderops-t") -> None:
     """Run the shimmed server on ``127.0.0.1:port`` in the foreground; writes :data:`ENV_FILE` when ready."""
     sys.path.insert(0, str(ROOT))
     os.environ.update(DUMMY, MOTO_ECS_SERVICE_RUNNING="1", MOTO_ACM_VALIDATION_WAIT="0")
@@ -75,7 +77,7 @@ def serve(port: int, registry: str | None) -> None:
     zone = boto3.client("route53", region_name="us-east-1", **kw).create_hosted_zone(
         Name="example.com", CallerReference=f"moto-local-{time.time()}")["HostedZone"]["Id"].split("/")[-1]
     boto3.client("elasticache", region_name="eu-west-1", **kw).create_replication_group(
-        ReplicationGroupId="orderops-t-redis", ReplicationGroupDescription="moto-local stand-in",
+        ReplicationGroupId=f"{name}-redis", ReplicationGroupDescription="moto-local stand-in",
         Engine="redis", CacheNodeType="cache.t4g.small", NumCacheClusters=1)
     ready = ThreadingHTTPServer(("127.0.0.1", 0), _Ready)
     threading.Thread(target=ready.serve_forever, daemon=True).start()
@@ -111,8 +113,18 @@ def _running() -> int | None:
     return pid
 
 
-def start(port: int, registry: str | None, timeout: float = 60.0) -> int:
-    """Start :func:`serve` in its own session; prints the exports once it answers."""
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def start(port: int, registry: str | None, name: str = "orderops-t", timeout: float = 60.0) -> int:
+    """Start :func:`serve` in its own session; prints the exports once it answers (exit 1 at once
+    when the port is taken)."""
     if (pid := _running()) is not None:
         if ENV_FILE.is_file():
             print(ENV_FILE.read_text(), end="")
@@ -120,9 +132,13 @@ def start(port: int, registry: str | None, timeout: float = 60.0) -> int:
             return 0
         print(f"moto-local: pid {pid} in {PID_FILE} is starting or stuck; stop it first", file=sys.stderr)
         return 1
+    if not _port_free(port):
+        print(f"moto-local: 127.0.0.1:{port} is in use by another program; choose one with --port", file=sys.stderr)
+        return 1
     STATE.mkdir(parents=True, exist_ok=True)
     ENV_FILE.unlink(missing_ok=True)
-    cmd = [sys.executable, __file__, "serve", "--port", str(port), *(["--registry", registry] if registry else [])]
+    cmd = [sys.executable, __file__, "serve", "--port", str(port), "--name", name,
+           *(["--registry", registry] if registry else [])]
     with LOG_FILE.open("ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, cwd=ROOT)
@@ -166,12 +182,13 @@ def main(argv: list[str] | None = None) -> int:
         c = sub.add_parser(name, help="background server, prints exports" if name == "start" else "foreground")
         c.add_argument("--port", type=int, default=5000, help="loopback port (default 5000)")
         c.add_argument("--registry", help="HOST:PORT of a Docker registry releases push to (ORDEROPS_AWS_REGISTRY)")
+        c.add_argument("--name", default="orderops-t", help="the inventory's aws name (ElastiCache stand-in <name>-redis)")
     sub.add_parser("stop", help="stop the background server")
     args = p.parse_args(argv)
     if args.command == "serve":
-        serve(args.port, args.registry)
+        serve(args.port, args.registry, args.name)
         return 0
-    return start(args.port, args.registry) if args.command == "start" else stop()
+    return start(args.port, args.registry, args.name) if args.command == "start" else stop()
 
 
 if __name__ == "__main__":

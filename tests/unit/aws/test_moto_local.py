@@ -68,3 +68,15 @@ def test_local_procedure(local_endpoint):
     assert second.returncode == 0 and "stack orderops-t-main (eu-west-1): no changes" in second.stdout, second
     status = _aws(env, "status")
     assert status.returncode == 0 and "recorded release: none" in status.stdout
+
+
+def test_a_taken_port_fails_at_once_naming_it(tmp_path):
+    env = {**os.environ, "ORDEROPS_STATE_DIR": str(tmp_path)}
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run([sys.executable, *TOOL, "start", "--port", str(port)], env=env,
+                              capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1 and f"127.0.0.1:{port} is in use" in proc.stderr and "--port" in proc.stderr
+    assert not (tmp_path / "moto-local.pid").exists()
