@@ -225,7 +225,8 @@ class _Run:
             text = (out.stdout + out.stderr).strip()
             if out.rc == 0:
                 return h, _host_result(StepResult("ok", text or "acquired"), 1, start, at)
-            msg = f"host is busy: {text}" if out.rc == LOCKED_EXIT else f"lock script failed (rc {out.rc}): {text}"
+            what = "environment" if isinstance(executor, LockingExecutor) else "host"
+            msg = f"{what} is busy: {text}" if out.rc == LOCKED_EXIT else f"lock script failed (rc {out.rc}): {text}"
         except RunbookError as e:
             msg = f"could not take the lock: {e}"
         return h, _host_result(StepResult("failed", msg), 1, start, at)

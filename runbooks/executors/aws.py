@@ -110,7 +110,8 @@ class AwsExecutor(ClosingExecutor):
             token = _mapped("dynamodb", "lock", lambda: aws_lock.acquire(
                 ddb, target.name, f"runbook run {run_id} by {holder}", self.lock_ttl, run_id=run_id))
         except aws_lock.Held as held:
-            return CommandResult(LOCKED_EXIT, f"locked by {held.holder}")
+            return CommandResult(LOCKED_EXIT, f"locked by {held.holder}; if that run is gone, break the lock with: "
+                                              "orderops-aws -i <inventory> unlock --yes")
         with self._mutex:
             self._tokens[(target.name, run_id)] = token
         return CommandResult(0, "acquired" if not token.startswith(aws_lock.REENTERED) else "renewed")

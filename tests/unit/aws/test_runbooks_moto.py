@@ -149,7 +149,8 @@ def test_a_held_environment_lock_stops_the_run(deployed, tmp_path):
         assert lock.release(deployed, token)
     steps = _by_step(result)
     assert steps["Take the host lock"].status == "failed"
-    assert "host is busy" in steps["Take the host lock"].message and "a deploy elsewhere" in steps["Take the host lock"].message
+    msg = steps["Take the host lock"].message
+    assert "environment is busy" in msg and "a deploy elsewhere" in msg and "unlock --yes" in msg
     assert [s.name for s in result.steps] == ["Take the host lock"] + [st.name for st in get_runbook("aws-daily").steps]
     assert all(r.status == "skipped" for name, r in steps.items() if name != "Take the host lock")
 
