@@ -13,7 +13,7 @@
 ``-i`` may also follow the command (``orderops-aws plan -i FILE``).
 
 Exit status: 0 done (or nothing to do), 1 a step failed (message on stderr, stack events included),
-2 bad input (inventory or arguments; nothing was called), 3 not approved.
+2 bad input (inventory or arguments; nothing was called), 3 not approved, 130 interrupted (Ctrl-C).
 Without ``--yes`` a change is applied only after a ``y`` on an interactive terminal.
 """
 
@@ -136,6 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NotApproved as exc:
         print(f"orderops-aws: {exc}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:  # the lock was released and pending change sets deleted on the way out
+        print("orderops-aws: interrupted", file=sys.stderr)
+        return 130
     except Exception as exc:  # the one mapping point: known failures are one line, a bug keeps its traceback
         message = one_line(exc, settings.endpoint_url)
         if message is None:

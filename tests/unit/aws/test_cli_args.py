@@ -32,3 +32,19 @@ def test_no_inventory_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["plan"])
     assert exc.value.code == 2 and "-i/--inventory" in capsys.readouterr().err
+
+
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
+    def interrupted(aws):
+        raise KeyboardInterrupt
+
+    from deploys.aws import release
+
+    monkeypatch.setattr(release, "read_record", interrupted)
+    try:
+        rc = cli.main(["-i", "inventories/aws_local.py", "status"])
+    except KeyboardInterrupt:  # escaping would stop the whole test session
+        pytest.fail("KeyboardInterrupt escaped orderops-aws")
+    assert rc == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "orderops-aws: interrupted"
