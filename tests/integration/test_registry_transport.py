@@ -33,7 +33,16 @@ def _registry_inventory(tmp_path, refs: dict[str, str]) -> str:
     return str(inv)
 
 
-def test_registry_transport_pulls_and_converges(inventory, tmp_path):
+@pytest.fixture
+def registry_on_host(inventory):
+    """Debian's docker-registry on the host for this test only: stopped and disabled afterwards, so
+    the shared host runs only what the deploy needs again (tests/infra's service allow-list)."""
+    data = inventory["app"][0][1]
+    yield data
+    ssh(data, "sudo systemctl disable --now docker-registry >/dev/null 2>&1 || true")
+
+
+def test_registry_transport_pulls_and_converges(inventory, registry_on_host, tmp_path):
     name, data = inventory["app"][0]
     images = data["images"]
     ssh(data, "sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry "
