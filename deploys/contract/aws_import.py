@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from deploys.contract.backups import age_identity
+
 __all__ = ["ImportParams", "params_from", "import_argv", "DB_IDENT"]
 
 #: A database name the import may create: plain lower case, with room for the ``_import_<stamp>`` /
@@ -51,12 +53,7 @@ class ImportParams(BaseModel):
     @classmethod
     def _identity(cls, v: Path) -> Path:
         v = v.expanduser().absolute()
-        try:
-            data = v.read_bytes()
-        except OSError as e:
-            raise ValueError(f"cannot read {v} ({e.strerror})") from None
-        if b"AGE-SECRET-KEY-" not in data:
-            raise ValueError(f"{v} holds no age private key")
+        age_identity(v)
         return v
 
     @field_validator("via")

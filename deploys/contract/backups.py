@@ -13,8 +13,9 @@ Installed by ``deploys/roles/backups.py``, driven by the backup runbooks (``runb
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
-__all__ = ["TOOL_DIR", "LIB_DIR", "CONFIG_DIR", "CONFIG_FILE", "CREDENTIALS_FILE", "BACKUP_COMMAND", "SERVICE", "TIMER",
+__all__ = ["age_identity", "TOOL_DIR", "LIB_DIR", "CONFIG_DIR", "CONFIG_FILE", "CREDENTIALS_FILE", "BACKUP_COMMAND", "SERVICE", "TIMER",
            "NOTIFY_UNIT", "KEY_TABLES", "backup_command"]
 
 TOOL_DIR = "/opt/orderops-backup"
@@ -34,3 +35,15 @@ KEY_TABLES: tuple[str, ...] = ("users", "orders", "order_lines", "order_transiti
 def backup_command(*args: str) -> str:
     """The host command line ``orderops-backup ARGS`` (shell-quoted; run it with sudo: its files are root's)."""
     return shlex.join([BACKUP_COMMAND, *args])
+
+
+def age_identity(path: Path) -> bytes:
+    """The bytes of the age identity file ``path`` on this machine; ``ValueError`` naming the file
+    and the problem (unreadable, or no ``AGE-SECRET-KEY-`` line), never the key."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ValueError(f"cannot read {path} ({e.strerror})") from None
+    if b"AGE-SECRET-KEY-" not in data:
+        raise ValueError(f"{path} holds no age private key")
+    return data

@@ -12,7 +12,7 @@ import json
 import shlex
 from pathlib import Path
 
-from deploys.contract.backups import BACKUP_COMMAND, backup_command
+from deploys.contract.backups import BACKUP_COMMAND, age_identity, backup_command
 from deploys.contract.services import DB_USER
 from runbooks.core.process import run_process
 from runbooks.core.types import CommandResult
@@ -31,14 +31,10 @@ def read_identity(path: str | None) -> bytes:
     """The age identity file on this machine; ``ValueError`` naming the problem (never the key)."""
     if not path:
         raise ValueError("parameter identity: the age private key file on this machine is required (-p identity=PATH)")
-    p = Path(path).expanduser()
     try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise ValueError(f"parameter identity: cannot read {p} ({e.strerror})") from None
-    if b"AGE-SECRET-KEY-" not in data:
-        raise ValueError(f"parameter identity: {p} holds no age private key")
-    return data
+        return age_identity(Path(path).expanduser())
+    except ValueError as e:
+        raise ValueError(f"parameter identity: {e}") from None
 
 
 def stream_to_host(ctx: StepContext, command: str, data: bytes, timeout: float | None = None) -> CommandResult:
