@@ -161,19 +161,37 @@ def compare_counts(expected: dict[str, int], actual: dict[str, int]) -> list[str
 
 def swap_db(cfg: Config, restored: str, stamp: str) -> str:
     """Rename the live database to ``<db>_pre_restore_<stamp>`` and ``restored`` to the live
-    name, terminating sessions on both (the writers are stopped by the caller). Returns the old
-    database's new name."""
+    name. Returns the old database's new name (``""`` when there was no live database).
+
+    The writers are stopped by the caller, but readers (the postgres exporter, an operator's
+    psql) reconnect at any moment, and ``ALTER DATABASE ... RENAME`` fails while any session
+    is open. So both databases first refuse new connections (``ALLOW_CONNECTIONS false``), the
+    open sessions are terminated and waited for (``pg_terminate_backend(pid, 5000)``, ms,
+    PostgreSQL 14+), the renames run, and connections are allowed again on both, also when a
+    rename fails. Raises :class:`BackupError` from psql.
+    """
     old = f"{cfg.db_name}_pre_restore_{stamp.lower()}"
     live, new, oldq = quote_ident(cfg.db_name), quote_ident(restored), quote_ident(old)
-    kill = ("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            f"WHERE datname IN ('{cfg.db_name}', '{restored}') AND pid <> pg_backend_pid()")
-    run_sql(cfg.db_exec, cfg.db_user, "postgres", kill)
-    if _exists(cfg, cfg.db_name):
-        run_sql(cfg.db_exec, cfg.db_user, "postgres", f"ALTER DATABASE {live} RENAME TO {oldq}")
-    else:
-        old = ""
-    run_sql(cfg.db_exec, cfg.db_user, "postgres", f"ALTER DATABASE {new} RENAME TO {live}")
-    return old
+    has_live = _exists(cfg, cfg.db_name)
+    names = [live, new] if has_live else [new]
+
+    def allow(flag: str, *idents: str) -> None:
+        run_sql(cfg.db_exec, cfg.db_user, "postgres",
+                "; ".join(f"ALTER DATABASE {i} WITH ALLOW_CONNECTIONS {flag}" for i in idents))
+
+    allow("false", *names)
+    try:
+        kill = ("SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+                f"WHERE datname IN ('{cfg.db_name}', '{restored}') AND pid <> pg_backend_pid()")
+        run_sql(cfg.db_exec, cfg.db_user, "postgres", kill)
+        if has_live:
+            run_sql(cfg.db_exec, cfg.db_user, "postgres", f"ALTER DATABASE {live} RENAME TO {oldq}")
+        run_sql(cfg.db_exec, cfg.db_user, "postgres", f"ALTER DATABASE {new} RENAME TO {live}")
+    finally:  # whichever names the renames reached, every database involved takes connections again
+        present = run_sql(cfg.db_exec, cfg.db_user, "postgres", "SELECT datname FROM pg_database WHERE datname IN "
+                          f"('{cfg.db_name}', '{restored}', '{old}')")
+        allow("true", *(quote_ident(n) for n in present))
+    return old if has_live else ""
 
 
 def old_names(cfg: Config) -> list[str]:

@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from deploys.backup_tool import backup as backup_mod
@@ -18,7 +21,7 @@ from deploys.backup_tool.errors import BackupError
 from deploys.backup_tool.manifest import id_time, list_local, sha256_file
 from deploys.backup_tool.metrics import PROM_FILE
 
-from .conftest import make_config
+from .conftest import PASSWORD, make_config
 
 
 def _prom(cfg) -> str:
@@ -72,6 +75,59 @@ def test_swap_keeps_the_old_database(pg, orders_db, age_key, tmp_path):
     restore.drop_db(cfg, old)
     with pytest.raises(BackupError, match="refusing to drop"):
         restore.drop_db(cfg, orders_db)
+
+
+def test_swap_succeeds_while_a_reader_keeps_reconnecting(pg, orders_db, age_key, tmp_path):
+    # the postgres exporter holds a connection and reconnects at once when terminated; in CI it
+    # got back in between the terminate and the rename, and ALTER DATABASE ... RENAME gave up
+    # after its 5 s wait ("database is being accessed by other users")
+    identity, public = age_key
+    cfg = make_config(pg, orders_db, tmp_path / "backups", public)
+    manifest = backup_mod.run_backup(cfg, log=lambda m: None)
+    restore.restore_db(cfg, restore.resolve(cfg, "latest"), identity, f"{orders_db}_new", jobs=1)
+    stop, sessions = threading.Event(), []
+
+    def exporter_like():
+        while not stop.is_set():
+            try:
+                with psycopg.connect(host="127.0.0.1", port=pg.port, user="orderops", password=PASSWORD,
+                                     dbname=orders_db, connect_timeout=2, autocommit=True) as conn:
+                    sessions.append(1)
+                    while not stop.is_set():
+                        conn.execute("SELECT 1")
+                        time.sleep(0.05)
+            except psycopg.Error:
+                time.sleep(0.01)
+
+    reader = threading.Thread(target=exporter_like, daemon=True)
+    reader.start()
+    while not sessions:
+        time.sleep(0.01)
+    try:
+        old = restore.swap_db(cfg, f"{orders_db}_new", manifest["id"])
+    finally:
+        stop.set()
+        reader.join(5)
+    assert len(sessions) >= 1
+    with pg.admin() as conn:
+        flags = dict(conn.execute("SELECT datname, datallowconn FROM pg_database WHERE datname IN (%s, %s)",
+                                  (orders_db, old)).fetchall())
+    assert flags == {orders_db: True, old: True}  # both take connections again
+    assert restore.count_rows(cfg, orders_db, ["orders"]) == {"orders": 300}
+
+
+def test_a_failed_rename_leaves_both_databases_taking_connections(pg, orders_db, age_key, tmp_path):
+    identity, public = age_key
+    cfg = make_config(pg, orders_db, tmp_path / "backups", public)
+    backup_mod.run_backup(cfg, log=lambda m: None)
+    restore.restore_db(cfg, restore.resolve(cfg, "latest"), identity, f"{orders_db}_new", jobs=1)
+    pg.create_database(f"{orders_db}_pre_restore_20260101t000000z")  # the old name is taken: the rename fails
+    with pytest.raises(BackupError, match="already exists"):
+        restore.swap_db(cfg, f"{orders_db}_new", "20260101T000000Z")
+    with pg.admin() as conn:
+        flags = dict(conn.execute("SELECT datname, datallowconn FROM pg_database WHERE datname LIKE %s",
+                                  (orders_db + "%",)).fetchall())
+    assert flags == {orders_db: True, f"{orders_db}_new": True, f"{orders_db}_pre_restore_20260101t000000z": True}
 
 
 def test_database_down_fails_leaves_nothing_and_keeps_success_metrics(pg, orders_db, age_key, tmp_path):
