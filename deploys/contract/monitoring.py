@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "MONITORING_DIR", "MONITORING_PROJECT", "MonitoringLayout", "SERVICE_IMAGES", "SERVICES", "SERVICE_PORTS",
-    "LOOPBACK_SERVICES", "PG_MONITOR_USER", "STUB_STATUS_PORT", "NODE_EXPORTER_PORT", "NODE_EXPORTER_PACKAGE",
+    "LOOPBACK_SERVICES", "NO_PROBE_SERVICES", "PG_MONITOR_USER", "STUB_STATUS_PORT", "NODE_EXPORTER_PORT", "NODE_EXPORTER_PACKAGE",
     "NODE_EXPORTER_SERVICE", "NODE_EXPORTER_DEFAULTS", "GRAFANA_PUBLIC_PATH",
 ]
 
@@ -44,6 +44,13 @@ SERVICE_PORTS: Mapping[str, int] = {
     "redis-exporter": 9121, "nginx-exporter": 9113, "blackbox-exporter": 9115, "loki": 3100, "alloy": 12345,
     "grafana": 3000,
 }
+#: Services whose official image is ``FROM scratch``: the exporter's binary and CA certificates,
+#: no shell, wget or probe program (oliver006/redis_exporter's Dockerfile, default ``scratch``
+#: stage; nginx/nginx-prometheus-exporter's build/Dockerfile, ``FROM scratch AS base``). A Docker
+#: healthcheck needs a program inside the image, so these two have none: their health is
+#: Prometheus's ``up`` for their scrape target (the ``TargetDown`` alert), and a crash is
+#: restarted by the restart policy. Every other image has wget or bash (see the role).
+NO_PROBE_SERVICES: tuple[str, ...] = ("redis-exporter", "nginx-exporter")
 #: Services published on the monitoring host's 127.0.0.1 (SSH tunnel targets; inventory ``loopback_ports``).
 LOOPBACK_SERVICES: tuple[str, ...] = ("prometheus", "alertmanager", "grafana", "loki")
 

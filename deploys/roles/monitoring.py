@@ -102,7 +102,10 @@ def config_files(settings: HostSettings) -> dict[str, str]:
 
 
 def _health(port: int, path: str) -> dict[str, Any]:
-    """A wget healthcheck on ``127.0.0.1:<port><path>`` (every image here has wget, as the official ones)."""
+    """A wget healthcheck on ``127.0.0.1:<port><path>``: the official prom/*, postgres-exporter,
+    cAdvisor and Grafana images carry busybox or Alpine's wget, Loki's distroless ``:debug`` base
+    has busybox on its PATH (grafana/loki cmd/loki/Dockerfile); Alloy has none (:func:`_alloy_health`)
+    and the ``FROM scratch`` exporters nothing at all (``NO_PROBE_SERVICES``: no healthcheck)."""
     return {"test": ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{port}{path}"],
             "interval": "10s", "timeout": "3s", "retries": 30, "start_period": "10s"}
 
@@ -252,11 +255,11 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
             "redis-exporter", entrypoint=["/redis_exporter"],
             environment={"REDIS_ADDR": f"redis://redis:{REDIS_PORT}",
                          "REDIS_PASSWORD": "${REDIS_PASSWORD:?REDIS_PASSWORD missing from .env}"},
-            healthcheck=_health(port["redis-exporter"], "/metrics"), networks=["monitoring", backend]),
+            networks=["monitoring", backend]),  # no healthcheck: NO_PROBE_SERVICES
         "nginx-exporter": svc(
             "nginx-exporter", entrypoint=["/usr/bin/nginx-prometheus-exporter"],
             command=[f"--nginx.scrape-uri=http://nginx:{STUB_STATUS_PORT}/stub_status"],
-            healthcheck=_health(port["nginx-exporter"], "/metrics"), networks=["monitoring", frontend]),
+            networks=["monitoring", frontend]),  # no healthcheck: NO_PROBE_SERVICES
         "blackbox-exporter": svc(
             "blackbox-exporter", entrypoint=["/bin/blackbox_exporter"],
             command=["--config.file=/etc/blackbox_exporter/config.yml"],

@@ -35,13 +35,20 @@ def compose_containers(host, project: str) -> list[dict[str, Any]]:
     return parse_compose_ps(result.stdout)
 
 
-def container_problems(containers: list[dict[str, Any]]) -> list[str]:
-    """Why containers are not healthy: not running, or a missing/failing healthcheck."""
+def container_problems(containers: list[dict[str, Any]], without_probe: tuple[str, ...] = ()) -> list[str]:
+    """Why containers are not healthy: not running, or a missing/failing healthcheck.
+
+    + without_probe: services that have no healthcheck by design (their health is checked
+      another way by the caller); for them only "running" is required
+    """
     problems = []
     for c in containers:
         name, state, health = c.get("Service") or c.get("Name"), c.get("State"), c.get("Health")
         if state != "running":
             problems.append(f"{name}: {state} (exit code {c.get('ExitCode')})")
+        elif name in without_probe:
+            if health:
+                problems.append(f"{name}: has a healthcheck ({health}) although its image has no program to run one")
         elif not health:
             problems.append(f"{name}: running without a healthcheck")
         elif health != "healthy":

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import urlsplit
 
-from infra_checks import compose_containers, container_problems
+from infra_checks import compose_containers, container_problems, wait_until
 
-from deploys.contract.monitoring import LOOPBACK_SERVICES, SERVICE_PORTS, SERVICES as MONITORING_SERVICES
+from deploys.contract.monitoring import LOOPBACK_SERVICES, NO_PROBE_SERVICES, SERVICE_PORTS, SERVICES as MONITORING_SERVICES
 from deploys.roles.monitoring import SERVICE_HARDENING as MONITORING_HARDENING
 from deploys.roles.order_stack import SERVICE_HARDENING
 
@@ -50,6 +51,14 @@ def _hardening_problems(info: dict, entry, limits) -> list[str]:
     return [what for what, ok in checks.items() if not ok]
 
 
+def _target_health(host, prometheus: str) -> dict[str, str]:
+    """``{scrape target's host name: health}`` of Prometheus's active targets (its /api/v1/targets)."""
+    out = host.run("docker exec %s wget -qO- http://127.0.0.1:%s/api/v1/targets?state=active",
+                   prometheus, str(SERVICE_PORTS["prometheus"]))
+    assert out.rc == 0, out.stderr
+    return {urlsplit(t["scrapeUrl"]).hostname: t["health"] for t in json.loads(out.stdout)["data"]["activeTargets"]}
+
+
 def _process(host, info: dict) -> dict[str, str]:
     """``Uid``, ``CapEff``, ``NoNewPrivs`` of the container's main process (from the host's /proc)."""
     status = host.file(f"/proc/{info['State']['Pid']}/status").content_string
@@ -83,7 +92,15 @@ def test_monitoring_containers_hardened_and_healthy(monitoring_host, settings):
     m = settings.monitoring
     containers = compose_containers(monitoring_host, m.compose_project)
     assert {c["Service"] for c in containers} == set(MONITORING_SERVICES)
-    assert container_problems(containers) == []
+    assert container_problems(containers, without_probe=NO_PROBE_SERVICES) == []
+    # the services without a healthcheck are healthy by Prometheus: their scrape target is up
+    prometheus = next(c["Name"] for c in containers if c["Service"] == "prometheus")
+
+    def down() -> list[str]:
+        health = _target_health(monitoring_host, prometheus)
+        return [f"{s}: {health.get(s, 'no target')}" for s in NO_PROBE_SERVICES if health.get(s) != "up"]
+
+    assert wait_until(lambda: not down(), 60), down()
     for c in containers:
         service = c["Service"]
         entry = MONITORING_HARDENING[service]
