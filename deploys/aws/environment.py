@@ -90,6 +90,8 @@ def apply_environment(aws: AwsSession, approve: Callable[[str], bool],
         for name, region in ((s.edge_stack_name, EDGE_REGION), (s.stack_name, s.region)):
             if stack.delete_empty_shell(aws, name, region):  # what a killed run left
                 log(f"stack {name}: deleted the empty REVIEW_IN_PROGRESS shell a previous run left")
+            elif stale := stack.sweep_change_sets(aws, name, region):
+                log(f"stack {name}: deleted {len(stale)} change set(s) a previous run planned but never executed")
         certs = [certificates.plan_certificate(aws, s.domain, s.region),
                  certificates.plan_certificate(aws, s.domain, EDGE_REGION)]
         repository_uri = _find_repository(aws)
@@ -132,7 +134,7 @@ def apply_environment(aws: AwsSession, approve: Callable[[str], bool],
             try:
                 _discard(aws, *(p for p in (edge, main) if stack.change_set_available(aws, p)))
             except Exception as cleanup:  # noqa: BLE001 - the first failure is the one to report
-                log(f"(could not delete the pending change sets: {cleanup}; the next apply does)")
+                log(f"(could not delete the pending change sets: {cleanup}; the next apply does: sweep_change_sets)")
             raise
     return True
 

@@ -21,7 +21,7 @@ from deploys.aws.errors import AwsCallError, StackFailed
 from deploys.aws.session import AwsSession, call
 
 __all__ = ["Change", "Plan", "plan", "apply", "outputs", "stack_status", "NO_CHANGES_REASONS", "discard",
-           "change_set_available", "delete_empty_shell"]
+           "change_set_available", "delete_empty_shell", "sweep_change_sets"]
 
 #: StatusReason texts of an empty change set (AWS: "The submitted information didn't contain
 #: changes...", older: "No updates are to be performed.").
@@ -163,6 +163,27 @@ def delete_empty_shell(aws: AwsSession, stack: str, region: str) -> bool:
     call("cloudformation", "Wait", cfn.get_waiter("stack_delete_complete").wait, StackName=stack,
          **aws.wait(600))
     return True
+
+
+def sweep_change_sets(aws: AwsSession, stack: str, region: str) -> list[str]:
+    """Delete the change sets an earlier run of this tool planned on ``stack`` but never executed
+    (named ``orderops-<ms>``, ``ExecutionStatus`` ``AVAILABLE`` or ``UNAVAILABLE``): what a run
+    killed between plan and execute (``kill -9``, a lost connection) leaves. Returns their names.
+
+    Change sets of other tools and executing ones are left alone. Call it only under the
+    environment lock (another live run's change set is about to be executed). Raises
+    :class:`AwsCallError` when listing or deleting fails.
+    """
+    if stack_status(aws, stack, region) is None:
+        return []
+    cfn = aws.client("cloudformation", region)
+    summaries = call("cloudformation", "ListChangeSets", cfn.list_change_sets, StackName=stack).get("Summaries", [])
+    stale = [c["ChangeSetName"] for c in summaries
+             if c.get("StackName", stack) == stack and c.get("ChangeSetName", "").startswith("orderops-")
+             and c.get("ExecutionStatus") in ("AVAILABLE", "UNAVAILABLE")]
+    for name in stale:
+        call("cloudformation", "DeleteChangeSet", cfn.delete_change_set, StackName=stack, ChangeSetName=name)
+    return stale
 
 
 def _wait_change_set(cfn: Any, stack: str, name: str, poll: float) -> dict[str, Any]:

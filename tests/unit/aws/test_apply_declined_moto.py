@@ -57,3 +57,20 @@ def test_apply_yes_after_a_leftover_shell_works_and_second_is_empty(aws, capsys)
     assert cli.main([*INV, "apply", "--yes"]) == 0
     out = capsys.readouterr().out
     assert f"stack {s.stack_name} ({s.region}): no changes" in out and "CREATE_COMPLETE" not in out
+
+
+def test_apply_deletes_the_change_sets_a_killed_run_left_and_only_those(aws, capsys):
+    s = aws.settings
+    assert cli.main([*INV, "apply", "--yes"]) == 0
+    cfn = aws.client("cloudformation", EDGE_REGION)
+    body = to_json(edge_template(s))
+    # a run killed between plan and execute leaves its UPDATE change set; another tool's stays
+    for name in ("orderops-1700000000000", "someone-else"):
+        cfn.create_change_set(StackName=s.edge_stack_name, ChangeSetName=name, ChangeSetType="UPDATE",
+                              TemplateBody=body, Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"])
+    capsys.readouterr()
+    assert cli.main([*INV, "apply", "--yes"]) == 0
+    assert "deleted 1 change set(s) a previous run planned but never executed" in capsys.readouterr().out
+    left = {c["ChangeSetName"] for c in cfn.list_change_sets(StackName=s.edge_stack_name)["Summaries"]
+            if c.get("ExecutionStatus") in ("AVAILABLE", "UNAVAILABLE")}
+    assert "orderops-1700000000000" not in left and "someone-else" in left
