@@ -48,6 +48,7 @@ from deploys.contract.paths import RUNBOOK_DIR, STACK_DIR
 
 __all__ = [
     "InventoryError",
+    "deploy_machine_paths",
     "UNNEEDED_SERVICES",
     "NEEDED_UNITS",
     "Secrets",
@@ -248,7 +249,10 @@ class HostSettings(BaseModel):
     # docker role
     docker_source: Literal["distro", "docker-apt"] = "docker-apt"
     compose_source: Literal["docker-apt", "distro", "deb-file"] = "docker-apt"
-    compose_deb: Path | None = None
+    compose_deb: Path | None = Field(
+        None, description="deploy-machine path of the Compose plugin .deb (compose_source 'deb-file')",
+        json_schema_extra={"deploy_machine": "file"},
+    )
     docker_log_max_size: str = "10m"
     docker_log_max_file: int = Field(3, ge=1, le=100)
     docker_userland_proxy: bool = Field(True, description="daemon.json userland-proxy; see deploys/roles/docker_engine.py")
@@ -278,15 +282,17 @@ class HostSettings(BaseModel):
         None, description="ACME account contact (expiry notices); required in production with tls_mode 'acme'",
     )
     acme_ca_bundle: Path | None = Field(
-        None, description="controller-machine PEM file of CA certificates certbot trusts for the ACME server "
+        None, description="deploy-machine PEM file of CA certificates certbot trusts for the ACME server "
         "(REQUESTS_CA_BUNDLE), e.g. a local server's; default: the system's CAs",
+        json_schema_extra={"deploy_machine": "file"},
     )
     acme_names: tuple[str, ...] = Field(
         (), description="DNS names of the ACME certificate (default: domain); must include domain",
     )
     web_artifact: Path | None = Field(
-        None, description="controller-machine directory of the built front end (tools/build_web.py, `make web`); "
+        None, description="deploy-machine directory of the built front end (tools/build_web.py, `make web`); "
         "None: no front end is shipped (nginx answers 404 outside /api)",
+        json_schema_extra={"deploy_machine": "local"},
     )
     web_releases_keep: int = Field(3, ge=2, le=20, description="front-end releases kept on the host (current + previous at least)")
 
@@ -349,8 +355,9 @@ class HostSettings(BaseModel):
     )
     runbook_webhook_url: str | None = Field(None, description="a failed scheduled run POSTs its summary here")
     controller_ssh_key: Path | None = Field(
-        None, description="controller-machine path of the key the controller host uses to reach app hosts "
+        None, description="deploy-machine path of the key the controller host uses to reach app hosts "
         "(default: generated as $ORDEROPS_STATE_DIR/keys/controller_ed25519)",
+        json_schema_extra={"deploy_machine": "local"},
     )
 
     # how others reach this host (the local harness fills these with its addresses)
@@ -386,8 +393,9 @@ class HostSettings(BaseModel):
     backup_s3_sse: Literal["AES256", "aws:kms"] = "AES256"
     backup_s3_multipart_threshold: int = Field(64 * 1024 * 1024, ge=5 * 1024 * 1024, description="bytes")
     backup_s3_credentials_file: Path | None = Field(
-        None, description="controller-machine path of a 0600 JSON file {aws_access_key_id, aws_secret_access_key}; "
+        None, description="deploy-machine path of a 0600 JSON file {aws_access_key_id, aws_secret_access_key}; "
         "installed root-only on the host (required with backup_s3_bucket)",
+        json_schema_extra={"deploy_machine": "secret"},
     )
     @field_validator("service_limits")
     @classmethod
@@ -807,3 +815,17 @@ def check_inventory(groups: Mapping[str, list[tuple[str, dict[str, Any]]]]) -> d
         return validate_groups(groups)
     except InventoryError as e:
         raise SystemExit(f"orderops: {e}") from None
+
+
+def deploy_machine_paths() -> dict[str, str]:
+    """``{field: kind}`` of the :class:`HostSettings` fields that name a path on the deploy machine
+    (the operator's machine that runs ``pyinfra``), from each field's ``deploy_machine`` marker.
+
+    Kinds: ``file`` (copied to the controller host as is), ``secret`` (copied 0600, content never
+    shown), ``local`` (not copied, left out of the controller host's inventory: the built front end,
+    whose shipped release runbooks from there keep, and the controller key, installed by its own
+    role step as the controller host's ``ssh_key``). The controller role and :func:`deploys.roles.controller.inventory_export.controller_host_data`
+    read this table, so a new deploy-machine path is handled by marking its field.
+    """
+    return {name: f.json_schema_extra["deploy_machine"] for name, f in HostSettings.model_fields.items()
+            if isinstance(f.json_schema_extra, dict) and "deploy_machine" in f.json_schema_extra}

@@ -180,6 +180,11 @@ class RunbookLayout:
     def cache_dir(self) -> str:
         return f"{self.root}/cache"
 
+    def deploy_file(self, host: str, field: str, name: str) -> str:
+        """The controller host's copy of an app host's deploy-machine file (inventory ``field``,
+        file name ``name``): ``<root>/files/<host>/<field>/<name>``."""
+        return f"{self.root}/files/{host}/{field}/{name}"
+
 
 # ------------------------------------------------------------------ the controller machine
 

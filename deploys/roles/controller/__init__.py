@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import json
+import posixpath
 import shlex
 import sys
 from pathlib import Path
@@ -40,7 +41,7 @@ from deploys.roles.controller.inventory_export import app_hosts, controller_host
 from deploys.roles.controller.keys import authorise_controller, controller_key
 from deploys.roles.controller.units import runbook_units
 from deploys.roles.controller.wheelhouse import build_bundle, source_key
-from inventories.schema import HostSettings
+from inventories.schema import HostSettings, deploy_machine_paths
 
 __all__ = ["controller", "authorise_controller"]
 
@@ -87,9 +88,19 @@ def _inventory(layout: RunbookLayout, user: str, upload_dir: str) -> None:
             name=f"Secrets of {name}", dest=layout.secrets_file(name), content=json.dumps(secrets, sort_keys=True),
             upload_dir=upload_dir, user=user, group=user, mode="0600",
         )
-        if app_settings.compose_deb:
-            files.put(name=f"Compose .deb for {name}'s drift check", src=str(app_settings.compose_deb),
-                      dest=f"{layout.cache_dir}/{Path(app_settings.compose_deb).name}", mode="644")
+        for field, kind in deploy_machine_paths().items():  # the deploy machine's files the inventory names
+            path = getattr(app_settings, field)
+            if path is None or kind == "local":
+                continue
+            dest = layout.deploy_file(name, field, Path(path).name)
+            if kind == "secret":
+                files.directory(name=f"Directory of {field} of {name}", path=posixpath.dirname(dest),
+                                user=user, group=user, mode="0700", recursive=False)
+                secret_files.present(name=f"{field} of {name}", dest=dest, content=Path(path).expanduser().read_text(),
+                                     upload_dir=upload_dir, user=user, group=user, mode="0600")
+            else:
+                files.put(name=f"{field} of {name}", src=str(Path(path).expanduser()), dest=dest,
+                          user=user, group=user, mode="644", create_remote_dir=True)
         hosts.append((name, controller_host_data(name, data, layout.root)))
     files.put(name="Controller inventory", src=io.StringIO(render_inventory(hosts, groups)), dest=layout.inventory,
               user=user, group=user, mode="644")

@@ -15,7 +15,7 @@ from pyinfra import inventory as current_inventory
 from pyinfra.api import Host, Inventory
 
 from deploys.contract.paths import RunbookLayout
-from inventories.schema import HostSettings, settings_for
+from inventories.schema import HostSettings, deploy_machine_paths, settings_for
 
 __all__ = ["controller_host_data", "render_inventory", "known_hosts_text", "inventory_file_data", "app_hosts"]
 
@@ -36,15 +36,22 @@ def controller_host_data(name: str, data: dict[str, Any], root: str) -> dict[str
 
     Connection: ``controller_address`` port 22 when set (the local harness sets the container's
     Docker IP), else the inventory's address; host keys checked against ``known_hosts`` under ``root``;
-    the controller key; the host's secrets file under ``root/secrets``; nginx URLs by IP; the
+    the controller key; the host's secrets file under ``root/secrets``; deploy-machine paths
+    (:func:`inventories.schema.deploy_machine_paths`) at the controller role's copies; nginx URLs by IP; the
     ``archive`` image transport becomes ``registry`` (presence checks: the controller host has
     no copy of the deploy machine's images).
     """
     layout = RunbookLayout(root)
     out = {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(data.items()) if not k.startswith(("ssh_", "_"))}
-    # a directory on the deploy machine with no copy on the controller host (validated as a built
-    # front end wherever the inventory loads): runbooks from the controller host keep the release it shipped
-    out.pop("web_artifact", None)
+    # paths on the deploy machine: files point at the controller role's copies; the "local" ones
+    # (the built front end, the controller key) are left out
+    for field, kind in deploy_machine_paths().items():
+        if out.get(field) is None:
+            continue
+        if kind == "local":
+            out.pop(field)
+        else:
+            out[field] = layout.deploy_file(name, field, Path(str(out[field])).name)
     ip = data.get("controller_address")
     out["ssh_hostname"] = ip or data.get("ssh_hostname") or name
     out["ssh_port"] = 22 if ip else int(data.get("ssh_port") or 22)
@@ -55,8 +62,6 @@ def controller_host_data(name: str, data: dict[str, Any], root: str) -> dict[str
     out["ssh_known_hosts_file"] = layout.known_hosts  # the app hosts' keys, recorded by the deploy
     out["_sudo"] = True
     out["secrets_file"] = layout.secrets_file(name)
-    if out.get("compose_deb"):
-        out["compose_deb"] = f"{layout.cache_dir}/{Path(str(out['compose_deb'])).name}"
     if ip:
         out["probe_https_url"], out["probe_http_url"] = f"https://{ip}", f"http://{ip}"
     if out.get("image_transport") == "archive":

@@ -16,6 +16,8 @@ DATA = {
     "secrets_file": "/home/me/.orderops/secrets/local.json", "image_transport": "archive",
     "images": {"order_service": "orderops/order-service:1"}, "controller_address": "172.17.0.3",
     "compose_deb": "/home/me/cache/docker-compose_2.26.1-4_amd64.deb",
+    "acme_ca_bundle": "/home/me/pebble/ca.pem", "backup_s3_credentials_file": "/home/me/.config/s3.json",
+    "web_artifact": "/home/me/orderops/.orderops/cache/web/abc", "controller_ssh_key": "/home/me/.ssh/ctl",
 }
 
 
@@ -24,7 +26,12 @@ def test_app_host_as_the_controller_host_sees_it():
     assert (d["ssh_hostname"], d["ssh_port"], d["ssh_user"]) == ("172.17.0.3", 22, "deploy")
     assert d["ssh_key"] == f"{RUNBOOK_DIR}/keys/controller_ed25519"
     assert d["secrets_file"] == f"{RUNBOOK_DIR}/secrets/app-1.json"
-    assert d["compose_deb"] == f"{RUNBOOK_DIR}/cache/docker-compose_2.26.1-4_amd64.deb"
+    # every deploy-machine path points at the controller role's copy, a directory is dropped
+    files = f"{RUNBOOK_DIR}/files/app-1"
+    assert d["compose_deb"] == f"{files}/compose_deb/docker-compose_2.26.1-4_amd64.deb"
+    assert d["acme_ca_bundle"] == f"{files}/acme_ca_bundle/ca.pem"
+    assert d["backup_s3_credentials_file"] == f"{files}/backup_s3_credentials_file/s3.json"
+    assert "web_artifact" not in d and "controller_ssh_key" not in d
     assert d["probe_https_url"] == "https://172.17.0.3" and d["image_transport"] == "registry"
     assert "/home/me" not in repr(d)
 
@@ -109,3 +116,16 @@ def test_controller_verifies_app_host_keys_against_its_own_file():
     assert d["ssh_known_hosts_file"] == "/opt/r/known_hosts" and d["ssh_strict_host_key_checking"] == "yes"
     text = known_hosts_text([("172.17.0.3", 22, "ssh-ed25519 AAAAkey root@h\nssh-rsa AAAArsa\n"), ("10.0.0.9", 2222, "ssh-ed25519 BBBB")])
     assert text == "172.17.0.3 ssh-ed25519 AAAAkey\n172.17.0.3 ssh-rsa AAAArsa\n[10.0.0.9]:2222 ssh-ed25519 BBBB\n"
+
+
+def test_every_path_field_of_the_schema_is_classified():
+    """A new Path field must say whether it names a deploy-machine path (or be listed here as a
+    host path), or the controller host's inventory would carry a path that does not exist there."""
+    import typing
+
+    from inventories.schema import HostSettings, deploy_machine_paths
+
+    host_paths = {"runbook_textfile_dir", "secrets_file"}  # paths on the host / resolved by the loader
+    path_fields = {n for n, f in HostSettings.model_fields.items()
+                   if "Path" in str(f.annotation) and n not in host_paths}
+    assert path_fields == set(deploy_machine_paths()), typing.cast(str, path_fields ^ set(deploy_machine_paths()))
