@@ -4,7 +4,10 @@
   (version tags or digests), so "present" means "right".
 * ``archive`` (air-gapped hosts): the images present on the controller are ``docker save``d into
   one archive (layers shared between images are stored once), uploaded and ``docker load``ed;
-  skipped when the host already has every image ID the controller has.
+  skipped when the host already has every image ID the controller has. The plan judges by image
+  IDs and names the archive by its key (:func:`archive_path`); the archive is written only when
+  pyinfra executes (a ``FunctionCommand`` before the upload), so ``--dry`` writes nothing on the
+  controller.
 
 Old versions are pruned by :func:`prune`, which keeps the wanted tag plus the newest ``keep``
 others so a rollback never needs a transfer.
@@ -20,14 +23,14 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import OperationError, QuoteString, StringCommand, operation
-from pyinfra.api.command import FileUploadCommand
+from pyinfra.api.command import FileUploadCommand, FunctionCommand
 
 from deploys.contract.paths import UPLOAD_DIR, local_cache_dir
 from deploys.facts.images import DockerImageIds, DockerRepositoryTags
 
-__all__ = ["present", "prune", "controller_image_ids", "archive_for", "tags_to_prune"]
+__all__ = ["present", "prune", "controller_image_ids", "archive_path", "archive_for", "tags_to_prune"]
 
 
 def controller_image_ids(refs: Iterable[str]) -> dict[str, str]:
@@ -62,16 +65,24 @@ _SAVE_LOCK = threading.Lock()
 ARCHIVE_MAX_AGE = 3600
 
 
-def archive_for(image_ids: Mapping[str, str], cache_dir: Path) -> Path:
-    """Path of a ``docker save`` archive holding ``image_ids`` (``{ref: id}``), made if missing.
+def archive_path(image_ids: Mapping[str, str], cache_dir: Path) -> Path:
+    """Path of the ``docker save`` archive of ``image_ids`` (``{ref: id}``) in ``cache_dir``; touches nothing.
 
-    The file name is derived from the refs and IDs, so an unchanged set is saved only once and
-    shared by every host of a run. Archives untouched for :data:`ARCHIVE_MAX_AGE` seconds are
-    removed when a new one is made. Raises ``OperationError`` when ``docker save`` fails.
+    The file name is a key of the refs and IDs (``images-<20 hex digits>.tar``), so an unchanged
+    set is saved only once and shared by every host of a run.
     """
     key = hashlib.sha256("\n".join(f"{r} {i}" for r, i in sorted(image_ids.items())).encode()).hexdigest()[:20]
+    return cache_dir / f"images-{key}.tar"
+
+
+def archive_for(image_ids: Mapping[str, str], cache_dir: Path) -> Path:
+    """The archive of :func:`archive_path`, made with ``docker save`` if missing (touched if present).
+
+    Archives untouched for :data:`ARCHIVE_MAX_AGE` seconds are removed when a new one is made.
+    Raises ``OperationError`` when ``docker save`` fails.
+    """
+    path = archive_path(image_ids, cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"images-{key}.tar"
     with _SAVE_LOCK:
         if path.exists():
             path.touch()
@@ -88,6 +99,19 @@ def archive_for(image_ids: Mapping[str, str], cache_dir: Path) -> Path:
             raise OperationError(f"docker save failed: {proc.stderr.strip()}")
         tmp.rename(path)
     return path
+
+
+def _save_archive(state, host, image_ids: Mapping[str, str], cache_dir: Path) -> bool:
+    """Execution-time callback (``FunctionCommand``) of :func:`present`: make the archive before its upload.
+
+    Returns False (the operation fails on that host, with ``docker save``'s message) on failure.
+    """
+    try:
+        archive_for(image_ids, cache_dir)
+    except OperationError as e:
+        host.log_styled(str(e), fg="red", log_func=logger.error)
+        return False
+    return True
 
 
 @operation()
@@ -131,8 +155,10 @@ def present(
     if not stale:
         host.noop("all image IDs match the controller's")
         return
-    archive = archive_for(stale, Path(cache_dir) if cache_dir else local_cache_dir() / "images")
+    archives = Path(cache_dir) if cache_dir else local_cache_dir() / "images"
+    archive = archive_path(stale, archives)  # named by key: nothing is saved while pyinfra plans
     remote = f"{upload_dir.rstrip('/')}/{archive.name}"
+    yield FunctionCommand(_save_archive, (stale, archives), {})
     yield FileUploadCommand(str(archive), remote, remote_temp_filename=f"{remote}.part")
     yield StringCommand("docker", "load", "--quiet", "--input", QuoteString(remote), "&&", "rm", "-f", QuoteString(remote))
 

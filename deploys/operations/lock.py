@@ -7,7 +7,11 @@ is stale (its run died) and is taken over with a warning.
 
 Taking and releasing the lock is bookkeeping, not a change to the host's configuration: both
 operations run their command directly and report through ``host.noop``, so an otherwise
-converged host still reports zero changes.
+converged host still reports zero changes. They run it only when pyinfra executes
+(``state.is_executing``), never while it plans: without ``-y`` pyinfra runs every operation body
+once to detect changes and again to execute, and ``--dry`` runs only that first pass, so a dry
+run (the daily runbook's drift check) takes, renews and releases no lock, and never drops the
+lock of the runbook it runs inside (``$ORDEROPS_RUN_ID``).
 
 When another live run holds the lock, :func:`acquire` fails on that host with the holder's name
 and expiry. :func:`release_on_failure` registers a pyinfra callback that releases this run's lock
@@ -32,6 +36,11 @@ __all__ = ["RUN_ID", "acquire", "release", "force_release", "release_on_failure"
 RUN_ID = os.environ.get(RUN_ID_ENV) or uuid.uuid4().hex[:12]
 
 
+def _planning() -> bool:
+    """True while pyinfra plans (the change-detection pass without ``-y``, all of ``--dry``)."""
+    return not state.is_executing
+
+
 def _run(command: StringCommand) -> tuple[bool, list[str]]:
     ok, output = host.run_shell_command(command, _sudo=True)
     return ok, [line for line in output.stdout_lines] + [line for line in output.stderr_lines]
@@ -44,7 +53,12 @@ def acquire(ttl: int = 3600, run_id: str | None = None):
 
     + ttl: seconds after which the lock counts as stale if this run never releases it
     + run_id: lock owner; defaults to this process's :data:`RUN_ID`
+
+    Taken when pyinfra executes; while it plans (``--dry``) nothing runs on the host.
     """
+    if _planning():
+        host.noop(f"host lock taken by run {run_id or RUN_ID} when the deploy executes (none while planning)")
+        return
     ok, lines = _run(StringCommand(acquire_command(run_id or RUN_ID, ttl, holder())))
     text = " ".join(lines).strip()
     if not ok:
@@ -65,7 +79,12 @@ def release(run_id: str | None = None):
     Release the host lock if this run holds it.
 
     + run_id: lock owner; defaults to this process's :data:`RUN_ID`
+
+    Released when pyinfra executes; while it plans (``--dry``) nothing runs on the host.
     """
+    if _planning():
+        host.noop(f"host lock of run {run_id or RUN_ID} released when the deploy executes")
+        return
     _run(StringCommand(release_command(run_id or RUN_ID)))
     host.noop(f"host lock of run {run_id or RUN_ID} released")
     return
@@ -77,8 +96,12 @@ def force_release():
     """
     Remove the host lock whoever holds it (its run died, e.g. interrupted with Ctrl-C).
 
-    Prints the holder it removed. Only for an operator who knows that run is gone.
+    Prints the holder it removed. Only for an operator who knows that run is gone. Removed when
+    pyinfra executes; ``--dry`` removes nothing.
     """
+    if _planning():
+        host.noop("host lock removed (whoever holds it) when this executes")
+        return
     ok, lines = _run(StringCommand(force_release_command()))
     host.noop(" ".join(lines).strip() or "no lock held")
     return

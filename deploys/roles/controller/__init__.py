@@ -32,23 +32,30 @@ from pyinfra import host, inventory
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import OperationError
 from pyinfra.facts.server import Command
-from pyinfra.operations import apt, files, server
+from pyinfra.operations import apt, files, python, server
 
 from deploys.contract.paths import RunbookLayout
 from deploys.operations import secret_files
 from deploys.roles.base import SSHD_SETTINGS
 from deploys.roles.controller.inventory_export import app_hosts, controller_host_data, known_hosts_text, render_inventory
-from deploys.roles.controller.keys import authorise_controller, controller_key
+from deploys.roles.controller.keys import authorise_controller, controller_key, generate_when_missing
 from deploys.roles.controller.units import runbook_units
-from deploys.roles.controller.wheelhouse import build_bundle, source_key
+from deploys.roles.controller.wheelhouse import build_bundle, bundle_path, source_key
 from inventories.schema import HostSettings, deploy_machine_paths
 
 __all__ = ["controller", "authorise_controller"]
 
 
+def _build_wheelhouse() -> None:
+    """Execution-time callback (``python.call``): build (or reuse) the wheelhouse tarball on the controller machine."""
+    build_bundle()
+
+
 def _tooling(layout: RunbookLayout) -> None:
     """Build, upload and install the wheelhouse into the venv when the installed key differs from
-    :func:`~.wheelhouse.source_key`'s (nothing is built or uploaded otherwise)."""
+    :func:`~.wheelhouse.source_key`'s (nothing is built or uploaded otherwise). The build is an
+    operation of its own that runs when pyinfra executes; the plan (``--dry``) judges by key and
+    builds nothing."""
     local_py = f"{sys.version_info.major}.{sys.version_info.minor}"
     remote_py = host.get_fact(Command, "python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])' 2>/dev/null || echo none").strip()
     if remote_py != local_py:
@@ -60,8 +67,11 @@ def _tooling(layout: RunbookLayout) -> None:
     _, key = source_key()
     installed = (host.get_fact(Command, f"cat {layout.installed} 2>/dev/null || true") or "").strip()
     if installed != key:
-        bundle, key = build_bundle()
-        files.put(name="Runbook wheelhouse", src=str(bundle), dest=layout.wheelhouse, mode="644")
+        bundle = bundle_path(key)
+        python.call(name="Build the runbook wheelhouse (controller machine)", function=_build_wheelhouse)
+        # assume_exists: while pyinfra plans the tarball may not be built yet; its body runs again
+        # at execution, after the build, and compares the built file's checksum with the host's
+        files.put(name="Runbook wheelhouse", src=str(bundle), dest=layout.wheelhouse, mode="644", assume_exists=True)
         server.shell(
             name="Install the runbook tooling (no index)",
             commands=[
@@ -127,8 +137,10 @@ def controller(settings: HostSettings, upload_dir: str) -> None:
         files.directory(name=f"runbook directory {path}", path=path, user=user, group=user, mode=mode)
 
     _tooling(layout)
+    key = controller_key(settings)  # None: generated when pyinfra executes, read then by the upload
     secret_files.present(
-        name="Controller SSH key", dest=layout.controller_key, content=controller_key(settings).read_text(),
+        name="Controller SSH key", dest=layout.controller_key,
+        **({"content": key.read_text()} if key else {"src": str(generate_when_missing(settings))}),
         upload_dir=upload_dir, user=user, group=user, mode="0600",
     )
     _inventory(layout, user, upload_dir)

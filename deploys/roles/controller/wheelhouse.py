@@ -2,7 +2,9 @@
 
 :func:`build_bundle` makes ``wheelhouse-<key>.tar`` (the project wheel + wheels of all its
 dependencies) in ``controller/`` of the controller machine's cache dir
-(:func:`deploys.contract.paths.local_cache_dir`); :func:`source_key` is the content key.
+(:func:`deploys.contract.paths.local_cache_dir`); :func:`source_key` is the content key and
+:func:`bundle_path` the tarball's name, both without building or writing anything (the plan
+judges by key; the build runs when pyinfra executes).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pyinfra.api.exceptions import OperationError
 
 from deploys.contract.paths import REPO_ROOT, local_cache_dir
 
-__all__ = ["build_bundle", "source_key", "SOURCES", "BUILD_INPUTS", "KEEP_BUNDLES"]
+__all__ = ["build_bundle", "bundle_path", "source_key", "SOURCES", "BUILD_INPUTS", "KEEP_BUNDLES"]
 
 #: the packages the controller tooling runs (the bundle key covers these + the build inputs; the wheel
 #: also carries order_service and testhosts, which the controller host never runs)
@@ -52,6 +54,11 @@ def _pip(*args: str) -> None:
         raise OperationError(f"pip {' '.join(args[:2])} failed: {proc.stderr.strip()[-800:]}")
 
 
+def bundle_path(key: str, cache: Path | None = None) -> Path:
+    """Where :func:`build_bundle` puts the wheelhouse tarball of bundle key ``key``; touches nothing."""
+    return Path(cache or local_cache_dir()) / "controller" / f"wheelhouse-{key}.tar"
+
+
 def build_bundle(root: Path = REPO_ROOT, cache: Path | None = None) -> tuple[Path, str]:
     """Build (or reuse) the wheelhouse tarball on the controller machine; returns ``(path, key)``.
 
@@ -60,9 +67,9 @@ def build_bundle(root: Path = REPO_ROOT, cache: Path | None = None) -> tuple[Pat
     deterministically (sorted, mtime 0), so an unchanged bundle uploads nothing. Raises
     ``OperationError`` when pip fails.
     """
-    cache = Path(cache or local_cache_dir()) / "controller"
     deps_key, key = source_key(root)
-    bundle = cache / f"wheelhouse-{key}.tar"
+    bundle = bundle_path(key, cache)
+    cache = bundle.parent
     if bundle.exists():
         return bundle, key
     cache.mkdir(parents=True, exist_ok=True)

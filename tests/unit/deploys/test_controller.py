@@ -129,3 +129,36 @@ def test_every_path_field_of_the_schema_is_classified():
     path_fields = {n for n, f in HostSettings.model_fields.items()
                    if "Path" in str(f.annotation) and n not in host_paths}
     assert path_fields == set(deploy_machine_paths()), typing.cast(str, path_fields ^ set(deploy_machine_paths()))
+
+
+def test_controller_key_is_only_looked_up_and_generated_on_demand(make_settings, tmp_path):
+    """Planning (the @deploy body) only looks the key up; ensure_controller_key (run by python.call at
+    execution) makes the pair once, with real ssh-keygen."""
+    from deploys.roles.controller.keys import controller_key, controller_key_path, ensure_controller_key
+
+    settings = make_settings(groups=("app", "controller"), controller_ssh_key=str(tmp_path / "k" / "ctl"))
+    path = controller_key_path(settings)
+    assert path == tmp_path / "k" / "ctl"
+    assert controller_key(settings) is None and not path.parent.exists()  # nothing made by looking
+    assert ensure_controller_key(path) == path
+    assert path.stat().st_mode & 0o777 == 0o600 and path.with_suffix(".pub").read_text().startswith("ssh-ed25519 ")
+    first = path.read_bytes()
+    assert ensure_controller_key(path) == path and path.read_bytes() == first  # never replaced
+    assert controller_key(settings) == path
+
+
+def test_bundle_path_is_where_build_bundle_puts_the_tarball(tmp_path):
+    """The plan names the wheelhouse by key (bundle_path) without building; build_bundle reuses that file."""
+    from deploys.roles.controller.wheelhouse import build_bundle, bundle_path
+
+    for d in ("deploys", "inventories", "templates", "runbooks"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "a.py").write_text("x = 1\n")
+    (tmp_path / "pyproject.toml").write_text("[project]\n")
+    _, key = source_key(tmp_path)
+    cache = tmp_path / "cache"
+    path = bundle_path(key, cache)
+    assert not cache.exists()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"built before")
+    assert build_bundle(tmp_path, cache) == (path, key)  # found by key: no pip run

@@ -75,3 +75,55 @@ def test_archive_is_saved_once_and_old_ones_are_removed(tmp_path, monkeypatch):
     assert calls.read_text().splitlines()[0].endswith("a:1 b:1")
     assert len(calls.read_text().splitlines()) == 2  # the repeated set was not saved again
     assert not old.exists()
+
+
+def test_archive_transport_plans_by_id_and_saves_only_when_executed(tmp_path, monkeypatch):
+    """The operation body (pyinfra's planning pass, all of --dry) names the archive by key and writes
+    nothing; the FunctionCommand it yields first makes exactly the archive the upload names."""
+    import os
+    from types import SimpleNamespace
+
+    from pyinfra.api.command import FileUploadCommand, FunctionCommand
+    from pyinfra.context import ctx_host
+
+    from deploys.operations import images as image_ops
+    from tests.unit.deploys.fake_host import FakeHost
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text('#!/bin/sh\n[ "$1" = save ] && echo tar > "$3"\n')
+    (bin_dir / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    wanted = {"a:1": "sha256:1", "b:1": "sha256:2"}
+    # the controller engine's answer (the docker SDK needs a live engine): the seam the op reads IDs through
+    monkeypatch.setattr(image_ops, "controller_image_ids", lambda refs: {r: wanted[r] for r in refs})
+    cache = tmp_path / "cache"
+    host = FakeHost({DockerImageIds: {"a:1": "sha256:1", "b:1": "sha256:old"}})
+    with ctx_host.use(host):
+        commands = list(image_ops.present._inner(refs=["a:1", "b:1"], transport="archive", cache_dir=str(cache)))
+    assert not cache.exists()  # planned: nothing written on the controller
+    save, upload, load = commands
+    assert isinstance(save, FunctionCommand) and isinstance(upload, FileUploadCommand)
+    archive = image_ops.archive_path({"b:1": "sha256:2"}, cache)  # only the stale image
+    assert upload.src == str(archive) and "docker load" in load.get_raw_value()
+
+    logs = []
+    fake = SimpleNamespace(log_styled=lambda message, **kw: logs.append(message))
+    assert save.execute(None, fake, {}) is True
+    assert archive.read_text() == "tar\n"
+    (bin_dir / "docker").write_text('#!/bin/sh\necho "no space left" >&2; exit 1\n')
+    archive.unlink()
+    assert save.execute(None, fake, {}) is False and "no space left" in logs[-1]  # the host's op fails
+
+
+def test_archive_transport_noop_when_ids_match(monkeypatch, tmp_path):
+    from pyinfra.context import ctx_host
+
+    from deploys.operations import images as image_ops
+    from tests.unit.deploys.fake_host import FakeHost
+
+    monkeypatch.setattr(image_ops, "controller_image_ids", lambda refs: {r: "sha256:1" for r in refs})
+    host = FakeHost({DockerImageIds: {"a:1": "sha256:1"}})
+    with ctx_host.use(host):
+        assert list(image_ops.present._inner(refs=["a:1"], transport="archive", cache_dir=str(tmp_path / "c"))) == []
+    assert host.noops == ["all image IDs match the controller's"] and not (tmp_path / "c").exists()

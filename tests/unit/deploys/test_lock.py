@@ -41,3 +41,68 @@ def test_concurrent_acquirers_one_wins(tmp_path):
     ]
     codes = [p.wait() for p in procs]
     assert sorted(codes) == [0] + [LOCKED_EXIT] * 5
+
+
+# --- the lock operations (deploys/operations/lock.py): nothing runs on the host while pyinfra plans ---
+
+from types import SimpleNamespace  # noqa: E402
+
+import pytest  # noqa: E402
+from pyinfra.context import ctx_host, ctx_state  # noqa: E402
+
+from deploys.operations import lock as lock_ops  # noqa: E402
+
+
+class _Output:
+    def __init__(self, text: str):
+        self.stdout_lines, self.stderr_lines = ([text] if text else []), []
+
+
+class _Host:
+    """Context host recording the commands run on it (``run_shell_command``) and its noops."""
+
+    def __init__(self, reply: tuple[bool, str] = (True, "acquired")):
+        self.reply, self.ran, self.noops, self.logs = reply, [], [], []
+        self.name, self.data = "fakehost", {}
+
+    def run_shell_command(self, command, **kwargs):
+        self.ran.append(command.get_raw_value())
+        return self.reply[0], _Output(self.reply[1])
+
+    def noop(self, description):
+        self.noops.append(description)
+
+    def log(self, message, *a):
+        self.logs.append(message)
+
+
+def _run_lock_op(op, executing: bool, host: _Host, **kwargs) -> list[str]:
+    with ctx_state.use(SimpleNamespace(is_executing=executing)), ctx_host.use(host):
+        return [c.get_raw_value() for c in op._inner(**kwargs)]
+
+
+@pytest.mark.parametrize("op, kwargs", [(lock_ops.acquire, {"ttl": 60, "run_id": "run-a"}),
+                                        (lock_ops.release, {"run_id": "run-a"}), (lock_ops.force_release, {})],
+                         ids=["acquire", "release", "force_release"])
+def test_lock_operations_run_nothing_while_planning(op, kwargs):
+    """The planning pass (without -y, and all of --dry): no lock script on the host, no change counted."""
+    host = _Host()
+    assert _run_lock_op(op, False, host, **kwargs) == []
+    assert host.ran == [] and len(host.noops) == 1  # reported, never run
+
+
+def test_acquire_runs_the_contract_script_at_execution_and_reports_a_noop():
+    host = _Host((True, "renewed"))
+    assert _run_lock_op(lock_ops.acquire, True, host, ttl=60, run_id="run-a") == []  # no change counted
+    assert len(host.ran) == 1 and "orderops-lock" in host.ran[0] and "run-a" in host.ran[0]
+    assert host.noops == ["host lock held by run run-a"]
+    host = _Host((True, "released"))
+    assert _run_lock_op(lock_ops.release, True, host, run_id="run-a") == []
+    assert len(host.ran) == 1 and "released" in host.ran[0] and host.noops
+
+
+def test_acquire_on_a_busy_host_fails_at_execution():
+    host = _Host((False, "locked by bob@ctl (run run-b) until 2026-12-05T00:00:00Z"))
+    commands = _run_lock_op(lock_ops.acquire, True, host, ttl=60, run_id="run-a")
+    assert len(commands) == 1 and "host is busy: locked by bob@ctl (run run-b)" in commands[0]
+    assert commands[0].endswith(f"exit {LOCKED_EXIT}")

@@ -39,3 +39,25 @@ def test_present(info, sha, commands, noops):
     got, got_noops = run_op(secret_files.present, facts, dest=DEST, content=SECRET, upload_dir=UPLOAD_DIR)
     assert (got, got_noops) == (commands, noops)
     assert not any(SECRET in c for c in got)
+
+
+def test_present_from_a_src_file_read_when_the_body_runs(tmp_path):
+    """``src``: a file on the controller machine, read each time the body runs. Missing (while pyinfra
+    plans, before the operation that makes it has executed): the upload is planned from its path;
+    present: compared by SHA-256 like ``content``."""
+    src = tmp_path / "key"
+    missing = {File: lambda path: OK_META, Sha256File: lambda path: SHA}
+    got, _ = run_op(secret_files.present, missing, dest=DEST, src=str(src), upload_dir=UPLOAD_DIR)
+    assert got == UPLOAD and not src.exists()
+    src.write_text(SECRET)
+    assert run_op(secret_files.present, missing, dest=DEST, src=str(src), upload_dir=UPLOAD_DIR) == \
+        ([], [f"{DEST} is up to date"])
+
+
+def test_present_needs_exactly_one_of_content_and_src():
+    from pyinfra.api import OperationError
+
+    with pytest.raises(OperationError):
+        run_op(secret_files.present, {}, dest=DEST, upload_dir=UPLOAD_DIR)
+    with pytest.raises(OperationError):
+        run_op(secret_files.present, {}, dest=DEST, content="x", src="/nonexistent", upload_dir=UPLOAD_DIR)
