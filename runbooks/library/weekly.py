@@ -4,23 +4,34 @@ Pending updates (security ones apart) listed, then applied one host at a time (`
 with the order stack verified healthy after each host; journald vacuumed and container logs
 measured against ``docker_log_max_size``; dangling images and the build cache removed (never
 volumes); the restore drill of the latest backup into a scratch database. Changing steps need
-``--yes`` and only report under ``--check``. A reboot the host asks for is reported, not done.
+``--yes`` and only report under ``--check``. A reboot the host asks for (``/var/run/reboot-required``)
+is done only with ``reboot=true``, then the run waits for SSH and health; it is deferred and
+reported on the host the runbook runs on (group ``controller``, or this machine itself).
 """
 
 from __future__ import annotations
 
 import re
+import time
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from deploys.contract.services import SERVICES
+from runbooks.core.errors import CommandCancelled, ExecutorError
 from runbooks.engine.model import Runbook, StepContext, StepResult, Table, step
 from runbooks.library import restore_drill
 from runbooks.library._common import container_states, parse_states
 
-__all__ = ["RUNBOOK", "WeeklyParams", "parse_simulated_upgrade", "parse_size"]
+__all__ = ["RUNBOOK", "WeeklyParams", "parse_simulated_upgrade", "parse_size", "reboot_deferred_reason"]
 
 REBOOT_FLAG = "/var/run/reboot-required"
+#: systemd's machine ID (machine-id(5)): the same file on the target and here means the same machine
+MACHINE_ID = "/etc/machine-id"
+#: this machine's copy (the machine running the runbook)
+LOCAL_MACHINE_ID = Path(MACHINE_ID)
+#: seconds between the probes while a host reboots
+REBOOT_POLL = 5.0
 #: ``apt-get -s upgrade`` lines: ``Inst pkg [old] (new Origin:release/suite [arch])`` (apt's simulate output)
 _INST = re.compile(r"^Inst (\S+) (?:\[([^\]]*)\] )?\((\S+) ([^\[)]*)")
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
@@ -34,6 +45,9 @@ class WeeklyParams(BaseModel):
     journal_max_size: str = Field("500M", pattern=r"^[1-9][0-9]*[KMG]$", description="journald vacuum to this size")
     journal_max_days: int = Field(30, ge=1, le=3650, description="journald vacuum entries older than this, days")
     security_only: bool = Field(False, description="apply only packages from a -security suite")
+    reboot: bool = Field(False, description="reboot a host that asks for it (/var/run/reboot-required), then wait for "
+                                            "SSH and health; never the host the runbook runs on (deferred)")
+    reboot_timeout: int = Field(600, ge=30, le=1800, description="seconds a rebooted host has to answer SSH and be healthy")
     backup: str = Field("latest", description="backup the drill restores: 'latest' or an id")
     identity: str | None = Field(None, description="age private key on this machine for the drill (none: drill skipped)")
     jobs: int = Field(2, ge=1, le=16, description="pg_restore jobs of the drill")
@@ -93,12 +107,73 @@ def _healthy(ctx: StepContext) -> list[str]:
             for s in SERVICES if s not in states or not states[s].up]
 
 
-@step("Apply updates", timeout=1800, destructive=True, serial=1, on_failure="stop-host")
+def reboot_deferred_reason(ctx: StepContext, local_machine_id: str | None = None) -> str | None:
+    """Why this host's reboot is deferred, or ``None`` (reboot it): ``reboot`` is off, the host is
+    in group ``controller`` (the runbook runs there: the single layout's one host, the timers'
+    host), or its ``/etc/machine-id`` is this machine's (``local_machine_id``, default: read here)."""
+    if not ctx.params.reboot:
+        return "reboot=false"
+    if "controller" in ctx.host.groups:
+        return f"{ctx.host.name} is the controller host, the runbook runs on it"
+    if local_machine_id is None:
+        try:
+            local_machine_id = LOCAL_MACHINE_ID.read_text().strip()
+        except OSError:
+            local_machine_id = ""
+    remote = ctx.sh(f"cat {MACHINE_ID}")
+    if not remote.ok or not remote.stdout.strip():
+        return f"{MACHINE_ID} unreadable on the host: cannot tell it from this machine"
+    if remote.stdout.strip() == local_machine_id:
+        return f"{ctx.host.name} is this machine (same {MACHINE_ID}), the runbook runs on it"
+    return None
+
+
+def _probe(ctx: StepContext, command: str, timeout: float) -> bool:
+    """``command`` succeeded on the host; a lost or refused connection (rebooting) is ``False``."""
+    try:
+        return ctx.sh(command, timeout=timeout).ok
+    except CommandCancelled:
+        raise
+    except ExecutorError:
+        return False
+
+
+def _reboot(ctx: StepContext) -> tuple[str | None, float]:
+    """Reboot the host and wait for it: a marker in ``/run`` (a tmpfs, empty after a boot) is
+    written, ``systemctl reboot`` runs two seconds later from a transient timer (the command
+    returns first), then SSH is probed until the marker is gone and the order stack is healthy.
+    ``(problem or None, seconds until healthy)``; the wait ends after ``reboot_timeout``."""
+    marker = f"/run/orderops-reboot-{re.sub(r'[^A-Za-z0-9_.-]', '', ctx.run_id)}"
+    out = ctx.sh(f"touch {marker} && systemd-run --quiet --on-active=2 systemctl reboot")
+    if not out.ok:
+        return f"reboot not started: {out.stderr.strip()[-200:]}", 0.0
+    start = time.monotonic()
+    until = start + ctx.params.reboot_timeout
+    back = False
+    problems: list[str] = []
+    while time.monotonic() < until:
+        time.sleep(min(REBOOT_POLL, max(0.0, until - time.monotonic())))
+        if not back:
+            back = _probe(ctx, f"test ! -e {marker}", timeout=min(20.0, max(1.0, until - time.monotonic())))
+            if not back:
+                continue
+        problems = _healthy(ctx)
+        if not problems:
+            return None, time.monotonic() - start
+    if not back:
+        return f"not back over SSH {ctx.params.reboot_timeout} s after the reboot", time.monotonic() - start
+    return f"back after the reboot, stack not healthy within {ctx.params.reboot_timeout} s: {'; '.join(problems)}", \
+        time.monotonic() - start
+
+
+@step("Apply updates", timeout=3600, destructive=True, serial=1, on_failure="stop-host")
 def apply_updates(ctx: StepContext) -> StepResult:
     """One host at a time: `apt-get upgrade` (non-interactive, configuration files kept; with
     `security_only` only the `-security` packages), then every service of the order stack must be
-    running and healthy before the next host starts; a host that is not stops the run. A reboot
-    the host asks for is deferred and reported (this runbook does not reboot)."""
+    running and healthy before the next host starts; a host that is not stops the run. When
+    `/var/run/reboot-required` exists and `reboot` is on, the host is rebooted and must answer SSH
+    with a healthy stack within `reboot_timeout`; the host the runbook runs on (group
+    `controller`, or this machine: same `/etc/machine-id`) is never rebooted: deferred and reported."""
     got = _pending(ctx)
     if isinstance(got, str):
         return ctx.failed(got)
@@ -115,10 +190,20 @@ def apply_updates(ctx: StepContext) -> StepResult:
         return ctx.failed(f"apt-get failed: {out.stderr.strip()[-300:]}")
     problems = _healthy(ctx)
     reboot = ctx.sh(f"test -e {REBOOT_FLAG}").ok
-    data = {"upgraded": names, "reboot_required": reboot, "reboot": "deferred" if reboot else "not needed"}
+    data = {"upgraded": names, "reboot_required": reboot, "reboot": "not needed"}
     if problems:
         return ctx.failed(f"upgraded {len(names)}, stack not healthy: {'; '.join(problems)}", data)
-    return ctx.changed(f"upgraded {len(names)}, stack healthy{'; reboot required: deferred' if reboot else ''}", data)
+    if not reboot:
+        return ctx.changed(f"upgraded {len(names)}, stack healthy", data)
+    deferred = reboot_deferred_reason(ctx)
+    if deferred:
+        data.update(reboot="deferred", reboot_deferred=deferred)
+        return ctx.changed(f"upgraded {len(names)}, stack healthy; reboot required: deferred ({deferred})", data)
+    problem, seconds = _reboot(ctx)
+    data.update(reboot="done", reboot_seconds=round(seconds, 1))
+    if problem:
+        return ctx.failed(f"upgraded {len(names)}, rebooted: {problem}", data)
+    return ctx.changed(f"upgraded {len(names)}, rebooted, back and healthy in {seconds:.0f} s", data)
 
 
 @step("Log cleanup", timeout=300, destructive=True)

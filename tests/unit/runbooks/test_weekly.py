@@ -9,9 +9,10 @@ from types import SimpleNamespace
 import pytest
 
 from deploys.contract.services import SERVICES
+from runbooks.core.errors import ExecutorError
 from runbooks.core.types import CommandResult
 from runbooks.engine.runner import NOT_APPROVED, run
-from runbooks.library import get_runbook
+from runbooks.library import get_runbook, weekly
 from runbooks.library.weekly import parse_simulated_upgrade, parse_size
 from tests.unit.runbooks.conftest import make_host
 
@@ -124,3 +125,95 @@ def test_backup_without_a_backup_is_skipped_with_the_reason(weekly_hosts, fake, 
     res = run(rb, weekly_hosts[:1], rb.params(identity=str(key)), executors, runs_dir=tmp_path, approve=True)
     assert _st(res, "Backup integrity")["h1"] == ("skipped", "no backup to drill: no usable backup latest: "
                                                   "error: no valid backup in /var/backups/orderops")
+
+
+REBOOT_CMD = "systemctl reboot"
+
+
+class _Clock:
+    """``time`` of the weekly module: ``sleep`` advances ``monotonic`` (a reboot wait in no time)."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def _rebooting(fake, comes_back_after: int | None):
+    """The marker probe fails (connection lost) ``comes_back_after`` times, then passes; never when ``None``."""
+    probes = []
+
+    def probe(host, command):
+        probes.append(command)
+        if comes_back_after is None or len(probes) <= comes_back_after:
+            raise ExecutorError(f"ansible-runner on {host.name}: unreachable")
+        return CommandResult(0, "")
+
+    fake.on(r"test ! -e /run/orderops-reboot-", probe)
+    fake.on(r"cat /etc/machine-id", "0123456789abcdef0123456789abcdef\n")
+    return probes
+
+
+def test_reboot_is_deferred_unless_allowed(weekly_hosts, fake, executors, tmp_path):
+    _script(fake)  # the fake's `test -e /var/run/reboot-required` passes: every host asks for a reboot
+    rb = get_runbook("weekly")
+    res = run(rb, weekly_hosts[:1], rb.params(), executors, runs_dir=tmp_path, approve=True)
+    assert _st(res, "Apply updates")["h1"] == ("changed", "upgraded 3, stack healthy; reboot required: deferred (reboot=false)")
+    assert not [c for c in fake.commands() if REBOOT_CMD in c]
+
+
+def test_reboot_of_the_controller_host_is_deferred_and_reported(fake, executors, tmp_path):
+    _script(fake)
+    _rebooting(fake, 0)
+    host = make_host("c1", groups=("app", "controller"))
+    host.settings.docker_log_max_size = "10m"
+    rb = get_runbook("weekly")
+    res = run(rb, [host], rb.params(reboot=True), executors, runs_dir=tmp_path, approve=True)
+    rec = next(s for s in res.steps if s.name == "Apply updates").results["c1"]
+    assert rec.status == "changed" and rec.data["reboot"] == "deferred"
+    assert rec.data["reboot_deferred"] == "c1 is the controller host, the runbook runs on it"
+    assert "reboot required: deferred (c1 is the controller host" in rec.message
+    assert not [c for c in fake.commands() if REBOOT_CMD in c]
+
+
+def test_reboot_of_this_machine_is_deferred(weekly_hosts, fake, executors, tmp_path, monkeypatch):
+    _script(fake)
+    _rebooting(fake, 0)
+    monkeypatch.setattr(weekly, "LOCAL_MACHINE_ID", tmp_path / "machine-id")
+    (tmp_path / "machine-id").write_text("0123456789abcdef0123456789abcdef\n")  # the fake host's own
+    rb = get_runbook("weekly")
+    res = run(rb, weekly_hosts[:1], rb.params(reboot=True), executors, runs_dir=tmp_path, approve=True)
+    rec = next(s for s in res.steps if s.name == "Apply updates").results["h1"]
+    assert rec.data["reboot_deferred"] == "h1 is this machine (same /etc/machine-id), the runbook runs on it"
+    assert not [c for c in fake.commands() if REBOOT_CMD in c]
+
+
+def test_reboot_waits_for_ssh_and_health_then_the_next_host(weekly_hosts, fake, executors, tmp_path, monkeypatch):
+    _script(fake)
+    probes = _rebooting(fake, 3)
+    monkeypatch.setattr(weekly, "time", _Clock())
+    rb = get_runbook("weekly")
+    res = run(rb, weekly_hosts[:2], rb.params(reboot=True), executors, runs_dir=tmp_path, approve=True)
+    st = _st(res, "Apply updates")
+    assert st["h1"] == ("changed", "upgraded 3, rebooted, back and healthy in 20 s")  # 4 probes, 5 s apart
+    assert st["h2"][0] == "changed" and len(probes) == 4 + 1  # h2's first probe already passes
+    h1 = fake.commands("h1")
+    reboot_at = next(i for i, c in enumerate(h1) if REBOOT_CMD in c)
+    assert "touch /run/orderops-reboot-" in h1[reboot_at] and "systemd-run --quiet --on-active=2" in h1[reboot_at]
+    assert any("docker inspect" in c for c in h1[reboot_at + 1:]), "health not checked after the reboot"
+
+
+def test_a_host_that_does_not_come_back_stops_the_run(weekly_hosts, fake, executors, tmp_path, monkeypatch):
+    _script(fake)
+    _rebooting(fake, None)
+    monkeypatch.setattr(weekly, "time", _Clock())
+    rb = get_runbook("weekly")
+    res = run(rb, weekly_hosts[:2], rb.params(reboot=True, reboot_timeout=60), executors, runs_dir=tmp_path, approve=True)
+    st = _st(res, "Apply updates")
+    assert st["h1"] == ("failed", "upgraded 3, rebooted: not back over SSH 60 s after the reboot")
+    assert st["h2"] == ("skipped", "not run: serial step stopped after it failed on h1")
+    assert not [c for c in fake.commands("h2") if REBOOT_CMD in c or "--only-upgrade" in c]
