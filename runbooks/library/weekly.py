@@ -1,9 +1,9 @@
 """Runbook ``weekly``: the weekly maintenance of every app host.
 
 Pending updates (security ones apart) listed, then applied one host at a time (``serial=1``)
-with the order stack verified healthy after each host; journald vacuumed and container logs
-measured against ``docker_log_max_size``; dangling images and the build cache removed (never
-volumes); the restore drill of the latest backup into a scratch database. Changing steps need
+with the order stack verified healthy after each host; journald vacuumed, container logs
+measured against ``docker_log_max_size`` and run directories older than ``runs_max_days``
+removed; dangling images and the build cache removed (never volumes); the restore drill of the latest backup into a scratch database. Changing steps need
 ``--yes`` and only report under ``--check``. A reboot the host asks for (``/var/run/reboot-required``)
 is done only with ``reboot=true``, then the run waits for SSH and health; it is deferred and
 reported on the host the runbook runs on (group ``controller``, or this machine itself).
@@ -12,6 +12,7 @@ reported on the host the runbook runs on (group ``controller``, or this machine 
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from deploys.contract.services import SERVICES
 from runbooks.core.errors import CommandCancelled, ExecutorError
 from runbooks.engine.model import Runbook, StepContext, StepResult, Table, step
+from runbooks.engine.rotation import expired_runs
 from runbooks.library import restore_drill
 from runbooks.library._common import container_states, parse_states
 
@@ -47,6 +49,8 @@ class WeeklyParams(BaseModel):
     security_only: bool = Field(False, description="apply only packages from a -security suite")
     reboot: bool = Field(False, description="reboot a host that asks for it (/var/run/reboot-required), then wait for "
                                             "SSH and health; never the host the runbook runs on (deferred)")
+    runs_max_days: float = Field(30.0, ge=1, le=3650, description="Log cleanup removes runbook run directories older "
+                                                                  "than this, days (never the current run's)")
     reboot_timeout: int = Field(600, ge=30, le=1800, description="seconds a rebooted host has to answer SSH and be healthy")
     backup: str = Field("latest", description="backup the drill restores: 'latest' or an id")
     identity: str | None = Field(None, description="age private key on this machine for the drill (none: drill skipped)")
@@ -206,11 +210,20 @@ def apply_updates(ctx: StepContext) -> StepResult:
     return ctx.changed(f"upgraded {len(names)}, rebooted, back and healthy in {seconds:.0f} s", data)
 
 
+def _old_runs(ctx: StepContext) -> list[Path]:
+    """Run directories beside this run's older than ``runs_max_days`` (never this run's own)."""
+    if ctx.run_dir is None:
+        return []
+    return expired_runs(ctx.run_dir.parent, keep=-1, max_age_days=ctx.params.runs_max_days, protect=ctx.run_dir)
+
+
 @step("Log cleanup", timeout=300, destructive=True)
 def logs(ctx: StepContext) -> StepResult:
-    """`journalctl --vacuum-size/--vacuum-time` to `journal_max_size`/`journal_max_days`, and each
-    container's json log against the inventory's `docker_log_max_size`: a log past it escaped
-    dockerd's rotation and is reported (failed; dockerd owns those files, this step does not cut them)."""
+    """`journalctl --vacuum-size/--vacuum-time` to `journal_max_size`/`journal_max_days`, each
+    container's json log against the inventory's `docker_log_max_size` (a log past it escaped
+    dockerd's rotation and is reported, failed; dockerd owns those files, this step does not cut
+    them), and the runbook run directories beside this run's older than `runs_max_days` removed
+    on the machine running the runbook (never the current run's; the capacity samples are no run)."""
     limit = parse_size(ctx.host.settings.docker_log_max_size)
     out = ctx.sh("journalctl --disk-usage; echo '#logs'; "
                  "find /var/lib/docker/containers -name '*-json.log' -printf '%s %p\\n' 2>/dev/null || true")
@@ -218,16 +231,24 @@ def logs(ctx: StepContext) -> StepResult:
     big = [(int(s), p) for s, _, p in (l.partition(" ") for l in logs_text.split("\n") if l.strip()) if int(s) > limit]
     rows = [[p, s, limit] for s, p in big]
     tables = [Table("container logs past docker_log_max_size", ["log", "bytes", "limit"], rows)] if rows else []
-    data = {"journal": journal.strip(), "oversized_logs": [p for _, p in big]}
+    old = _old_runs(ctx)
+    data = {"journal": journal.strip(), "oversized_logs": [p for _, p in big], "old_runs": [d.name for d in old]}
     p = ctx.params
     if ctx.check:
-        msg = f"check mode: would vacuum journald to {p.journal_max_size}/{p.journal_max_days}d ({journal.strip()})"
+        msg = (f"check mode: would vacuum journald to {p.journal_max_size}/{p.journal_max_days}d ({journal.strip()}), "
+               f"remove {len(old)} run director{'y' if len(old) == 1 else 'ies'} older than {p.runs_max_days:g}d")
     else:
         v = ctx.sh(f"journalctl --vacuum-size={p.journal_max_size} --vacuum-time={p.journal_max_days}d")
         if not v.ok:
             return ctx.failed(f"journald vacuum failed: {v.stderr.strip()[-200:]}", data, tables)
         data["vacuum"] = (v.stderr.strip().splitlines() or [""])[-1]
-        msg = f"journald vacuumed: {data['vacuum']}"
+        removed = []
+        for d in old:  # hosts run this step at the same time: one of them removes a directory
+            if d.is_dir():
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(d.name)
+        data["old_runs"] = removed
+        msg = f"journald vacuumed: {data['vacuum']}; {len(removed)} old run director{'y' if len(removed) == 1 else 'ies'} removed"
     if big:
         return ctx.failed(f"{msg}; {len(big)} container log(s) past {ctx.host.settings.docker_log_max_size}", data, tables)
     return ctx.skipped(msg, data) if ctx.check else ctx.changed(msg, data)

@@ -4,6 +4,9 @@ updates one host at a time and halts at an unhealthy host, log and image hygiene
 from __future__ import annotations
 
 import json
+import os
+import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -217,3 +220,46 @@ def test_a_host_that_does_not_come_back_stops_the_run(weekly_hosts, fake, execut
     assert st["h1"] == ("failed", "upgraded 3, rebooted: not back over SSH 60 s after the reboot")
     assert st["h2"] == ("skipped", "not run: serial step stopped after it failed on h1")
     assert not [c for c in fake.commands("h2") if REBOOT_CMD in c or "--only-upgrade" in c]
+
+
+def _old_run(runs: Path, run_id: str, days: float) -> Path:
+    d = runs / run_id
+    d.mkdir(parents=True)
+    (d / "events.jsonl").write_text("{}\n")
+    t = time.time() - days * 86400
+    os.utime(d, (t, t))
+    return d
+
+
+def test_log_cleanup_removes_old_run_directories_never_the_current_one(weekly_hosts, fake, executors, tmp_path):
+    """Run directories older than ``runs_max_days`` (3 here; the runner's own rotation keeps 30
+    days) go; a younger one, a directory that is no run (the capacity store) and this run's stay.
+    Under ``--check`` they are listed and kept."""
+    _script(fake)
+    runs = tmp_path / "runs"
+    old = [_old_run(runs, f"2026010{i}T000000Z-weekly-old{i}", 5 + i) for i in range(2)]
+    young = _old_run(runs, "20260110T000000Z-weekly-young", 1)
+    (runs / "capacity").mkdir()
+    os.utime(runs / "capacity", (0, 0))
+    rb = get_runbook("weekly")
+    res = run(rb, weekly_hosts[:1], rb.params(runs_max_days=3), executors, runs_dir=runs, check=True)
+    st = next(s for s in res.steps if s.name == "Log cleanup").results["h1"]
+    assert sorted(st.data["old_runs"]) == sorted(d.name for d in old) and "remove 2 run directories older than 3d" in st.message
+    assert all(d.is_dir() for d in old)
+    res = run(rb, weekly_hosts[:1], rb.params(runs_max_days=3), executors, runs_dir=runs, approve=True)
+    st = next(s for s in res.steps if s.name == "Log cleanup").results["h1"]
+    assert sorted(st.data["old_runs"]) == sorted(d.name for d in old) and "2 old run directories removed" in st.message
+    assert not any(d.exists() for d in old) and young.is_dir() and (runs / "capacity").is_dir()
+    assert (runs / res.run_id / "result.json").is_file()
+
+
+def test_log_cleanup_never_removes_the_current_run_even_when_it_is_old(weekly_hosts, fake, executors, tmp_path):
+    from runbooks.library.weekly import _old_runs
+
+    _script(fake)
+    current = _old_run(tmp_path, "20250101T000000Z-weekly-current", 400)
+    other = _old_run(tmp_path, "20250101T000000Z-weekly-other", 400)
+    rb = get_runbook("weekly")
+    ctx = SimpleNamespace(run_dir=current, params=rb.params(runs_max_days=1))
+    assert _old_runs(ctx) == [other]
+    assert _old_runs(SimpleNamespace(run_dir=None, params=ctx.params)) == []
