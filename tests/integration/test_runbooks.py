@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import threading
@@ -369,7 +370,7 @@ def weekly_faults(app_host, tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
         ssh(data, f"sudo dpkg -i {APT_TEST_DIR}/{DUMMY}_1.0_all.deb >/dev/null && printf '{drop_in}' | sudo tee {APT_DROP_IN} >/dev/null "
                   "&& sudo apt-get update -q >/dev/null")
-        sim = ssh(data, "apt-get -s -o Debug::NoLocking=1 upgrade").stdout
+        sim = ssh(data, "sudo apt-get -s -o Debug::NoLocking=1 upgrade").stdout
         assert f"Inst {DUMMY} [1.0] (1.1 " in sim and "bookworm-security" in sim, sim
         ssh(data, f"sudo docker rm -f {CHATTY} >/dev/null 2>&1; sudo docker run -d --name {CHATTY} --log-opt max-size=1g "
                   f"--entrypoint python3 {image} -c \"import sys; sys.stdout.write(('x' * 8000 + chr(10)) * 1400)\" >/dev/null "
@@ -435,7 +436,7 @@ def test_weekly_reports_each_fault_under_check_and_fixes_what_it_owns_with_yes(w
     logs = step_result(result, "Log cleanup", name)
     assert logs["status"] == "failed" and logs["message"].startswith("journald vacuumed: "), logs
     assert "container log(s) past" in logs["message"] and fault["log"] in logs["data"]["oversized_logs"]
-    states = parse_containers(ssh(data, f"sudo {containers_command(COMPOSE_PROJECT)}").stdout.splitlines())
+    states = parse_containers(ssh(data, f"sudo sh -c {shlex.quote(containers_command(COMPOSE_PROJECT))}").stdout.splitlines())
     assert {c.service for c in states if c.up} >= set(SERVICES), [(c.service, c.status, c.health) for c in states]
     report = (runs_dir / result["run_id"] / "report.md").read_text()
     assert "container logs past docker_log_max_size" in report and "reboot required: deferred" in report
