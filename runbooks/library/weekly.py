@@ -6,15 +6,21 @@ measured against ``docker_log_max_size`` and run directories older than ``runs_m
 removed; dangling images and the build cache removed (never volumes); the restore drill of the latest backup into a scratch database. Changing steps need
 ``--yes`` and only report under ``--check``. A reboot the host asks for (``/var/run/reboot-required``)
 is done only with ``reboot=true``, then the run waits for SSH and health; it is deferred and
-reported on the host the runbook runs on (group ``controller``, or this machine itself).
+reported on the host the runbook runs on (group ``controller``, or this machine itself). While
+the monitoring stack exists, the host's alerts are silenced during its updates.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 import shutil
 import time
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,13 +31,15 @@ from runbooks.engine.rotation import expired_runs
 from runbooks.library import restore_drill
 from runbooks.library._common import container_states, parse_states
 
-__all__ = ["RUNBOOK", "WeeklyParams", "parse_simulated_upgrade", "parse_size", "reboot_deferred_reason"]
+__all__ = ["RUNBOOK", "WeeklyParams", "parse_simulated_upgrade", "parse_size", "reboot_deferred_reason", "silence_request"]
 
 REBOOT_FLAG = "/var/run/reboot-required"
 #: systemd's machine ID (machine-id(5)): the same file on the target and here means the same machine
 MACHINE_ID = "/etc/machine-id"
 #: this machine's copy (the machine running the runbook)
 LOCAL_MACHINE_ID = Path(MACHINE_ID)
+#: ``createdBy`` of the maintenance window's Alertmanager silence
+SILENCE_CREATOR = "orderops runbook weekly"
 #: seconds between the probes while a host reboots
 REBOOT_POLL = 5.0
 #: ``apt-get -s upgrade`` lines: ``Inst pkg [old] (new Origin:release/suite [arch])`` (apt's simulate output)
@@ -49,6 +57,8 @@ class WeeklyParams(BaseModel):
     security_only: bool = Field(False, description="apply only packages from a -security suite")
     reboot: bool = Field(False, description="reboot a host that asks for it (/var/run/reboot-required), then wait for "
                                             "SSH and health; never the host the runbook runs on (deferred)")
+    silence_minutes: int = Field(120, ge=5, le=1440, description="the maintenance window: a host's alerts are silenced "
+                                                                "in Alertmanager at most this long while its updates are applied")
     runs_max_days: float = Field(30.0, ge=1, le=3650, description="Log cleanup removes runbook run directories older "
                                                                   "than this, days (never the current run's)")
     reboot_timeout: int = Field(600, ge=30, le=1800, description="seconds a rebooted host has to answer SSH and be healthy")
@@ -170,6 +180,61 @@ def _reboot(ctx: StepContext) -> tuple[str | None, float]:
         time.monotonic() - start
 
 
+def silence_request(host: str, minutes: int, run_id: str, now: datetime) -> dict[str, Any]:
+    """Body of Alertmanager's ``POST /api/v2/silences`` (``postableSilence`` in its OpenAPI spec,
+    ``api/v2/openapi.yaml``): every alert with label ``host=<host>`` (the label Prometheus puts on
+    each scrape target of the host, templates/monitoring/prometheus.yml.j2) from ``now`` for
+    ``minutes``; times in RFC 3339 UTC."""
+    def rfc3339(t: datetime) -> str:
+        return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    return {"matchers": [{"name": "host", "value": host, "isRegex": False, "isEqual": True}],
+            "startsAt": rfc3339(now), "endsAt": rfc3339(now + timedelta(minutes=minutes)),
+            "createdBy": SILENCE_CREATOR, "comment": f"maintenance window of run {run_id}: updates applied"}
+
+
+def _alertmanager(ctx: StepContext) -> str | None:
+    """``http://127.0.0.1:<port>`` of the host's Alertmanager (its loopback port), or ``None``
+    when the host has no monitoring stack."""
+    if "monitoring" not in ctx.host.groups:
+        return None
+    port = ctx.host.settings.monitoring.loopback_ports.get("alertmanager")
+    return f"http://127.0.0.1:{int(port)}" if port else None
+
+
+def _silence(ctx: StepContext) -> dict[str, Any]:
+    """Silence this host's alerts through the host (``curl`` to its Alertmanager's loopback
+    port): ``{"id", "ends_at"}``, or ``{"error"}`` when Alertmanager refused (the update goes on:
+    alerts may fire), ``{}`` without a monitoring stack."""
+    url = _alertmanager(ctx)
+    if url is None:
+        return {}
+    body = silence_request(ctx.host.name, ctx.params.silence_minutes, ctx.run_id, datetime.now(timezone.utc))
+    out = ctx.sh(f"printf '%s' {shlex.quote(json.dumps(body))} | curl -fsS -m 20 -X POST -H 'Content-Type: application/json' "
+                 f"--data-binary @- {url}/api/v2/silences")
+    try:
+        return {"id": json.loads(out.stdout)["silenceID"], "ends_at": body["endsAt"]} if out.ok else \
+            {"error": f"POST /api/v2/silences failed: {(out.stderr or out.stdout).strip()[-200:]}"}
+    except (ValueError, KeyError, TypeError):
+        return {"error": f"POST /api/v2/silences answered {out.stdout.strip()[:200]!r}"}
+
+
+def _expire(ctx: StepContext, silence: dict[str, Any]) -> None:
+    """End the silence (``DELETE /api/v2/silence/{id}``): the host's alerts fire again, also when
+    the host failed; ``silence["expired"]`` says whether Alertmanager took it (if not, it ends at
+    ``ends_at`` on its own)."""
+    if "id" not in silence:
+        return
+    sid = re.sub(r"[^A-Za-z0-9-]", "", silence["id"])
+    try:
+        out = ctx.sh(f"curl -fsS -m 20 -X DELETE {_alertmanager(ctx)}/api/v2/silence/{sid}", timeout=30)
+        silence["expired"] = out.ok
+        if not out.ok:
+            silence["error"] = f"DELETE failed (ends on its own at {silence['ends_at']}): {out.stderr.strip()[-200:]}"
+    except ExecutorError as e:  # the step's time is up or the host is gone: the silence ends on its own
+        silence.update(expired=False, error=f"not expired (ends on its own at {silence['ends_at']}): {e}")
+
+
 @step("Apply updates", timeout=3600, destructive=True, serial=1, on_failure="stop-host")
 def apply_updates(ctx: StepContext) -> StepResult:
     """One host at a time: `apt-get upgrade` (non-interactive, configuration files kept; with
@@ -177,7 +242,10 @@ def apply_updates(ctx: StepContext) -> StepResult:
     running and healthy before the next host starts; a host that is not stops the run. When
     `/var/run/reboot-required` exists and `reboot` is on, the host is rebooted and must answer SSH
     with a healthy stack within `reboot_timeout`; the host the runbook runs on (group
-    `controller`, or this machine: same `/etc/machine-id`) is never rebooted: deferred and reported."""
+    `controller`, or this machine: same `/etc/machine-id`) is never rebooted: deferred and reported.
+    On a host with the monitoring stack its alerts (label `host`) are silenced in Alertmanager
+    (v2 API, through the host) while this runs, `silence_minutes` at most, and the silence is
+    expired when the host is done, healthy or not."""
     got = _pending(ctx)
     if isinstance(got, str):
         return ctx.failed(got)
@@ -187,6 +255,19 @@ def apply_updates(ctx: StepContext) -> StepResult:
         return ctx.ok("nothing to apply")
     if ctx.check:
         return ctx.skipped(f"check mode: would upgrade {len(names)}: {', '.join(names)}", {"would_upgrade": names})
+    silence = _silence(ctx)
+    try:
+        result = _apply(ctx, names)
+    finally:
+        _expire(ctx, silence)
+    if silence:
+        result.data["silence"] = silence
+    if "error" in silence:
+        return replace(result, message=f"{result.message}; alert silence: {silence['error']}")
+    return result
+
+
+def _apply(ctx: StepContext, names: list[str]) -> StepResult:
     quoted = " ".join(re.sub(r"[^A-Za-z0-9.+:~-]", "", n) for n in names)
     out = ctx.sh("DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Options::=--force-confold "
                  f"--only-upgrade install {quoted}", timeout=1500)

@@ -397,7 +397,8 @@ def test_weekly_reports_each_fault_under_check_and_fixes_what_it_owns_with_yes(w
     nothing changes. ``--yes -p reboot=true``: the update is installed (its postinst asks for a
     reboot), the dangling image is gone, journald is vacuumed, the stack stays healthy, the
     oversized log is still reported (dockerd owns it), and the host, the controller in the single
-    layout, is not rebooted: the reboot is deferred and the reason reported."""
+    layout, is not rebooted: the reboot is deferred and the reason reported. With the monitoring
+    stack on the host, the update ran inside an Alertmanager silence of the host, expired after it."""
     from deploys.contract.compose import COMPOSE_PROJECT, containers_command, parse_containers
 
     name, data, fault = weekly_faults
@@ -440,6 +441,17 @@ def test_weekly_reports_each_fault_under_check_and_fixes_what_it_owns_with_yes(w
     assert {c.service for c in states if c.up} >= set(SERVICES), [(c.service, c.status, c.health) for c in states]
     report = (runs_dir / result["run_id"] / "report.md").read_text()
     assert "container logs past docker_log_max_size" in report and "reboot required: deferred" in report
+    if name in [n for n, _ in inventory["monitoring"]]:  # the update ran inside a silence of the host's alerts, ended after it
+        from deploys.contract.monitoring import SERVICE_PORTS
+        from runbooks.library.weekly import SILENCE_CREATOR
+
+        silence = apply["data"]["silence"]
+        assert silence["expired"] is True, silence
+        port = data.get("monitoring", {}).get("loopback_ports", {}).get("alertmanager", SERVICE_PORTS["alertmanager"])
+        got = json.loads(ssh(data, f"curl -fsS http://127.0.0.1:{port}/api/v2/silence/{silence['id']}").stdout)
+        assert got["status"]["state"] == "expired" and got["createdBy"] == SILENCE_CREATOR, got
+        assert got["matchers"] == [{"name": "host", "value": name, "isRegex": False, "isEqual": True}], got
+        assert result["run_id"] in got["comment"]
 
 
 def test_timer_installed_by_the_deploy(inventory):

@@ -263,3 +263,73 @@ def test_log_cleanup_never_removes_the_current_run_even_when_it_is_old(weekly_ho
     ctx = SimpleNamespace(run_dir=current, params=rb.params(runs_max_days=1))
     assert _old_runs(ctx) == [other]
     assert _old_runs(SimpleNamespace(run_dir=None, params=ctx.params)) == []
+
+
+def test_silence_request_matches_the_host_for_the_window():
+    from datetime import datetime, timezone
+
+    from runbooks.library.weekly import SILENCE_CREATOR, silence_request
+
+    body = silence_request("h1", 90, "20261204T000000Z-weekly-abc", datetime(2026, 12, 4, 23, 30, tzinfo=timezone.utc))
+    assert body == {"matchers": [{"name": "host", "value": "h1", "isRegex": False, "isEqual": True}],
+                    "startsAt": "2026-12-04T23:30:00.000Z", "endsAt": "2026-12-05T01:00:00.000Z",
+                    "createdBy": SILENCE_CREATOR, "comment": "maintenance window of run 20261204T000000Z-weekly-abc: updates applied"}
+
+
+def _monitored(name):
+    h = make_host(name, groups=("app", "monitoring"))
+    h.settings.docker_log_max_size = "10m"
+    h.settings.monitoring = SimpleNamespace(loopback_ports={"alertmanager": 19093, "prometheus": 19090})
+    return h
+
+
+def _posted(command: str) -> dict:
+    """The JSON body a silence command pipes to curl (``printf '%s' '<json>' | curl ...``)."""
+    import shlex
+
+    words = shlex.split(command)
+    return json.loads(words[words.index("printf") + 2])
+
+
+@pytest.mark.parametrize("unhealthy", [False, True])
+def test_updates_run_inside_an_alert_silence_expired_afterwards(fake, executors, tmp_path, unhealthy):
+    _script(fake, unhealthy_after_upgrade="h1" if unhealthy else None)
+    fake.on(r"/api/v2/silences", '{"silenceID":"5f1c2a3b-aaaa-bbbb-cccc-0123456789ab"}')
+    rb = get_runbook("weekly")
+    res = run(rb, [_monitored("h1")], rb.params(silence_minutes=45), executors, runs_dir=tmp_path, approve=True)
+    cmds = fake.commands("h1")
+    post = next(i for i, c in enumerate(cmds) if "/api/v2/silences" in c)
+    upgrade = next(i for i, c in enumerate(cmds) if "--only-upgrade" in c)
+    delete = next(i for i, c in enumerate(cmds) if "-X DELETE" in c)
+    assert post < upgrade < delete  # expired also when the host is not healthy: its alerts fire again
+    assert "curl -fsS -m 20 -X POST -H 'Content-Type: application/json' --data-binary @- http://127.0.0.1:19093/api/v2/silences" in cmds[post]
+    body = _posted(cmds[post])
+    assert body["matchers"] == [{"name": "host", "value": "h1", "isRegex": False, "isEqual": True}]
+    assert body["comment"] == f"maintenance window of run {res.run_id}: updates applied"
+    from datetime import datetime
+
+    length = datetime.fromisoformat(body["endsAt"]) - datetime.fromisoformat(body["startsAt"])
+    assert length.total_seconds() == 45 * 60
+    assert cmds[delete].endswith("http://127.0.0.1:19093/api/v2/silence/5f1c2a3b-aaaa-bbbb-cccc-0123456789ab")
+    rec = next(s for s in res.steps if s.name == "Apply updates").results["h1"]
+    assert rec.status == ("failed" if unhealthy else "changed")
+    assert rec.data["silence"] == {"id": "5f1c2a3b-aaaa-bbbb-cccc-0123456789ab", "ends_at": body["endsAt"], "expired": True}
+
+
+def test_a_refused_silence_is_reported_and_the_update_goes_on(fake, executors, tmp_path):
+    _script(fake)
+    fake.on(r"/api/v2/silences", CommandResult(7, "", "curl: (7) Failed to connect to 127.0.0.1 port 19093"))
+    rb = get_runbook("weekly")
+    res = run(rb, [_monitored("h1")], rb.params(), executors, runs_dir=tmp_path, approve=True)
+    rec = next(s for s in res.steps if s.name == "Apply updates").results["h1"]
+    assert rec.status == "changed" and rec.message.endswith(
+        "; alert silence: POST /api/v2/silences failed: curl: (7) Failed to connect to 127.0.0.1 port 19093")
+    assert not [c for c in fake.commands() if "-X DELETE" in c]
+
+
+def test_no_silence_without_a_monitoring_stack_or_in_check_mode(weekly_hosts, fake, executors, tmp_path):
+    _script(fake)
+    rb = get_runbook("weekly")
+    run(rb, weekly_hosts[:1], rb.params(), executors, runs_dir=tmp_path, approve=True)
+    run(rb, [_monitored("h2")], rb.params(), executors, runs_dir=tmp_path, check=True)
+    assert not [c for c in fake.commands() if "/api/v2/silence" in c]
