@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import threading
@@ -21,7 +22,7 @@ import pytest
 from deploys.contract.paths import LOCK_FILE, RELEASE_FILE, RUNBOOK_DIR, STACK_DIR, RunbookLayout, StackLayout, local_state_dir
 from deploys.contract.services import SERVICES
 from runbooks.library._capacity import append_sample, format_ts, read_samples, store_file
-from tests.integration.conftest import INVENTORY, ROOT, ssh
+from tests.integration.conftest import INVENTORY, ROOT, ssh, ssh_argv
 from tests.support.webhook import webhook_receiver
 
 pytestmark = pytest.mark.integration
@@ -283,6 +284,174 @@ def test_monthly_names_the_slow_query_the_stray_port_and_the_weak_sshd_setting(m
     assert any(q["query"] == "SELECT pg_sleep($1)" and float(q["mean_ms"]) >= 300 for q in db["data"]["slow"])
     report = (runs_dir / result["run_id"] / "report.md").read_text()
     assert "sshd -T against the hardening policy" in report and "slowest statements" in report
+
+
+DUMMY = "orderops-weekly-dummy"
+#: everything the weekly faults put on the host, removed afterwards (apt is pointed at it by one drop-in)
+APT_TEST_DIR = "/var/tmp/orderops-weekly-apt"
+APT_DROP_IN = "/etc/apt/apt.conf.d/99orderops-weekly-test"
+CHATTY = "orderops-weekly-chatty"
+DANGLING_REPO = "orderops-weekly-dangling:test"
+
+
+def _dummy_deb(root: Path, version: str, postinst: str | None = None) -> Path:
+    """``DUMMY`` at ``version`` built with ``dpkg-deb`` (no files; ``postinst`` as its maintainer script)."""
+    pkg = root / f"build-{version}"
+    (pkg / "DEBIAN").mkdir(parents=True)
+    (pkg / "DEBIAN" / "control").write_text(
+        f"Package: {DUMMY}\nVersion: {version}\nArchitecture: all\nMaintainer: orderops tests <tests@order.test>\n"
+        "Priority: optional\nSection: misc\nDescription: dummy security update of the weekly runbook test\n")
+    if postinst:
+        (pkg / "DEBIAN" / "postinst").write_text(postinst)
+        (pkg / "DEBIAN" / "postinst").chmod(0o755)
+    deb = root / f"{DUMMY}_{version}_all.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(pkg), str(deb)], check=True, capture_output=True)
+    return deb
+
+
+def _security_repo(root: Path, arch: str) -> None:
+    """A ``file://`` apt repository under ``root/repo``: suite ``bookworm-security``, component
+    ``main``, ``DUMMY`` 1.1 whose postinst asks for a reboot (Debian's convention: touch
+    ``/var/run/reboot-required``, name the package in ``.pkgs``); ``root`` also gets the 1.0
+    .deb the host starts from, and ``sources.list`` naming the repository (unsigned: ``trusted=yes``)."""
+    import email.utils
+    import hashlib
+
+    _dummy_deb(root, "1.0")
+    new = _dummy_deb(root, "1.1", "#!/bin/sh\nset -e\ntouch /var/run/reboot-required\n"
+                                  f"echo {DUMMY} >> /var/run/reboot-required.pkgs\n")
+    suite = root / "repo" / "dists" / "bookworm-security"
+    (root / "repo" / "pool").mkdir(parents=True)
+    (suite / "main" / f"binary-{arch}").mkdir(parents=True)
+    pooled = root / "repo" / "pool" / new.name
+    new.rename(pooled)
+    control = subprocess.run(["dpkg-deb", "-f", str(pooled)], check=True, capture_output=True, text=True).stdout
+    blob = pooled.read_bytes()
+    packages = (f"{control.rstrip()}\nFilename: pool/{pooled.name}\nSize: {len(blob)}\n"
+                f"SHA256: {hashlib.sha256(blob).hexdigest()}\n\n").encode()
+    (suite / "main" / f"binary-{arch}" / "Packages").write_bytes(packages)
+    (suite / "Release").write_text(
+        "Origin: orderops-test\nLabel: orderops-test\nSuite: bookworm-security\nCodename: bookworm-security\n"
+        f"Date: {email.utils.formatdate(usegmt=True)}\nArchitectures: {arch}\nComponents: main\nSHA256:\n"
+        f" {hashlib.sha256(packages).hexdigest()} {len(packages)} main/binary-{arch}/Packages\n")
+    (root / "sources.list").write_text(f"deb [trusted=yes] file:{APT_TEST_DIR}/repo bookworm-security main\n")
+
+
+def _dpkg_version(data: dict) -> str:
+    return ssh(data, f"dpkg-query -W -f '${{Version}}' {DUMMY} 2>/dev/null || true").stdout.strip()
+
+
+@pytest.fixture
+def weekly_faults(app_host, tmp_path):
+    """The weekly runbook's three faults on the app host, everything restored afterwards:
+
+    - a pending security update: ``DUMMY`` 1.0 installed with dpkg, 1.1 in a local ``file://``
+      repository under a ``-security`` suite whose postinst asks for a reboot. One apt drop-in
+      points apt at the test's own sources file and lists directory (``Dir::Etc::SourceList``,
+      ``Dir::State::Lists``): the real mirror is off and its lists untouched; the drop-in, the
+      directory, the package and the reboot flag are removed at the end
+    - a container log past ``docker_log_max_size`` (10m): a container whose own ``--log-opt
+      max-size=1g`` let it escape the daemon's rotation, writing about 11 MiB
+    - a dangling image: ``docker import`` twice under one tag (the first loses it)
+
+    Yields ``(name, data, {"log": path, "dangling": image id})``."""
+    name, data = app_host
+    arch = ssh(data, "dpkg --print-architecture").stdout.strip()
+    _security_repo(tmp_path, arch)
+    tar = subprocess.run(["tar", "-C", str(tmp_path), "--exclude=build-*", "-cf", "-", "."], check=True, capture_output=True).stdout
+    assert ssh(data, "test -e /var/run/reboot-required && echo flagged || true").stdout.strip() == "", "host already asks for a reboot"
+    drop_in = (f'Dir::Etc::SourceList "{APT_TEST_DIR}/sources.list";\\nDir::Etc::SourceParts "{APT_TEST_DIR}/sources.list.d";\\n'
+               f'Dir::State::Lists "{APT_TEST_DIR}/lists";\\n')
+    image, first = data["images"]["order_service"], ""
+    try:
+        proc = subprocess.run(ssh_argv(data, f"sudo mkdir -p {APT_TEST_DIR} && sudo tar -C {APT_TEST_DIR} -xf - && "
+                                             f"sudo mkdir -p {APT_TEST_DIR}/sources.list.d {APT_TEST_DIR}/lists/partial"),
+                              input=tar, capture_output=True, timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        ssh(data, f"sudo dpkg -i {APT_TEST_DIR}/{DUMMY}_1.0_all.deb >/dev/null && printf '{drop_in}' | sudo tee {APT_DROP_IN} >/dev/null "
+                  "&& sudo apt-get update -q >/dev/null")
+        sim = ssh(data, "sudo apt-get -s -o Debug::NoLocking=1 upgrade").stdout
+        assert f"Inst {DUMMY} [1.0] (1.1 " in sim and "bookworm-security" in sim, sim
+        ssh(data, f"sudo docker rm -f {CHATTY} >/dev/null 2>&1; sudo docker run -d --name {CHATTY} --log-opt max-size=1g "
+                  f"--entrypoint python3 {image} -c \"import sys; sys.stdout.write(('x' * 8000 + chr(10)) * 1400)\" >/dev/null "
+                  f"&& sudo docker wait {CHATTY} >/dev/null")
+        log = ssh(data, f"sudo docker inspect -f '{{{{.LogPath}}}}' {CHATTY}").stdout.strip()
+        first = ssh(data, f"tar -C /etc -cf - hostname | sudo docker import -m one - {DANGLING_REPO}").stdout.strip()
+        ssh(data, f"tar -C /etc -cf - hostname | sudo docker import -m two - {DANGLING_REPO} >/dev/null")
+        assert ssh(data, f"sudo docker images -q --no-trunc -f dangling=true").stdout.split().count(first) == 1
+        yield name, data, {"log": log, "dangling": first}
+    finally:
+        ssh(data, f"sudo docker rm -f {CHATTY}; sudo docker rmi -f {DANGLING_REPO} {first}; "
+                  f"sudo dpkg --purge {DUMMY}; sudo rm -rf {APT_DROP_IN} {APT_TEST_DIR} /var/run/reboot-required "
+                  "/var/run/reboot-required.pkgs", check=False)
+
+
+def _container_started(data: dict) -> str:
+    """When the test host's container (its PID 1, systemd) last started: a reboot of it changes this."""
+    return subprocess.run(["docker", "inspect", "-f", "{{.State.StartedAt}}", data["testhost_container"]],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_weekly_reports_each_fault_under_check_and_fixes_what_it_owns_with_yes(weekly_faults, inventory, runs_dir):
+    """``--check``: the security update, the oversized log and the dangling image are reported and
+    nothing changes. ``--yes -p reboot=true``: the update is installed (its postinst asks for a
+    reboot), the dangling image is gone, journald is vacuumed, the stack stays healthy, the
+    oversized log is still reported (dockerd owns it), and the host, the controller in the single
+    layout, is not rebooted: the reboot is deferred and the reason reported. With the monitoring
+    stack on the host, the update ran inside an Alertmanager silence of the host, expired after it."""
+    from deploys.contract.compose import COMPOSE_PROJECT, containers_command, parse_containers
+
+    name, data, fault = weekly_faults
+    controller = name in [n for n, _ in inventory["controller"]]
+    proc, result = runbook("run", "weekly", "-i", INVENTORY, "--check", runs_dir=runs_dir)
+    assert proc.returncode == 1, proc.stdout[-3000:]  # the oversized log fails Log cleanup
+    pending = step_result(result, "Pending updates", name)
+    assert pending["status"] == "ok" and DUMMY in pending["data"]["security"] and not pending["data"]["reboot_required"], pending
+    apply = step_result(result, "Apply updates", name)
+    assert apply["status"] == "skipped" and DUMMY in apply["data"]["would_upgrade"], apply
+    logs = step_result(result, "Log cleanup", name)
+    assert logs["status"] == "failed" and fault["log"] in logs["data"]["oversized_logs"], logs
+    assert logs["message"].startswith("check mode: would vacuum journald"), logs["message"]
+    hygiene = step_result(result, "Docker hygiene", name)
+    assert hygiene["status"] == "skipped" and fault["dangling"] in hygiene["data"]["dangling"], hygiene
+    # nothing changed
+    assert _dpkg_version(data) == "1.0"
+    assert ssh(data, f"sudo docker image inspect -f ok {fault['dangling']}").stdout.strip() == "ok"
+    assert ssh(data, "test -e /var/run/reboot-required && echo flagged || true").stdout.strip() == ""
+
+    started = _container_started(data)
+    reboot = ["-p", "reboot=true"] if controller else []  # never reboot a local test host without a restart policy
+    proc, result = runbook("run", "weekly", "-i", INVENTORY, "--yes", *reboot, runs_dir=runs_dir)
+    assert proc.returncode == 1, proc.stdout[-3000:]  # the oversized log is still reported
+    apply = step_result(result, "Apply updates", name)
+    assert apply["status"] == "changed" and DUMMY in apply["data"]["upgraded"], apply
+    assert apply["data"]["reboot_required"] and apply["data"]["reboot"] == "deferred", apply
+    wanted = f"{name} is the controller host, the runbook runs on it" if controller else "reboot=false"
+    assert apply["data"]["reboot_deferred"] == wanted and "stack healthy; reboot required: deferred" in apply["message"], apply
+    assert _dpkg_version(data) == "1.1"
+    assert ssh(data, "cat /var/run/reboot-required.pkgs").stdout.split() == [DUMMY]
+    assert _container_started(data) == started, "the host was rebooted"
+    hygiene = step_result(result, "Docker hygiene", name)
+    assert hygiene["status"] == "changed" and fault["dangling"] in hygiene["data"]["dangling"], hygiene
+    assert ssh(data, f"sudo docker image inspect {fault['dangling']}", check=False).returncode != 0, "dangling image still there"
+    logs = step_result(result, "Log cleanup", name)
+    assert logs["status"] == "failed" and logs["message"].startswith("journald vacuumed: "), logs
+    assert "container log(s) past" in logs["message"] and fault["log"] in logs["data"]["oversized_logs"]
+    states = parse_containers(ssh(data, f"sudo sh -c {shlex.quote(containers_command(COMPOSE_PROJECT))}").stdout.splitlines())
+    assert {c.service for c in states if c.up} >= set(SERVICES), [(c.service, c.status, c.health) for c in states]
+    report = (runs_dir / result["run_id"] / "report.md").read_text()
+    assert "container logs past docker_log_max_size" in report and "reboot required: deferred" in report
+    if name in [n for n, _ in inventory["monitoring"]]:  # the update ran inside a silence of the host's alerts, ended after it
+        from deploys.contract.monitoring import SERVICE_PORTS
+        from runbooks.library.weekly import SILENCE_CREATOR
+
+        silence = apply["data"]["silence"]
+        assert silence["expired"] is True, silence
+        port = data.get("monitoring", {}).get("loopback_ports", {}).get("alertmanager", SERVICE_PORTS["alertmanager"])
+        got = json.loads(ssh(data, f"curl -fsS http://127.0.0.1:{port}/api/v2/silence/{silence['id']}").stdout)
+        assert got["status"]["state"] == "expired" and got["createdBy"] == SILENCE_CREATOR, got
+        assert got["matchers"] == [{"name": "host", "value": name, "isRegex": False, "isEqual": True}], got
+        assert result["run_id"] in got["comment"]
 
 
 def test_timer_installed_by_the_deploy(inventory):
