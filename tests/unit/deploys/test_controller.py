@@ -76,11 +76,16 @@ def test_units_carry_the_calendar_and_persistent(make_settings):
     assert "User=deploy" in service and "Type=oneshot" in service
 
 
-def test_bundle_key_follows_sources(tmp_path):
+def _source_tree(root):
+    """A minimal project tree that ``source_key`` hashes: one module per source folder + pyproject."""
     for d in ("deploys", "inventories", "templates", "runbooks"):
-        (tmp_path / d).mkdir()
-        (tmp_path / d / "a.py").write_text("x = 1\n")
-    (tmp_path / "pyproject.toml").write_text("[project]\n")
+        (root / d).mkdir()
+        (root / d / "a.py").write_text("x = 1\n")
+    (root / "pyproject.toml").write_text("[project]\n")
+
+
+def test_bundle_key_follows_sources(tmp_path):
+    _source_tree(tmp_path)
     deps1, key1 = source_key(tmp_path)
     (tmp_path / "runbooks" / "__pycache__").mkdir()
     (tmp_path / "runbooks" / "__pycache__" / "a.pyc").write_bytes(b"junk")
@@ -151,10 +156,7 @@ def test_bundle_path_is_where_build_bundle_puts_the_tarball(tmp_path):
     """The plan names the wheelhouse by key (bundle_path) without building; build_bundle reuses that file."""
     from deploys.roles.controller.wheelhouse import build_bundle, bundle_path
 
-    for d in ("deploys", "inventories", "templates", "runbooks"):
-        (tmp_path / d).mkdir()
-        (tmp_path / d / "a.py").write_text("x = 1\n")
-    (tmp_path / "pyproject.toml").write_text("[project]\n")
+    _source_tree(tmp_path)
     _, key = source_key(tmp_path)
     cache = tmp_path / "cache"
     path = bundle_path(key, cache)
