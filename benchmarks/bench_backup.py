@@ -9,8 +9,8 @@ with two lines each and one status transition for every other order, then measur
 - raw dump: ``pg_dump -Fc -Z0 > /dev/null`` (and to a file, for its size and the raw restore);
 - the backup program's database backup (``deploys/backup_tool/backup.py create_backup``:
   snapshot session + counts, dump, ``pg_restore --list`` check, compression, ``age``,
-  SHA-256, fsync, rename) for each compression: ``zstd`` (``-Z0 | zstd -3 -T2``) and ``gzip``
-  (``-Z1`` inside pg_dump);
+  SHA-256, fsync, rename) for each compression (:data:`VARIANTS`): ``zstd`` at levels 1 and 3 (``-Z0 | zstd -N -T2``)
+  and ``gzip`` (``-Z1`` inside pg_dump);
 - the upload of the zstd backup to moto's S3 server on loopback, measured apart;
 - raw restore: ``pg_restore -j2`` of the raw dump file into an empty database;
 - the program's restore (``restore_db``: decrypt, decompress, stage, ``pg_restore -j2``) of
@@ -24,6 +24,7 @@ database host. Not a test: nothing is gated. ``BENCH_KEEP=1`` keeps the temporar
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -48,6 +49,10 @@ ORDERS = int(os.environ.get("BENCH_ORDERS", "1000000"))
 #: each figure is the minimum of this many runs, raw and program interleaved (the machine is shared)
 REPEAT = int(os.environ.get("BENCH_REPEAT", "2"))
 PASSWORD = "bench-backup-password"
+#: the compressions compared: name -> (Config.compression, Config.zstd_level)
+VARIANTS = {"zstd-1": ("zstd", 1), "zstd-3": ("zstd", 3), "gzip": ("gzip", 3)}
+#: the inventory default (inventories/schema.py backup_compression / backup_zstd_level)
+DEFAULT = "zstd-3"
 
 
 def timed(fn):
@@ -102,33 +107,34 @@ def main() -> int:
             raw_file = work / "raw.dump"
             raw_null, raw_to_file = [], []
             backups: dict[str, tuple] = {}
-            times: dict[str, list[float]] = {"zstd": [], "gzip": []}
+            times: dict[str, list[float]] = {name: [] for name in VARIANTS}
             for r in range(REPEAT):
                 raw_null.append(timed(lambda: run(["pg_dump", "-d", "orders", "-Fc", "-Z0"], env))[0])
                 with open(raw_file, "wb") as f:
                     raw_to_file.append(timed(lambda: run(["pg_dump", "-d", "orders", "-Fc", "-Z0"], env, stdout=f))[0])
-                for compression in ("zstd", "gzip"):
-                    cfg = Config(host="bench", db_exec=db_exec, backup_dir=str(work / f"backups-{compression}"),
-                                 recipients=(public,), compression=compression)
+                for name, (compression, level) in VARIANTS.items():
+                    cfg = Config(host="bench", db_exec=db_exec, backup_dir=str(work / f"backups-{name}"),
+                                 recipients=(public,), compression=compression, zstd_level=level)
                     Path(cfg.backup_dir).mkdir(exist_ok=True)
-                    if compression in backups:
-                        shutil.rmtree(backups[compression][1])
+                    if name in backups:
+                        shutil.rmtree(backups[name][1])
                     time.sleep(1.1)  # backup ids are per second
                     t, (path, manifest, _) = timed(lambda: create_backup(cfg, log=lambda m: None))
-                    backups[compression] = (cfg, path, manifest)
-                    times[compression].append(t)
+                    backups[name] = (cfg, path, manifest)
+                    times[name].append(t)
             t_raw_null = min(raw_null)
             raw_size = raw_file.stat().st_size
             print(f"raw pg_dump -Fc -Z0 > /dev/null: {t_raw_null:.2f} s (runs {', '.join(f'{t:.1f}' for t in raw_null)}; "
                   f"to a file {min(raw_to_file):.2f} s, {raw_size} bytes)", flush=True)
-            for compression, (cfg, path, manifest) in backups.items():
-                t = min(times[compression])
+            for name, (cfg, path, manifest) in backups.items():
+                t = min(times[name])
                 size = manifest["files"]["db"]["bytes"]
-                print(f"backup {compression}: {t:.2f} s = {t / t_raw_null:.2f}x raw (target <= 1.3; runs "
-                      f"{', '.join(f'{x:.1f}' for x in times[compression])}); size {size} = {size / raw_size:.3f} of the raw dump", flush=True)
+                print(f"backup {name}: {t:.2f} s = {t / t_raw_null:.2f}x raw (target <= 1.3; runs "
+                      f"{', '.join(f'{x:.1f}' for x in times[name])}); size {size} = {size / raw_size:.3f} of the raw dump", flush=True)
 
             from moto.server import ThreadedMotoServer
 
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
             moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
             moto.start()
             try:
@@ -144,33 +150,33 @@ def main() -> int:
                 boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
                              aws_secret_access_key="bench-secret").create_bucket(Bucket="bench")
                 off = Offsite(S3Config(bucket="bench", credentials_file=str(creds), endpoint_url=endpoint))
-                cfg, path, manifest = backups["zstd"]
+                cfg, path, manifest = backups[DEFAULT]
                 t_up, sent = timed(lambda: off.upload(path, manifest))
-                print(f"upload (zstd backup, moto on loopback, apart): {t_up:.2f} s for {sent} bytes", flush=True)
+                print(f"upload ({DEFAULT} backup, moto on loopback, apart): {t_up:.2f} s for {sent} bytes", flush=True)
             finally:
                 moto.stop()
 
-            variants = [("zstd", 2), ("zstd", 1), ("gzip", 2)]
+            variants = [*((name, 2) for name in VARIANTS), (DEFAULT, 1)]
             raw_restore: list[float] = []
             ours: dict[tuple, list[float]] = {v: [] for v in variants}
             for r in range(REPEAT):
                 pg.create_database("raw_restore")
                 raw_restore.append(timed(lambda: run(["pg_restore", "-j2", "-d", "raw_restore", "--exit-on-error", str(raw_file)], env))[0])
                 pg.admin().execute('DROP DATABASE "raw_restore"')
-                for compression, jobs in variants:
-                    cfg, path, manifest = backups[compression]
+                for name, jobs in variants:
+                    cfg, path, manifest = backups[name]
                     info = inspect_local(path)
-                    target = f"r_{compression}_{jobs}"
+                    target = f"r_{name.replace('-', '_')}_{jobs}"
                     t, _ = timed(lambda: restore.restore_db(cfg, info, identity, target, jobs=jobs))
                     counts = restore.count_rows(cfg, target, cfg.key_tables)
                     assert restore.compare_counts(manifest["row_counts"], counts) == [], counts
-                    ours[(compression, jobs)].append(t)
+                    ours[(name, jobs)].append(t)
                     pg.admin().execute(f'DROP DATABASE "{target}"')
             t_raw_restore = min(raw_restore)
             print(f"raw pg_restore -j2: {t_raw_restore:.2f} s (runs {', '.join(f'{t:.1f}' for t in raw_restore)})", flush=True)
-            for (compression, jobs), ts in ours.items():
+            for (name, jobs), ts in ours.items():
                 t = min(ts)
-                print(f"restore {compression} jobs={jobs}: {t:.2f} s = {t / t_raw_restore:.2f}x raw (target <= 1.2; runs "
+                print(f"restore {name} jobs={jobs}: {t:.2f} s = {t / t_raw_restore:.2f}x raw (target <= 1.2; runs "
                       f"{', '.join(f'{x:.1f}' for x in ts)})", flush=True)
     finally:
         if os.environ.get("BENCH_KEEP") == "1":

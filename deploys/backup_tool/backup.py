@@ -3,7 +3,8 @@
 :func:`run_backup` is what ``orderops-backup.service`` runs (``python3 -m orderops_backup run``):
 
 1. take ``<backup_dir>/.lock`` (``flock``; a second run at once fails at once);
-2. open a snapshot session, record server version, alembic revision and row counts;
+2. open a snapshot session, record server version and alembic revision, and start the row
+   counts, which the server computes in that session while the dump runs;
 3. ``pg_dump -Fc`` (``-Z0`` piped to ``zstd``, or ``-Z1``) with that snapshot, checked by
    ``pg_restore --list`` on the plaintext stream's head (header + TOC), encrypted with ``age`` to the recipients;
 4. the attachments directory as ``tar`` (checked by ``tar -t``), ``zstd``, ``age``;
@@ -106,7 +107,7 @@ def create_backup(cfg: Config, now: datetime | None = None, log: Callable[[str],
     try:
         t0 = time.monotonic()
         with SnapshotSession(cfg.db_exec, cfg.db_user, cfg.db_name) as snap:
-            info = snap.describe(cfg.key_tables)
+            info, counts = snap.describe(cfg.key_tables)  # the server counts while the dump runs
             compressor = ["zstd", "-q", f"-{cfg.zstd_level}", "-T2", "-c"] if cfg.compression == "zstd" else None
             db_name = db_file_name(cfg.compression)
             db = encrypt_stream(
@@ -114,6 +115,7 @@ def create_backup(cfg: Config, now: datetime | None = None, log: Callable[[str],
                 check=[*cfg.db_exec, "pg_restore", "--list"], compressor=compressor, check_line=_TOC_LINE,
                 check_bytes=TOC_PREFIX,
             )
+            info["row_counts"] = counts()
         kinds["db"] = {"time": time.time(), "duration": time.monotonic() - t0, "bytes": db.bytes}
         log(f"db: {db.plain_bytes} bytes dumped, {db.bytes} stored, {db.check_lines} TOC entries")
         files = {"db": {"name": db_name, "bytes": db.bytes, "sha256": db.sha256, "plain_bytes": db.plain_bytes,

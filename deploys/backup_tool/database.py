@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .errors import BackupError
 
@@ -71,12 +71,22 @@ class SnapshotSession:
 
     def query(self, sql: str) -> list[str]:
         """Output lines of ``sql`` run in the open transaction."""
-        assert self._proc and self._proc.stdin and self._proc.stdout
+        self.send(sql)
+        return self.receive()
+
+    def send(self, sql: str) -> None:
+        """Start ``sql`` in the open transaction without waiting; :meth:`receive` reads its
+        output lines. One statement may be outstanding at a time."""
+        assert self._proc and self._proc.stdin
         try:
             self._proc.stdin.write(sql.rstrip().rstrip(";") + ";\n\\echo " + _END + "\n")
             self._proc.stdin.flush()
         except BrokenPipeError:
             raise BackupError(f"psql exited: {self._error()}") from None
+
+    def receive(self) -> list[str]:
+        """Output lines of the statement :meth:`send` started (blocks until it ends)."""
+        assert self._proc and self._proc.stdout
         lines = []
         while True:
             line = self._proc.stdout.readline()
@@ -110,19 +120,27 @@ class SnapshotSession:
             self._proc.wait()
         self._stderr.close()
 
-    def describe(self, key_tables: Sequence[str]) -> dict:
-        """``{"server_version", "alembic_revision", "row_counts"}`` as this snapshot sees them;
-        tables that do not exist are left out of ``row_counts``."""
+    def describe(self, key_tables: Sequence[str]) -> tuple[dict, Callable[[], dict[str, int]]]:
+        """``({"server_version", "alembic_revision"}, counts)`` as this snapshot sees them.
+
+        The exact row counts of ``key_tables`` (tables that do not exist are left out) are
+        started here and counted by the server while the caller goes on (the dump runs from the
+        same snapshot meanwhile, so both see the same rows); ``counts()`` waits for them and
+        returns ``{table: rows}``. Call it before any other :meth:`query`."""
         version = self.query("SHOW server_version")[0].split()[0]
         present = set(self.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
         revision = ""
         if "alembic_version" in present:
             revision = ",".join(sorted(self.query("SELECT version_num FROM alembic_version")))
-        counts: dict[str, int] = {}
         tables = [t for t in key_tables if t in present]
         if tables:
-            sql = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {quote_ident(t)}" for t in tables)
-            for line in self.query(sql):
+            self.send(" UNION ALL ".join(f"SELECT '{t}', count(*) FROM {quote_ident(t)}" for t in tables))
+
+        def counts() -> dict[str, int]:
+            found: dict[str, int] = {}
+            for line in self.receive() if tables else []:
                 name, _, n = line.partition("|")
-                counts[name] = int(n)
-        return {"server_version": version, "alembic_revision": revision, "row_counts": counts}
+                found[name] = int(n)
+            return found
+
+        return {"server_version": version, "alembic_revision": revision}, counts
