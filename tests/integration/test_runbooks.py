@@ -19,7 +19,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from deploys.contract.paths import LOCK_FILE, RELEASE_FILE, RUNBOOK_DIR, STACK_DIR, RunbookLayout, StackLayout, local_state_dir
+from deploys.contract.paths import (LOCK_FILE, LOCK_GUARD, RELEASE_FILE, RUNBOOK_DIR, STACK_DIR, STATE_DIR, RunbookLayout, StackLayout,
+                                    local_state_dir)
 from deploys.contract.services import SERVICES
 from runbooks.library._capacity import append_sample, format_ts, read_samples, store_file
 from tests.integration.apt_fault import DUMMY, GATE, dpkg_version, pending_security_update, reboot_flagged
@@ -250,7 +251,7 @@ def _order_db(sql: str) -> str:
     from deploys.contract.services import DB_NAME, DB_USER
 
     return "sudo " + compose_command(COMPOSE_PROJECT, STACK_DIR, "exec", "-T", "postgres", "psql", "-X", "-U", DB_USER,
-                                     "-d", DB_NAME, "-v", "ON_ERROR_STOP=1", "-qtAc", shlex.quote(sql))
+                                     "-d", DB_NAME, "-v", "ON_ERROR_STOP=1", "-qtAc", sql)
 
 
 @pytest.fixture
@@ -298,7 +299,17 @@ def _host_state(data: dict) -> dict[str, str]:
                     + _order_db(f"SELECT count(*) FROM {BLOATED}"),
         "files": f"sudo find /etc /opt /usr /var/lib/orderops /home /root -xdev -newer {SINCE} -print 2>/dev/null | sort",
     }
-    return {k: ssh(data, v).stdout for k, v in parts.items()}
+    state = {k: ssh(data, v).stdout for k, v in parts.items()}
+    home = f"/home/{data['ssh_user']}"
+    state["files"] = "".join(line + "\n" for line in state["files"].splitlines() if line not in _runbook_own(home))
+    return state
+
+
+def _runbook_own(home: str) -> set[str]:
+    """What every runbook run touches and owns on a host: the host lock (taken and released, its
+    directory's mtime) and Ansible's remote temporary directory (``~/.ansible/tmp``, emptied after
+    each command, and the home directory's mtime when it is created)."""
+    return {STATE_DIR, LOCK_FILE, LOCK_GUARD, home, f"{home}/.ansible", f"{home}/.ansible/tmp"}
 
 
 def _monthly_read_only(data: dict, *args: str, runs_dir: Path) -> tuple[subprocess.CompletedProcess, dict]:
