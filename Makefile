@@ -106,5 +106,5 @@ test-integration: images web
 	$(PYTEST) -m integration tests/integration -q; \
 	$(PYTEST) tests/infra -q --inventory inventories/local.py; \
 	$(PY) -m testhosts up -n 2 --layout split; \
-	$(PYTEST) -m integration tests/integration/test_deploy.py -q; \
+	$(PYTEST) -m integration tests/integration/test_deploy.py tests/integration/test_weekly_reboot.py -q; \
 	$(PYTEST) tests/infra -q --inventory inventories/local.py

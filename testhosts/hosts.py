@@ -13,6 +13,16 @@ flag set below (the deploy installs Docker inside)::
     --security-opt seccomp=unconfined                  inner runc needs keyctl
     -v <container>-docker:/var/lib/docker              ext4-backed, so inner overlay2 works
     --tmpfs /run --tmpfs /run/lock
+    --restart unless-stopped                           a reboot inside brings the host back
+
+A reboot: ``systemctl reboot`` inside runs systemd's shutdown; its last step, ``reboot(2)``, is
+refused without CAP_SYS_BOOT (not granted), so systemd-shutdown ends the container ("Exiting
+container.", exit 0). The restart policy starts the same container again (``RestartCount`` + 1):
+its filesystem, the ``/var/lib/docker`` volume, the SSH host keys, the published ports and the
+network stay; the tmpfs mounts (``/run``, ``/sys/fs/cgroup``) are fresh, as on a booted machine,
+and systemd boots it from scratch (sshd, dockerd, the stacks' ``restart: unless-stopped``
+containers). ``docker stop`` (``down``) is not restarted. The kernel's ``boot_id`` is the
+machine's: a test host's boot shows in Docker's ``State.StartedAt`` and PID 1's start time.
 
 Never ``--privileged`` (fails on these machines) and never the machine's ``/sys/fs/cgroup``
 read-write (it damages the host's cgroup setup; :mod:`testhosts.fingerprint` checks).
@@ -153,6 +163,7 @@ def run_kwargs(plan: HostPlan, image: str, label: str, network: str | None = Non
         cap_add=["SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE"],
         security_opt=["seccomp=unconfined"],
         volumes={plan.volume: {"bind": "/var/lib/docker", "mode": "rw"}},
+        restart_policy={"Name": "unless-stopped"},
         ports={
             "22/tcp": ("127.0.0.1", plan.ssh_port),
             "80/tcp": ("127.0.0.1", plan.http_port),

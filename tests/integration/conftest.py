@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from deploys.contract.paths import local_state_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = os.environ.get("ORDEROPS_TEST_INVENTORY", "inventories/local.py")
@@ -100,3 +103,43 @@ def ssh(data: dict, command: str, check: bool = True) -> subprocess.CompletedPro
     if check and proc.returncode != 0:
         raise AssertionError(f"ssh {command!r} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     return proc
+
+
+#: the container name the test inventory's webhook_url and smtp.smarthost use
+SINK = "alert-sink"
+
+
+@pytest.fixture(scope="module")
+def mon(inventory):
+    """``(name, data, settings)`` of the monitoring host, or skip when the layout has none."""
+    if not inventory.get("monitoring"):
+        pytest.skip("no host in group 'monitoring' (ORDEROPS_MONITORING=0 or no monitoring images)")
+    name, data = inventory["monitoring"][0]
+    from inventories.schema import build_settings
+
+    return name, data, build_settings(name, data, ("app", "monitoring"))
+
+
+@pytest.fixture(scope="module")
+def sink(mon):
+    """The alert-sink container on the monitoring project's network; ``read()`` -> received items."""
+    name, data, settings = mon
+    ref = json.loads((local_state_dir() / "images.json").read_text()).get("alert_sink")
+    if not ref:
+        pytest.fail("images.json has no alert_sink image: run `make images`")
+    if ssh(data, f"sudo docker image inspect {shlex.quote(ref)} >/dev/null 2>&1", check=False).returncode != 0:
+        save = subprocess.Popen(["docker", "save", ref], stdout=subprocess.PIPE)
+        load = subprocess.run(
+            ssh_argv(data, "sudo docker load -q"), stdin=save.stdout, capture_output=True, timeout=600, check=False)
+        save.wait()
+        assert load.returncode == 0 and save.returncode == 0, load.stderr[-2000:]
+    network = f"{settings.monitoring.compose_project}_monitoring"
+    ssh(data, f"sudo docker rm -f {SINK} >/dev/null 2>&1; sudo docker run -d --name {SINK} --network {network} "
+              f"{shlex.quote(ref)} >/dev/null")
+
+    def read() -> list[dict]:
+        out = ssh(data, f"sudo docker exec {SINK} cat /data/received.jsonl", check=False).stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    yield read
+    ssh(data, f"sudo docker rm -f {SINK} >/dev/null 2>&1", check=False)

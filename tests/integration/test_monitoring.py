@@ -32,26 +32,10 @@ import pytest
 
 from deploys.contract.compose import compose_command
 from deploys.contract.monitoring import MonitoringLayout
-from deploys.contract.paths import local_state_dir
-from inventories.schema import build_settings, load_secrets
+from inventories.schema import load_secrets
 from tests.integration.conftest import run_pyinfra, ssh, ssh_argv
 
 pytestmark = pytest.mark.integration
-
-SINK = "alert-sink"  # the container name the test inventory's webhook_url and smtp.smarthost use
-
-
-def _settings(name: str, data: dict, groups=("app", "monitoring")):
-    return build_settings(name, data, groups)
-
-
-@pytest.fixture(scope="module")
-def mon(inventory):
-    """``(name, data, settings)`` of the monitoring host, or skip when the layout has none."""
-    if not inventory.get("monitoring"):
-        pytest.skip("no host in group 'monitoring' (ORDEROPS_MONITORING=0 or no monitoring images)")
-    name, data = inventory["monitoring"][0]
-    return name, data, _settings(name, data)
 
 
 def _ssh_input(data: dict, command: str, stdin: bytes, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -72,31 +56,6 @@ def _grafana_get(data: dict, settings, path: str, user: str, password: str) -> t
     out = _ssh_input(data, f"curl -s -K - -w '\\n%{{http_code}}' {shlex.quote(base + path)}", config).stdout.decode()
     body, _, code = out.rpartition("\n")
     return int(code or 0), body
-
-
-@pytest.fixture(scope="module")
-def sink(mon):
-    """The alert-sink container on the monitoring project's network; ``read()`` -> received items."""
-    name, data, settings = mon
-    ref = json.loads((local_state_dir() / "images.json").read_text()).get("alert_sink")
-    if not ref:
-        pytest.fail("images.json has no alert_sink image: run `make images`")
-    if ssh(data, f"sudo docker image inspect {shlex.quote(ref)} >/dev/null 2>&1", check=False).returncode != 0:
-        save = subprocess.Popen(["docker", "save", ref], stdout=subprocess.PIPE)
-        load = subprocess.run(
-            ssh_argv(data, "sudo docker load -q"), stdin=save.stdout, capture_output=True, timeout=600, check=False)
-        save.wait()
-        assert load.returncode == 0 and save.returncode == 0, load.stderr[-2000:]
-    network = f"{settings.monitoring.compose_project}_monitoring"
-    ssh(data, f"sudo docker rm -f {SINK} >/dev/null 2>&1; sudo docker run -d --name {SINK} --network {network} "
-              f"{shlex.quote(ref)} >/dev/null")
-
-    def read() -> list[dict]:
-        out = ssh(data, f"sudo docker exec {SINK} cat /data/received.jsonl", check=False).stdout
-        return [json.loads(line) for line in out.splitlines() if line.strip()]
-
-    yield read
-    ssh(data, f"sudo docker rm -f {SINK} >/dev/null 2>&1", check=False)
 
 
 def _wait(what: str, check, timeout: float, interval: float = 3.0):

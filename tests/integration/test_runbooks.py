@@ -19,10 +19,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from deploys.contract.paths import LOCK_FILE, RELEASE_FILE, RUNBOOK_DIR, STACK_DIR, RunbookLayout, StackLayout, local_state_dir
+from deploys.contract.paths import (LOCK_FILE, LOCK_GUARD, RELEASE_FILE, RUNBOOK_DIR, STACK_DIR, STATE_DIR, RunbookLayout, StackLayout,
+                                    local_state_dir)
 from deploys.contract.services import SERVICES
 from runbooks.library._capacity import append_sample, format_ts, read_samples, store_file
-from tests.integration.conftest import INVENTORY, ROOT, ssh, ssh_argv
+from tests.integration.apt_fault import DUMMY, GATE, dpkg_version, pending_security_update, reboot_flagged
+from tests.integration.conftest import INVENTORY, ROOT, ssh
 from tests.support.webhook import webhook_receiver
 
 pytestmark = pytest.mark.integration
@@ -237,21 +239,35 @@ def test_emergency_redeploy_rolls_back_a_bad_version(app_host, runs_dir, bad_ima
 
 STRAY_PORT = 9002
 WEAK_SSHD = "/etc/ssh/sshd_config.d/00-aaa-monthly-test.conf"
+#: the bloated table: 5000 rows inserted, 4000 deleted with autovacuum off for it (80 % dead tuples)
+BLOATED = "monthly_bloat_probe"
+#: marks the time a monthly run starts: files of the host changed after it are listed
+SINCE = "/var/tmp/orderops-monthly-since"
+
+
+def _order_db(sql: str) -> str:
+    """``psql`` on the order database in the postgres container, as the order service's user (a shell command)."""
+    from deploys.contract.compose import COMPOSE_PROJECT, compose_command
+    from deploys.contract.services import DB_NAME, DB_USER
+
+    return "sudo " + compose_command(COMPOSE_PROJECT, STACK_DIR, "exec", "-T", "postgres", "psql", "-X", "-U", DB_USER,
+                                     "-d", DB_NAME, "-v", "ON_ERROR_STOP=1", "-qtAc", sql)
 
 
 @pytest.fixture
 def monthly_faults(app_host):
-    """Three faults on the app host, removed afterwards: a slow statement (``pg_sleep(0.3)`` three
-    times as the order service's database user), a container listening on a port the allowlist
-    lacks with the port opened in ufw by hand (a host-network container: reachable from outside),
-    and a weak sshd drop-in read before orderops' own (``sshd -T`` shows it; sshd is not reloaded)."""
-    from deploys.contract.compose import COMPOSE_PROJECT, compose_command
-    from deploys.contract.services import DB_NAME, DB_USER
-
+    """Four faults on the app host, removed afterwards: a slow statement (``pg_sleep(0.3)`` three
+    times as the order service's database user), a bloated table (``BLOATED``: autovacuum off for
+    it, 4000 of its 5000 rows deleted: 80 % dead tuples, over ``bloat_max_ratio`` 0.2 and
+    ``bloat_min_dead`` 1000), a container listening on a port the allowlist lacks with the port
+    opened in ufw by hand (a host-network container: reachable from outside), and a weak sshd
+    drop-in read before orderops' own (``sshd -T`` shows it; sshd is not reloaded)."""
     name, data = app_host
-    psql = compose_command(COMPOSE_PROJECT, STACK_DIR, "exec", "-T", "postgres", "psql", "-U", DB_USER, "-d", DB_NAME, "-qtAc",
-                           "SELECT pg_sleep(0.3)")
-    ssh(data, f"for i in 1 2 3; do sudo {psql} >/dev/null; done")
+    ssh(data, f"for i in 1 2 3; do {_order_db('SELECT pg_sleep(0.3)')} >/dev/null; done")
+    ssh(data, _order_db(f"DROP TABLE IF EXISTS {BLOATED}; CREATE TABLE {BLOATED} (id int PRIMARY KEY, note text) "
+                        "WITH (autovacuum_enabled = false); "
+                        f"INSERT INTO {BLOATED} SELECT i, repeat('x', 100) FROM generate_series(1, 5000) i; "
+                        f"DELETE FROM {BLOATED} WHERE id > 1000"))
     image = data["images"]["order_service"]
     ssh(data, "sudo docker rm -f orderops-monthly-stray >/dev/null 2>&1; "
               f"sudo docker run -d --name orderops-monthly-stray --network host --entrypoint python3 {image} "
@@ -260,15 +276,67 @@ def monthly_faults(app_host):
     try:
         yield name, data
     finally:
-        ssh(data, f"sudo rm -f {WEAK_SSHD}; sudo docker rm -f orderops-monthly-stray; sudo ufw delete allow {STRAY_PORT}/tcp",
-            check=False)
+        ssh(data, f"sudo rm -f {WEAK_SSHD} {SINCE}; sudo docker rm -f orderops-monthly-stray; "
+                  f"sudo ufw delete allow {STRAY_PORT}/tcp; {_order_db(f'DROP TABLE IF EXISTS {BLOATED}')}", check=False)
 
 
-def test_monthly_names_the_slow_query_the_stray_port_and_the_weak_sshd_setting(monthly_faults, inventory, runs_dir):
+def _host_state(data: dict) -> dict[str, str]:
+    """What a read-only runbook must leave as it was, by part: packages, firewall, sshd in force,
+    containers (ID, start time, restarts), images, volumes, units, the order database's schema and
+    row counts, and the host's files changed since ``SINCE`` (``/etc``, ``/opt``, ``/usr``,
+    ``/var/lib/orderops``, ``/home``, ``/root``; touch ``SINCE`` before the run)."""
+    parts = {
+        "packages": "dpkg-query -W -f '${Package} ${Version}\\n'",
+        "firewall": "sudo ufw status verbose",
+        "sshd": "sudo sshd -T | sort",
+        "containers": "sudo docker ps -aq | sort | xargs -r sudo docker inspect -f "
+                      "'{{.Name}} {{.Id}} {{.State.Status}} {{.State.StartedAt}} {{.RestartCount}}'",
+        "images": "sudo docker images -a -q --no-trunc | sort",
+        "volumes": "sudo docker volume ls -q | sort",
+        "units": "systemctl list-units --all --no-legend --plain --type=service,timer | awk '{print $1, $3, $4}' | sort",
+        "database": _order_db("SELECT string_agg(c.relname || ' ' || c.relkind, ',' ORDER BY c.relname) FROM pg_class c "
+                              "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'") + "; "
+                    + _order_db(f"SELECT count(*) FROM {BLOATED}"),
+        "files": f"sudo find /etc /opt /usr /var/lib/orderops /home /root -xdev -newer {SINCE} -print 2>/dev/null | sort",
+    }
+    state = {k: ssh(data, v).stdout for k, v in parts.items()}
+    home = f"/home/{data['ssh_user']}"
+    state["files"] = "".join(line + "\n" for line in state["files"].splitlines() if line not in _runbook_own(home))
+    return state
+
+
+def _runbook_own(home: str) -> set[str]:
+    """What every runbook run touches and owns on a host: the host lock (taken and released, its
+    directory's mtime) and Ansible's remote temporary directory (``~/.ansible/tmp``, emptied after
+    each command, and the home directory's mtime when it is created)."""
+    return {STATE_DIR, LOCK_FILE, LOCK_GUARD, home, f"{home}/.ansible", f"{home}/.ansible/tmp"}
+
+
+def _monthly_read_only(data: dict, *args: str, runs_dir: Path) -> tuple[subprocess.CompletedProcess, dict]:
+    """A monthly run that must change nothing on the host (``_host_state`` before and after)."""
+    ssh(data, f"sudo touch {SINCE}")
+    before = _host_state(data)
+    assert before["files"] == "", before["files"]
+    proc, result = runbook("run", "monthly", "-i", INVENTORY, *args, runs_dir=runs_dir)
+    after = _host_state(data)
+    changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+    assert not changed, f"the monthly run {args} changed the host: {changed}"
+    return proc, result
+
+
+def test_monthly_names_each_fault_and_changes_nothing(monthly_faults, inventory, runs_dir):
+    """The slow query, the bloated table, the stray port and the weak sshd setting are reported;
+    the monthly steps are read-only: neither a ``--check`` nor a normal run changes the host."""
     name, data = monthly_faults
-    proc, result = runbook("run", "monthly", "-i", INVENTORY, runs_dir=runs_dir)
-    assert proc.returncode == 1, proc.stdout[-3000:]
-    scan, db = step_result(result, "Security scan", name), step_result(result, "Database performance", name)
+    for args in (["--check"], []):
+        proc, result = _monthly_read_only(data, *args, runs_dir=runs_dir)
+        assert proc.returncode == 1, proc.stdout[-3000:]
+        db = step_result(result, "Database performance", name)
+        assert db["status"] == "failed" and f"bloat over 20%: public.{BLOATED} (80% dead)" in db["message"], db["message"]
+    assert f"public.{BLOATED} (80% dead)" in db["data"]["bloated"], db["data"]
+    rows = next(t for t in db["tables"] if t["title"].startswith("tables: dead tuples"))["rows"]
+    assert [r[:3] for r in rows if r[0] == f"public.{BLOATED}"] == [[f"public.{BLOATED}", 1000, 4000]], rows
+    scan = step_result(result, "Security scan", name)
     assert scan["status"] == "failed" and "sshd: PasswordAuthentication: in force 'yes', wanted 'no'" in scan["message"], scan["message"]
     ports = scan["data"]["ports"]
     assert STRAY_PORT in ports["candidates" if not ports["probed"] else "open"], ports
@@ -280,110 +348,107 @@ def test_monthly_names_the_slow_query_the_stray_port_and_the_weak_sshd_setting(m
         assert sorted(set(ports["open"]) - {STRAY_PORT}) == [22, 80, 443], ports
     tls = scan["data"]["tls"]
     assert tls["accepted"] == {"tls1": False, "tls1_1": False, "tls1_2": True, "tls1_3": True} and "order.test" in tls["names"]
-    assert db["status"] == "failed" and "SELECT pg_sleep($1)" in db["message"], db["message"]
+    assert "SELECT pg_sleep($1)" in db["message"], db["message"]
     assert any(q["query"] == "SELECT pg_sleep($1)" and float(q["mean_ms"]) >= 300 for q in db["data"]["slow"])
     report = (runs_dir / result["run_id"] / "report.md").read_text()
     assert "sshd -T against the hardening policy" in report and "slowest statements" in report
+    assert f"public.{BLOATED}" in report
 
 
-DUMMY = "orderops-weekly-dummy"
-#: everything the weekly faults put on the host, removed afterwards (apt is pointed at it by one drop-in)
-APT_TEST_DIR = "/var/tmp/orderops-weekly-apt"
-APT_DROP_IN = "/etc/apt/apt.conf.d/99orderops-weekly-test"
 CHATTY = "orderops-weekly-chatty"
 DANGLING_REPO = "orderops-weekly-dangling:test"
-
-
-def _dummy_deb(root: Path, version: str, postinst: str | None = None) -> Path:
-    """``DUMMY`` at ``version`` built with ``dpkg-deb`` (no files; ``postinst`` as its maintainer script)."""
-    pkg = root / f"build-{version}"
-    (pkg / "DEBIAN").mkdir(parents=True)
-    (pkg / "DEBIAN" / "control").write_text(
-        f"Package: {DUMMY}\nVersion: {version}\nArchitecture: all\nMaintainer: orderops tests <tests@order.test>\n"
-        "Priority: optional\nSection: misc\nDescription: dummy security update of the weekly runbook test\n")
-    if postinst:
-        (pkg / "DEBIAN" / "postinst").write_text(postinst)
-        (pkg / "DEBIAN" / "postinst").chmod(0o755)
-    deb = root / f"{DUMMY}_{version}_all.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(pkg), str(deb)], check=True, capture_output=True)
-    return deb
-
-
-def _security_repo(root: Path, arch: str) -> None:
-    """A ``file://`` apt repository under ``root/repo``: suite ``bookworm-security``, component
-    ``main``, ``DUMMY`` 1.1 whose postinst asks for a reboot (Debian's convention: touch
-    ``/var/run/reboot-required``, name the package in ``.pkgs``); ``root`` also gets the 1.0
-    .deb the host starts from, and ``sources.list`` naming the repository (unsigned: ``trusted=yes``)."""
-    import email.utils
-    import hashlib
-
-    _dummy_deb(root, "1.0")
-    new = _dummy_deb(root, "1.1", "#!/bin/sh\nset -e\ntouch /var/run/reboot-required\n"
-                                  f"echo {DUMMY} >> /var/run/reboot-required.pkgs\n")
-    suite = root / "repo" / "dists" / "bookworm-security"
-    (root / "repo" / "pool").mkdir(parents=True)
-    (suite / "main" / f"binary-{arch}").mkdir(parents=True)
-    pooled = root / "repo" / "pool" / new.name
-    new.rename(pooled)
-    control = subprocess.run(["dpkg-deb", "-f", str(pooled)], check=True, capture_output=True, text=True).stdout
-    blob = pooled.read_bytes()
-    packages = (f"{control.rstrip()}\nFilename: pool/{pooled.name}\nSize: {len(blob)}\n"
-                f"SHA256: {hashlib.sha256(blob).hexdigest()}\n\n").encode()
-    (suite / "main" / f"binary-{arch}" / "Packages").write_bytes(packages)
-    (suite / "Release").write_text(
-        "Origin: orderops-test\nLabel: orderops-test\nSuite: bookworm-security\nCodename: bookworm-security\n"
-        f"Date: {email.utils.formatdate(usegmt=True)}\nArchitectures: {arch}\nComponents: main\nSHA256:\n"
-        f" {hashlib.sha256(packages).hexdigest()} {len(packages)} main/binary-{arch}/Packages\n")
-    (root / "sources.list").write_text(f"deb [trusted=yes] file:{APT_TEST_DIR}/repo bookworm-security main\n")
-
-
-def _dpkg_version(data: dict) -> str:
-    return ssh(data, f"dpkg-query -W -f '${{Version}}' {DUMMY} 2>/dev/null || true").stdout.strip()
 
 
 @pytest.fixture
 def weekly_faults(app_host, tmp_path):
     """The weekly runbook's three faults on the app host, everything restored afterwards:
 
-    - a pending security update: ``DUMMY`` 1.0 installed with dpkg, 1.1 in a local ``file://``
-      repository under a ``-security`` suite whose postinst asks for a reboot. One apt drop-in
-      points apt at the test's own sources file and lists directory (``Dir::Etc::SourceList``,
-      ``Dir::State::Lists``): the real mirror is off and its lists untouched; the drop-in, the
-      directory, the package and the reboot flag are removed at the end
+    - a pending security update that asks for a reboot (``tests/integration/apt_fault.py``:
+      ``DUMMY`` 1.0 installed, 1.1 in a local ``file://`` repository under a ``-security`` suite,
+      the real mirror off for the test)
     - a container log past ``docker_log_max_size`` (10m): a container whose own ``--log-opt
       max-size=1g`` let it escape the daemon's rotation, writing about 11 MiB
     - a dangling image: ``docker import`` twice under one tag (the first loses it)
 
     Yields ``(name, data, {"log": path, "dangling": image id})``."""
     name, data = app_host
-    arch = ssh(data, "dpkg --print-architecture").stdout.strip()
-    _security_repo(tmp_path, arch)
-    tar = subprocess.run(["tar", "-C", str(tmp_path), "--exclude=build-*", "-cf", "-", "."], check=True, capture_output=True).stdout
-    assert ssh(data, "test -e /var/run/reboot-required && echo flagged || true").stdout.strip() == "", "host already asks for a reboot"
-    drop_in = (f'Dir::Etc::SourceList "{APT_TEST_DIR}/sources.list";\\nDir::Etc::SourceParts "{APT_TEST_DIR}/sources.list.d";\\n'
-               f'Dir::State::Lists "{APT_TEST_DIR}/lists";\\n')
     image, first = data["images"]["order_service"], ""
-    try:
-        proc = subprocess.run(ssh_argv(data, f"sudo mkdir -p {APT_TEST_DIR} && sudo tar -C {APT_TEST_DIR} -xf - && "
-                                             f"sudo mkdir -p {APT_TEST_DIR}/sources.list.d {APT_TEST_DIR}/lists/partial"),
-                              input=tar, capture_output=True, timeout=60, check=False)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        ssh(data, f"sudo dpkg -i {APT_TEST_DIR}/{DUMMY}_1.0_all.deb >/dev/null && printf '{drop_in}' | sudo tee {APT_DROP_IN} >/dev/null "
-                  "&& sudo apt-get update -q >/dev/null")
-        sim = ssh(data, "sudo apt-get -s -o Debug::NoLocking=1 upgrade").stdout
-        assert f"Inst {DUMMY} [1.0] (1.1 " in sim and "bookworm-security" in sim, sim
-        ssh(data, f"sudo docker rm -f {CHATTY} >/dev/null 2>&1; sudo docker run -d --name {CHATTY} --log-opt max-size=1g "
-                  f"--entrypoint python3 {image} -c \"import sys; sys.stdout.write(('x' * 8000 + chr(10)) * 1400)\" >/dev/null "
-                  f"&& sudo docker wait {CHATTY} >/dev/null")
-        log = ssh(data, f"sudo docker inspect -f '{{{{.LogPath}}}}' {CHATTY}").stdout.strip()
-        first = ssh(data, f"tar -C /etc -cf - hostname | sudo docker import -m one - {DANGLING_REPO}").stdout.strip()
-        ssh(data, f"tar -C /etc -cf - hostname | sudo docker import -m two - {DANGLING_REPO} >/dev/null")
-        assert ssh(data, f"sudo docker images -q --no-trunc -f dangling=true").stdout.split().count(first) == 1
-        yield name, data, {"log": log, "dangling": first}
-    finally:
-        ssh(data, f"sudo docker rm -f {CHATTY}; sudo docker rmi -f {DANGLING_REPO} {first}; "
-                  f"sudo dpkg --purge {DUMMY}; sudo rm -rf {APT_DROP_IN} {APT_TEST_DIR} /var/run/reboot-required "
-                  "/var/run/reboot-required.pkgs", check=False)
+    with pending_security_update(data, tmp_path):
+        try:
+            ssh(data, f"sudo docker rm -f {CHATTY} >/dev/null 2>&1; sudo docker run -d --name {CHATTY} --log-opt max-size=1g "
+                      f"--entrypoint python3 {image} -c \"import sys; sys.stdout.write(('x' * 8000 + chr(10)) * 1400)\" >/dev/null "
+                      f"&& sudo docker wait {CHATTY} >/dev/null")
+            log = ssh(data, f"sudo docker inspect -f '{{{{.LogPath}}}}' {CHATTY}").stdout.strip()
+            first = ssh(data, f"tar -C /etc -cf - hostname | sudo docker import -m one - {DANGLING_REPO}").stdout.strip()
+            ssh(data, f"tar -C /etc -cf - hostname | sudo docker import -m two - {DANGLING_REPO} >/dev/null")
+            assert ssh(data, f"sudo docker images -q --no-trunc -f dangling=true").stdout.split().count(first) == 1
+            yield name, data, {"log": log, "dangling": first}
+        finally:
+            ssh(data, f"sudo docker rm -f {CHATTY}; sudo docker rmi -f {DANGLING_REPO} {first}", check=False)
+
+
+#: alertname of the alerts the weekly test posts to Alertmanager (v2 API) while the host is silenced
+PROBE_ALERT = "OrderopsSilenceProbe"
+
+
+def _alertmanager_url(data: dict) -> str:
+    from deploys.contract.monitoring import SERVICE_PORTS
+
+    port = data.get("monitoring", {}).get("loopback_ports", {}).get("alertmanager", SERVICE_PORTS["alertmanager"])
+    return f"http://127.0.0.1:{port}"
+
+
+def _probe_alert(data: dict, host: str, resolved: bool = False) -> None:
+    """Post ``PROBE_ALERT`` with label ``host`` to the host's Alertmanager (``POST /api/v2/alerts``,
+    as Prometheus does); ``resolved``: with ``endsAt`` now, which ends it."""
+    from datetime import datetime, timezone
+
+    alert = {"labels": {"alertname": PROBE_ALERT, "host": host, "severity": "warning"},
+             "annotations": {"summary": "posted by the weekly runbook test"}}
+    if resolved:
+        alert["endsAt"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    ssh(data, f"printf '%s' {shlex.quote(json.dumps([alert]))} | curl -fsS -m 20 -X POST -H 'Content-Type: application/json' "
+              f"--data-binary @- {_alertmanager_url(data)}/api/v2/alerts >/dev/null")
+
+
+def _probe_alerts(items: list[dict], host: str) -> list[dict]:
+    """Firing ``PROBE_ALERT`` alerts of ``host`` in the webhook bodies the alert sink received."""
+    return [a for item in items if item["kind"] == "webhook" for a in item["body"].get("alerts", [])
+            if a["labels"].get("alertname") == PROBE_ALERT and a["labels"].get("host") == host and a["status"] == "firing"]
+
+
+def _wait_for(what: str, check, timeout: float, interval: float = 1.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (got := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(interval)
+    return got
+
+
+def _muted_while_the_update_runs(data: dict, name: str, sink) -> str:
+    """Inside the weekly run's maintenance window (its update held at ``GATE``): the run's silence
+    is active, an alert of ``name`` posted then is silenced by it and does not reach the webhook,
+    while an alert of another host posted after it does (same route, same group_wait: the
+    pipeline delivers). Returns the silence's ID."""
+    from runbooks.library.weekly import SILENCE_CREATOR
+
+    _wait_for("the weekly update held in its postinst", lambda: ssh(data, f"test -e {GATE}.entered", check=False).returncode == 0,
+              300)
+    silences = json.loads(ssh(data, f"curl -fsS {_alertmanager_url(data)}/api/v2/silences").stdout)
+    [active] = [x for x in silences if x["createdBy"] == SILENCE_CREATOR and x["status"]["state"] == "active"]
+    assert active["matchers"] == [{"name": "host", "value": name, "isRegex": False, "isEqual": True}], active
+    _probe_alert(data, name)
+    _probe_alert(data, f"{name}-elsewhere")
+    _wait_for("the other host's probe alert at the webhook", lambda: _probe_alerts(sink(), f"{name}-elsewhere"), 60)
+    alerts = json.loads(ssh(data, f"curl -fsS -G --data-urlencode 'filter=alertname=\"{PROBE_ALERT}\"' "
+                                  f"{_alertmanager_url(data)}/api/v2/alerts").stdout)
+    mine = [a for a in alerts if a["labels"]["host"] == name]
+    assert [a["status"]["silencedBy"] for a in mine] == [[active["id"]]], alerts
+    assert _probe_alerts(sink(), name) == [], "the silenced host's alert reached the webhook"
+    return active["id"]
 
 
 def _container_started(data: dict) -> str:
@@ -392,13 +457,15 @@ def _container_started(data: dict) -> str:
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
-def test_weekly_reports_each_fault_under_check_and_fixes_what_it_owns_with_yes(weekly_faults, inventory, runs_dir):
+def test_weekly_reports_each_fault_under_check_and_fixes_what_it_owns_with_yes(weekly_faults, inventory, runs_dir, request):
     """``--check``: the security update, the oversized log and the dangling image are reported and
     nothing changes. ``--yes -p reboot=true``: the update is installed (its postinst asks for a
     reboot), the dangling image is gone, journald is vacuumed, the stack stays healthy, the
     oversized log is still reported (dockerd owns it), and the host, the controller in the single
     layout, is not rebooted: the reboot is deferred and the reason reported. With the monitoring
-    stack on the host, the update ran inside an Alertmanager silence of the host, expired after it."""
+    stack on the host, the update runs inside an Alertmanager silence of the host: held in its
+    postinst (``GATE``), an alert of the host does not reach the webhook while an alert of another
+    host does; once the silence is expired the host's alert is notified."""
     from deploys.contract.compose import COMPOSE_PROJECT, containers_command, parse_containers
 
     name, data, fault = weekly_faults
@@ -415,20 +482,33 @@ def test_weekly_reports_each_fault_under_check_and_fixes_what_it_owns_with_yes(w
     hygiene = step_result(result, "Docker hygiene", name)
     assert hygiene["status"] == "skipped" and fault["dangling"] in hygiene["data"]["dangling"], hygiene
     # nothing changed
-    assert _dpkg_version(data) == "1.0"
+    assert dpkg_version(data) == "1.0"
     assert ssh(data, f"sudo docker image inspect -f ok {fault['dangling']}").stdout.strip() == "ok"
-    assert ssh(data, "test -e /var/run/reboot-required && echo flagged || true").stdout.strip() == ""
+    assert not reboot_flagged(data)
 
     started = _container_started(data)
     reboot = ["-p", "reboot=true"] if controller else []  # never reboot a local test host without a restart policy
-    proc, result = runbook("run", "weekly", "-i", INVENTORY, "--yes", *reboot, runs_dir=runs_dir)
+    monitored = name in [n for n, _ in inventory["monitoring"]]
+    sink = request.getfixturevalue("sink") if monitored else None
+    if monitored:
+        ssh(data, f"sudo touch {GATE}")  # the update waits in its postinst: inside the maintenance window
+    done: dict = {}
+    run = threading.Thread(target=lambda: done.update(zip(("proc", "result"), runbook(
+        "run", "weekly", "-i", INVENTORY, "--yes", *reboot, runs_dir=runs_dir))))
+    run.start()
+    try:
+        muted = _muted_while_the_update_runs(data, name, sink) if monitored else None
+    finally:
+        ssh(data, f"sudo rm -f {GATE}", check=False)
+        run.join(timeout=900)
+    proc, result = done["proc"], done["result"]
     assert proc.returncode == 1, proc.stdout[-3000:]  # the oversized log is still reported
     apply = step_result(result, "Apply updates", name)
     assert apply["status"] == "changed" and DUMMY in apply["data"]["upgraded"], apply
     assert apply["data"]["reboot_required"] and apply["data"]["reboot"] == "deferred", apply
     wanted = f"{name} is the controller host, the runbook runs on it" if controller else "reboot=false"
     assert apply["data"]["reboot_deferred"] == wanted and "stack healthy; reboot required: deferred" in apply["message"], apply
-    assert _dpkg_version(data) == "1.1"
+    assert dpkg_version(data) == "1.1"
     assert ssh(data, "cat /var/run/reboot-required.pkgs").stdout.split() == [DUMMY]
     assert _container_started(data) == started, "the host was rebooted"
     hygiene = step_result(result, "Docker hygiene", name)
@@ -441,17 +521,20 @@ def test_weekly_reports_each_fault_under_check_and_fixes_what_it_owns_with_yes(w
     assert {c.service for c in states if c.up} >= set(SERVICES), [(c.service, c.status, c.health) for c in states]
     report = (runs_dir / result["run_id"] / "report.md").read_text()
     assert "container logs past docker_log_max_size" in report and "reboot required: deferred" in report
-    if name in [n for n, _ in inventory["monitoring"]]:  # the update ran inside a silence of the host's alerts, ended after it
-        from deploys.contract.monitoring import SERVICE_PORTS
+    if monitored:  # the update ran inside a silence of the host's alerts, ended after it
         from runbooks.library.weekly import SILENCE_CREATOR
 
         silence = apply["data"]["silence"]
         assert silence["expired"] is True, silence
-        port = data.get("monitoring", {}).get("loopback_ports", {}).get("alertmanager", SERVICE_PORTS["alertmanager"])
-        got = json.loads(ssh(data, f"curl -fsS http://127.0.0.1:{port}/api/v2/silence/{silence['id']}").stdout)
+        got = json.loads(ssh(data, f"curl -fsS {_alertmanager_url(data)}/api/v2/silence/{silence['id']}").stdout)
         assert got["status"]["state"] == "expired" and got["createdBy"] == SILENCE_CREATOR, got
         assert got["matchers"] == [{"name": "host", "value": name, "isRegex": False, "isEqual": True}], got
-        assert result["run_id"] in got["comment"]
+        assert result["run_id"] in got["comment"] and got["id"] == muted
+        try:  # the silence is over: the host's alert, muted until now, reaches the webhook
+            _wait_for("the host's probe alert at the webhook after the silence", lambda: _probe_alerts(sink(), name), 60)
+        finally:
+            _probe_alert(data, name, resolved=True)
+            _probe_alert(data, f"{name}-elsewhere", resolved=True)
 
 
 def test_timer_installed_by_the_deploy(inventory):

@@ -59,6 +59,7 @@ def test_run_kwargs_dind_flag_set_never_privileged():
     assert kw["ports"] == {"22/tcp": ("127.0.0.1", 2201), "80/tcp": ("127.0.0.1", 8081),
                            "443/tcp": ("127.0.0.1", 8441)}
     assert kw["labels"]["orderops.testhost"] == "/state"
+    assert kw["restart_policy"] == {"Name": "unless-stopped"}  # a reboot inside brings the host back
 
 
 def test_ipv6_subnet_is_a_ula_per_prefix():
