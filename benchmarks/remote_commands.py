@@ -35,7 +35,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # the SSH connector's line; `(pty=...)` sets it apart from the local connector's line
 _COMMAND = re.compile(r"\[pyinfra\.connectors\.\w+\] Running command on (?P<host>\S+): \(pty=(?:True|False)\) (?P<command>.*)")
 # pyinfra's sudo wrapper around every command: `sudo -H -n [-u user] sh -c '<command>'`
-_SUDO = re.compile(r"^(?:env \S+ )*sudo(?: -\S+| -u \S+)* sh -c '(?P<inner>.*)'$", re.S)
+_SUDO = re.compile(r"^(?:env \S+ )*sudo(?: -u \S+| -\S+)* sh -c '")
 
 
 def _commands(debug_output: str):
@@ -58,7 +58,10 @@ def count_remote_commands(debug_output: str) -> dict[str, int]:
 def normalise(command: str) -> str:
     """A command's first line without pyinfra's sudo wrapper, shortened to 100 characters."""
     match = _SUDO.match(command)
-    inner = match["inner"] if match else command
+    inner = command
+    if match:
+        inner = command[match.end() :]
+        inner = inner[:-1] if inner.endswith("'") else inner
     return inner if len(inner) <= 100 else inner[:97] + "..."
 
 
