@@ -29,7 +29,9 @@ host lock's bookkeeping in :mod:`deploys.operations.lock`) change nothing a fact
 Values are keyed by the fact class, its arguments and the connector arguments in force (sudo,
 sudo user, ...), so ``UnitStates(units=[a])`` and ``UnitStates(units=[a, b])`` are two entries.
 Each caller gets its own copy (callers may mutate what they get). The cache lives with the host
-object, i.e. one pyinfra run; hosts never share entries.
+object, i.e. one pyinfra run; hosts never share entries. A stand-in host without a pyinfra
+``State`` (the unit tests' fake hosts, which run an operation's generator by hand) is not cached:
+nothing would tell the cache that its facts changed.
 
     from deploys.facts.cache import cached_fact
     status = cached_fact(host, UfwStatus)
@@ -42,7 +44,7 @@ import weakref
 from typing import Any, TypeVar
 
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
-from pyinfra.api.state import BaseStateCallback
+from pyinfra.api.state import BaseStateCallback, State
 from pyinfra.context import ContextObject
 
 __all__ = ["cached_fact", "invalidate", "FactCache"]
@@ -90,7 +92,7 @@ def _cache_for(host) -> FactCache:
     cache = _CACHES.get(host)
     if cache is None:
         cache = _CACHES[host] = FactCache()
-        _register(getattr(host, "state", None))
+        _register(host.state)
     return cache
 
 
@@ -109,8 +111,11 @@ def cached_fact(host, fact_cls: type, *args: Any, **kwargs: Any) -> Any:
     nothing is cached. See the module docstring for when entries are dropped.
     """
     host = _real(host)
-    cache = _cache_for(host)
     state = getattr(host, "state", None)
+    if not isinstance(state, State):
+        # a test's stand-in host runs no pyinfra operations, so no callback could drop entries
+        return host.get_fact(fact_cls, *args, **kwargs)
+    cache = _cache_for(host)
     if getattr(state, "is_executing", False):
         # the operation running now may run commands after this read: the next one's start must see it
         for op_hash in (getattr(host, "executing_op_hash", None), getattr(host, "nested_executing_op_hash", None)):
@@ -163,8 +168,6 @@ class _Invalidate(BaseStateCallback):
         invalidate(host)
 
 
-def _register(state) -> None:
-    if state is None or not hasattr(state, "callback_handlers"):
-        return  # a test's stand-in host: nothing executes, nothing to invalidate
+def _register(state: State) -> None:
     if not any(isinstance(h, _Invalidate) for h in state.callback_handlers):
         state.add_callback_handler(_Invalidate())

@@ -21,6 +21,7 @@ class CountingHost:
 
     def __init__(self, name: str):
         self.name = name
+        self.state = State(Inventory(([name], {})), Config())  # the cache serves only hosts of a pyinfra run
         self.reads: list[tuple[str, dict]] = []
 
     def get_fact(self, fact_cls, *args, **kwargs):
@@ -63,6 +64,13 @@ def test_hosts_never_share_entries():
     cached_fact(a, FactB)
     assert cached_fact(b, FactB)["read"] == 1
     assert len(a.reads) == len(b.reads) == 1
+
+
+def test_a_host_without_a_pyinfra_state_is_not_cached():
+    h = CountingHost("a")
+    h.state = None
+    cached_fact(h, FactB), cached_fact(h, FactB)
+    assert len(h.reads) == 2
 
 
 def test_invalidate_drops_one_host():
