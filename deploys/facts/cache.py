@@ -43,11 +43,11 @@ import copy
 import weakref
 from typing import Any, TypeVar
 
-from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
+from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS, pop_global_arguments
 from pyinfra.api.state import BaseStateCallback, State
 from pyinfra.context import ContextObject
 
-__all__ = ["cached_fact", "invalidate", "FactCache"]
+__all__ = ["cached_fact", "invalidate", "install", "declare", "bookkeeping", "CACHED_PYINFRA_FACTS"]
 
 T = TypeVar("T")
 
@@ -96,9 +96,17 @@ def _cache_for(host) -> FactCache:
     return cache
 
 
+def _connector_arguments(host) -> dict[str, Any]:
+    """The connector arguments (sudo, sudo user, ...) a fact read now runs with, as pyinfra resolves them."""
+    current = dict(getattr(host, "current_op_global_arguments", None) or {})
+    state = getattr(host, "state", None)
+    if isinstance(state, State):
+        current, _ = pop_global_arguments(state, host, current)
+    return {k: v for k, v in current.items() if k in CONNECTOR_ARGUMENT_KEYS}
+
+
 def _connector_key(host) -> Any:
-    current = getattr(host, "current_op_global_arguments", None) or {}
-    return _freeze({k: v for k, v in current.items() if k in CONNECTOR_ARGUMENT_KEYS})
+    return _freeze(_connector_arguments(host))
 
 
 def cached_fact(host, fact_cls: type, *args: Any, **kwargs: Any) -> Any:
@@ -171,3 +179,185 @@ class _Invalidate(BaseStateCallback):
 def _register(state: State) -> None:
     if not any(isinstance(h, _Invalidate) for h in state.callback_handlers):
         state.add_callback_handler(_Invalidate())
+
+
+# --- pyinfra's own operations: the host's get_fact through the cache, and batched reads ----------
+#
+# pyinfra's operations (files.put, files.directory, systemd.service, apt.packages...) call
+# ``host.get_fact`` themselves. :func:`install` routes the facts in :data:`CACHED_PYINFRA_FACTS`
+# (each a pure function of the host's state) of one host through the cache, and makes the
+# invalidation exact: every command that runs on the host other than a fact read (a yielded
+# command, an upload, a callback's or the lock's own command) drops the host's entries before it
+# runs, so even a body that reads a fact after its own ``yield`` reads it fresh.
+#
+# :func:`declare` names facts an operation added to the plan will read (the wrappers in
+# deploys/operations/prefetched.py declare what files.put & co read); the first miss of a declared
+# fact reads every declared fact not in the cache in one command (:func:`_read_batch`: each
+# fact's own command between markers, each output parsed by the fact's own ``process``).
+
+from pyinfra.api import StringCommand  # noqa: E402
+from pyinfra.facts.files import Directory, File, Link, Md5File, Sha1File, Sha256File  # noqa: E402
+from pyinfra.facts.deb import DebPackages  # noqa: E402
+from pyinfra.facts.server import Groups, Kernel, Os, Users  # noqa: E402
+from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus  # noqa: E402
+
+#: pyinfra facts :func:`install` caches: each reads only state that commands change
+CACHED_PYINFRA_FACTS = frozenset({
+    File, Directory, Link, Md5File, Sha1File, Sha256File,  # files.*, apt.*
+    SystemdStatus, SystemdEnabled,  # systemd.service
+    DebPackages,  # apt.packages, apt.deb
+    Users, Groups, Kernel, Os,  # server.user, server.group
+})
+_BATCH_MARK = "##orderops-fact"
+_BATCH_MAX_CHARS = 60_000  # per command, before quoting: below Linux's 128 KiB per argument
+_MISSING = "##PYINFRA_NOCMD##"
+
+
+class _HostHooks:
+    def __init__(self, host) -> None:
+        self.get_fact = host.get_fact
+        self.run_shell_command = host.run_shell_command
+        self.put_file = host.put_file
+        self.reading = 0
+        self.declared: dict[Any, tuple[type, dict]] = {}
+        self.batches = 0
+
+
+_HOOKS: "weakref.WeakKeyDictionary[Any, _HostHooks]" = weakref.WeakKeyDictionary()
+
+
+def _key(host, fact_cls, args, kwargs):
+    return (fact_cls, _freeze(args), _freeze(kwargs), _connector_key(host))
+
+
+def install(host) -> None:
+    """Serve ``host``'s :data:`CACHED_PYINFRA_FACTS` reads from the cache for this run (idempotent).
+
+    + host: a host of a pyinfra run (``from pyinfra import host`` in a deploy file)
+
+    Replaces, on this host object only, ``get_fact`` (cached for those classes), and
+    ``run_shell_command`` / ``put_file`` (drop the host's entries unless a fact is being read).
+    """
+    host = _real(host)
+    if host in _HOOKS or not isinstance(getattr(host, "state", None), State):
+        return
+    hooks = _HOOKS[host] = _HostHooks(host)
+    _cache_for(host)
+
+    def get_fact(fact_cls, *args, **kwargs):
+        hooks.reading += 1
+        try:
+            if fact_cls in CACHED_PYINFRA_FACTS:
+                return _read_through(host, fact_cls, args, kwargs)
+            return hooks.get_fact(fact_cls, *args, **kwargs)
+        finally:
+            hooks.reading -= 1
+
+    def run_shell_command(*args, **kwargs):
+        if not hooks.reading:
+            invalidate(host)
+        return hooks.run_shell_command(*args, **kwargs)
+
+    def put_file(*args, **kwargs):
+        invalidate(host)
+        return hooks.put_file(*args, **kwargs)
+
+    host.get_fact, host.run_shell_command, host.put_file = get_fact, run_shell_command, put_file
+
+
+def _read_through(host, fact_cls, args, kwargs):
+    cache = _cache_for(host)
+    key = _key(host, fact_cls, args, kwargs)
+    hooks = _HOOKS[host]
+    if key not in cache.values and key in hooks.declared:
+        _read_batch(host)
+    if key in cache.values:
+        cache.hits += 1
+    else:
+        cache.misses += 1
+        cache.values[key] = hooks.get_fact(fact_cls, *args, **kwargs)
+    return copy.deepcopy(cache.values[key])
+
+
+class bookkeeping:
+    """``with bookkeeping(host):`` commands run inside do not drop ``host``'s cached facts.
+
+    Only for commands that change nothing a cached fact reads (the host lock's own file,
+    deploys/operations/lock.py); anything else must let the cache drop its entries.
+    """
+
+    def __init__(self, host) -> None:
+        self.hooks = _HOOKS.get(_real(host))
+
+    def __enter__(self):
+        if self.hooks is not None:
+            self.hooks.reading += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.hooks is not None:
+            self.hooks.reading -= 1
+
+
+def declare(host, fact_cls: type, **kwargs: Any) -> None:
+    """Say that an operation of this run will read ``fact_cls(**kwargs)`` on ``host``: the first
+    miss of a declared fact reads all declared facts the cache lacks in one command.
+
+    A no-op for hosts without :func:`install`. Declaring a fact that is never read costs a few
+    bytes of output, never a round trip.
+    """
+    host = _real(host)
+    hooks = _HOOKS.get(host)
+    if hooks is not None:
+        hooks.declared.setdefault(_key(host, fact_cls, (), kwargs), (fact_cls, kwargs))
+
+
+def _read_batch(host) -> None:
+    """Read every declared fact of ``host`` that the cache lacks, in as few commands as fit."""
+    cache, hooks = _CACHES[host], _HOOKS[host]
+    todo = [(key, cls(), kw) for key, (cls, kw) in hooks.declared.items() if key not in cache.values]
+    sections: list[str] = []
+    for i, (_, fact, kw) in enumerate(todo):
+        command = fact.command(**kw) if callable(fact.command) else fact.command
+        requires = fact.requires_command(**kw) if callable(getattr(fact, "requires_command", None)) else getattr(fact, "requires_command", None)
+        command = command.get_raw_value() if isinstance(command, StringCommand) else str(command)
+        if requires:
+            requires = requires.get_raw_value() if isinstance(requires, StringCommand) else str(requires)
+            command = f"if command -v {requires} >/dev/null 2>&1; then ( {command} ); else echo '{_MISSING}'; fi"
+        sections.append(f"echo '{_BATCH_MARK} {i}'; ( {command} ) 2>/dev/null; echo \"{_BATCH_MARK}-rc {i} $?\"")
+    chunks: list[list[str]] = [[]]
+    for section in sections:
+        if chunks[-1] and sum(len(s) for s in chunks[-1]) + len(section) > _BATCH_MAX_CHARS:
+            chunks.append([])
+        chunks[-1].append(section)
+    executor_kwargs = _connector_arguments(host)
+    for chunk in chunks:
+        if not chunk:
+            continue
+        hooks.batches += 1
+        hooks.reading += 1
+        try:
+            ok, output = hooks.run_shell_command(StringCommand("\n".join(chunk)), **executor_kwargs)
+        finally:
+            hooks.reading -= 1
+        if not ok:
+            continue  # each fact is then read on its own, with pyinfra's own error handling
+        _store_batch(cache, todo, output.stdout_lines)
+
+
+def _store_batch(cache: FactCache, todo: list, lines: list[str]) -> None:
+    current, collected = None, []
+    for line in lines:
+        if line.startswith(_BATCH_MARK + "-rc "):
+            _, index, rc = line.split()
+            if current is not None and int(index) == current and rc == "0" and collected != [_MISSING]:
+                key, fact, _kw = todo[current]  # the instance whose command() ran (hash facts keep the path)
+                try:
+                    cache.values[key] = fact.process(collected) if collected else fact.default()
+                except Exception:  # noqa: BLE001 - read on its own later, with pyinfra's error handling
+                    pass
+            current, collected = None, []
+        elif line.startswith(_BATCH_MARK + " "):
+            current, collected = int(line.split()[1]), []
+        elif current is not None:
+            collected.append(line)

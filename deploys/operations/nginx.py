@@ -17,6 +17,8 @@ from pyinfra.api import QuoteString, StringCommand, operation
 from pyinfra.api.command import FileUploadCommand
 from pyinfra.facts.files import File, Sha256File
 
+from deploys.facts.cache import declare
+
 __all__ = ["checked_config", "check_command"]
 
 
@@ -60,6 +62,8 @@ def checked_config(dest: str, content: str, image: str, config_path: str, mounts
     ``mv`` makes the switch atomic. Fails, leaving ``dest`` untouched, with nginx's message.
     """
     wanted = hashlib.sha256(content.encode()).hexdigest()
+    declare(host, File, path=dest)  # both in one command (deploys/facts/cache.py)
+    declare(host, Sha256File, path=dest)
     info = host.get_fact(File, path=dest)
     if info and host.get_fact(Sha256File, path=dest) == wanted and info.get("mode") == int(mode):
         host.noop(f"{dest} is up to date")

@@ -18,6 +18,8 @@ from pyinfra.api import QuoteString, StringCommand, operation
 from pyinfra.api.command import FileUploadCommand
 from pyinfra.facts.files import Sha256File
 
+from deploys.facts.cache import declare
+
 __all__ = ["tree", "changed_files"]
 
 
@@ -28,7 +30,10 @@ def changed_files(files: Mapping[str, str], current: Mapping[str, str | None]) -
 
 
 def current_hashes(dest: str, files: Mapping[str, str]) -> dict[str, str | None]:
-    """``{relative path: sha256 of the host's file or None}`` (the :class:`Sha256File` fact per file)."""
+    """``{relative path: sha256 of the host's file or None}`` (the :class:`Sha256File` fact per file,
+    declared first so that a host with the fact cache installed reads them in one command)."""
+    for path in files:
+        declare(host, Sha256File, path=posixpath.join(dest, path))
     return {path: host.get_fact(Sha256File, path=posixpath.join(dest, path)) for path in files}
 
 

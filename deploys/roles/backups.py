@@ -22,8 +22,9 @@ from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import apt
 
+from deploys.operations.prefetched import files, systemd
 from deploys.contract.backups import (
     BACKUP_COMMAND, CONFIG_DIR, CONFIG_FILE, CREDENTIALS_FILE, KEY_TABLES, LIB_DIR, NOTIFY_UNIT, SERVICE, TIMER,
 )

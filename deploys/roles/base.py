@@ -7,8 +7,9 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.server import Command
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, server
 
+from deploys.operations.prefetched import files, systemd
 from deploys.contract.paths import STATE_DIR, UPLOAD_DIR
 from deploys.contract.sshd import SSHD_ALGORITHMS, SSHD_SETTINGS, policy
 from deploys.operations import sshd

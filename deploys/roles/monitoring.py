@@ -35,8 +35,9 @@ from typing import Any
 import yaml
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import files, server
+from pyinfra.operations import server
 
+from deploys.operations.prefetched import files
 from deploys.contract.compose import compose_command
 from deploys.contract.monitoring import (
     GRAFANA_PUBLIC_PATH, PG_MONITOR_USER, SERVICE_IMAGES, SERVICE_PORTS, STUB_STATUS_PORT, MonitoringLayout,

@@ -21,8 +21,9 @@ from typing import Any
 
 import yaml
 from pyinfra.api import deploy
-from pyinfra.operations import files, server
+from pyinfra.operations import server
 
+from deploys.operations.prefetched import files
 from deploys.contract.compose import compose_command
 from deploys.contract.dotenv import dotenv_quote, dotenv_read_command
 from deploys.contract.images import parse_image_ref

@@ -27,8 +27,9 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, deploy, operation
 from pyinfra.facts.server import Command
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, server
 
+from deploys.operations.prefetched import files, systemd
 from deploys.contract.compose import compose_command
 from deploys.contract.paths import StackLayout
 from deploys.contract.tls import (

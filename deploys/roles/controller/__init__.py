@@ -32,8 +32,9 @@ from pyinfra import host, inventory
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import OperationError
 from pyinfra.facts.server import Command
-from pyinfra.operations import apt, files, python, server
+from pyinfra.operations import apt, python, server
 
+from deploys.operations.prefetched import files
 from deploys.contract.paths import RunbookLayout
 from deploys.operations import secret_files
 from deploys.roles.base import SSHD_SETTINGS
