@@ -109,7 +109,7 @@ def _connector_key(host) -> Any:
     return _freeze(_connector_arguments(host))
 
 
-def cached_fact(host, fact_cls: type, *args: Any, **kwargs: Any) -> Any:
+def cached_fact(host, fact_cls: type, *args: Any, **kwargs: Any) -> Any:  # noqa: C901
     """``host.get_fact(fact_cls, *args, **kwargs)``, read at most once until ``host`` changes.
 
     + host: the pyinfra host (``from pyinfra import host``)
@@ -129,6 +129,8 @@ def cached_fact(host, fact_cls: type, *args: Any, **kwargs: Any) -> Any:
         for op_hash in (getattr(host, "executing_op_hash", None), getattr(host, "nested_executing_op_hash", None)):
             if op_hash and op_hash not in cache.started:
                 cache.started.append(op_hash)
+    if host in _HOOKS:  # installed: declared facts are read in batches
+        return _read_through(host, fact_cls, args, kwargs)
     key = (fact_cls, _freeze(args), _freeze(kwargs), _connector_key(host))
     if key in cache.values:
         cache.hits += 1
@@ -163,8 +165,8 @@ class _Invalidate(BaseStateCallback):
     @staticmethod
     def operation_host_start(state, host, op_hash):
         cache = _CACHES.get(host)
-        if cache is None:
-            return
+        if cache is None or host in _HOOKS:
+            return  # installed hosts drop their entries at each command (install)
         pending = cache.started
         if any(_changed_or_running(state, host, h) for h in pending):
             cache.clear()
@@ -173,7 +175,7 @@ class _Invalidate(BaseStateCallback):
 
     @staticmethod
     def operation_host_retry(state, host, op_hash, retry_num: int, max_retries: int):
-        invalidate(host)
+        invalidate(host)  # (installed hosts: already dropped when the failed attempt's command ran)
 
 
 def _register(state: State) -> None:
@@ -219,7 +221,7 @@ class _HostHooks:
         self.run_shell_command = host.run_shell_command
         self.put_file = host.put_file
         self.reading = 0
-        self.declared: dict[Any, tuple[type, dict]] = {}
+        self.declared: dict[Any, tuple[type, dict]] = {}  # declared and not read yet
         self.batches = 0
 
 
@@ -271,6 +273,7 @@ def _read_through(host, fact_cls, args, kwargs):
     hooks = _HOOKS[host]
     if key not in cache.values and key in hooks.declared:
         _read_batch(host)
+    hooks.declared.pop(key, None)  # read once: a later batch (after a change) leaves it out
     if key in cache.values:
         cache.hits += 1
     else:
@@ -301,7 +304,8 @@ class bookkeeping:
 
 def declare(host, fact_cls: type, **kwargs: Any) -> None:
     """Say that an operation of this run will read ``fact_cls(**kwargs)`` on ``host``: the first
-    miss of a declared fact reads all declared facts the cache lacks in one command.
+    miss of a declared fact reads all declared facts the cache lacks in one command (a declared
+    fact leaves the set when it is first read; read again after a change, it is read alone).
 
     A no-op for hosts without :func:`install`. Declaring a fact that is never read costs a few
     bytes of output, never a round trip.
@@ -361,3 +365,38 @@ def _store_batch(cache: FactCache, todo: list, lines: list[str]) -> None:
             current, collected = int(line.split()[1]), []
         elif current is not None:
             collected.append(line)
+
+
+def declares(reads):
+    """Decorator of a pyinfra operation: when a deploy adds the operation, declare the facts its
+    body will read, so they join the next batched read (:func:`declare`).
+
+    + reads: ``f(arguments) -> [(fact class, kwargs), ...]``, ``arguments`` the operation's own
+      arguments by name, defaults applied
+
+    The operation is unchanged (``_inner`` included, for the unit tests' fake hosts).
+
+        @declares(lambda a: [(Sha256File, {"path": a["dest"]})])
+        @operation()
+        def present(dest: str, ...): ...
+    """
+    def wrap(op):
+        import functools
+        from inspect import signature
+
+        from pyinfra import host
+
+        params = signature(op._inner).parameters
+
+        @functools.wraps(op)
+        def call(*args, **kwargs):
+            if _real(host) in _HOOKS:
+                bound = signature(op._inner).bind_partial(*args, **{k: v for k, v in kwargs.items() if k in params})
+                bound.apply_defaults()
+                for fact_cls, fact_kwargs in reads(bound.arguments):
+                    declare(host, fact_cls, **fact_kwargs)
+            return op(*args, **kwargs)
+
+        call._inner = op._inner
+        return call
+    return wrap

@@ -17,7 +17,7 @@ from pyinfra.api import QuoteString, StringCommand, operation
 from pyinfra.api.command import FileUploadCommand
 from pyinfra.facts.files import File, Sha256File
 
-from deploys.facts.cache import declare
+from deploys.facts.cache import declares
 
 __all__ = ["checked_config", "check_command"]
 
@@ -45,6 +45,7 @@ def check_command(candidate: str, image: str, config_path: str, mounts: dict[str
     )
 
 
+@declares(lambda a: [(File, {"path": a["dest"]}), (Sha256File, {"path": a["dest"]})])
 @operation()
 def checked_config(dest: str, content: str, image: str, config_path: str, mounts: dict[str, str] | None = None,
                    mode: str = "0644"):
@@ -62,8 +63,6 @@ def checked_config(dest: str, content: str, image: str, config_path: str, mounts
     ``mv`` makes the switch atomic. Fails, leaving ``dest`` untouched, with nginx's message.
     """
     wanted = hashlib.sha256(content.encode()).hexdigest()
-    declare(host, File, path=dest)  # both in one command (deploys/facts/cache.py)
-    declare(host, Sha256File, path=dest)
     info = host.get_fact(File, path=dest)
     if info and host.get_fact(Sha256File, path=dest) == wanted and info.get("mode") == int(mode):
         host.noop(f"{dest} is up to date")

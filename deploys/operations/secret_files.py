@@ -11,11 +11,12 @@ from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 from pyinfra.api.command import FileUploadCommand
 from pyinfra.facts.files import File, Sha256File
 
-from deploys.facts.cache import declare
+from deploys.facts.cache import declares
 
 __all__ = ["present"]
 
 
+@declares(lambda a: [(File, {"path": a["dest"]}), (Sha256File, {"path": a["dest"]})])
 @operation()
 def present(dest: str, content: str | None = None, upload_dir: str = "", user: str = "root", group: str = "root",
             mode: str = "0600", src: str | None = None):
@@ -38,8 +39,6 @@ def present(dest: str, content: str | None = None, upload_dir: str = "", user: s
     if src is not None and Path(src).is_file():
         content = Path(src).read_text()
     wanted = hashlib.sha256(content.encode()).hexdigest() if content is not None else None
-    declare(host, File, path=dest)  # both in one command (deploys/facts/cache.py)
-    declare(host, Sha256File, path=dest)
     info = host.get_fact(File, path=dest)
     same_content = bool(info) and host.get_fact(Sha256File, path=dest) == wanted
     # pyinfra's File fact gives the mode as an int of octal digits: 0600 -> 600.

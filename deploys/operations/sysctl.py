@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
 
-from deploys.facts.cache import cached_fact
+from deploys.facts.cache import cached_fact, declares
 from deploys.facts.sysctl import ProcSysMode, SysctlValues
 
 __all__ = ["applied", "namespaced", "NAMESPACED_PREFIXES", "APPLY_SCRIPT"]
@@ -23,6 +23,7 @@ def namespaced(key: str) -> bool:
     return key.startswith(NAMESPACED_PREFIXES)
 
 
+@declares(lambda a: [(SysctlValues, {"keys": sorted(a["values"])}), (ProcSysMode, {})])
 @operation()
 def applied(values: Mapping[str, str], path: str, apply_script: str = APPLY_SCRIPT):
     """

@@ -33,8 +33,11 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import OperationValueError, QuoteString, StringCommand, operation
 
-from deploys.facts.cache import cached_fact
+from deploys.facts.cache import cached_fact, declares
 from deploys.facts.ufw import UfwAddedRules, UfwDefaults, UfwStatus, parse_location
+
+# every ufw operation reads the status; the stored rules and defaults while ufw is inactive
+_declares_status = declares(lambda a: [(UfwStatus, {}), (UfwAddedRules, {}), (UfwDefaults, {})])
 
 DIRECTIONS = ("incoming", "outgoing", "routed")
 POLICIES = ("allow", "deny", "reject")
@@ -157,6 +160,7 @@ def _ufw_rule(action: str, spec: str, delete: bool = False) -> StringCommand:
     return StringCommand(*words, QuoteString(action), QuoteString(spec))
 
 
+@_declares_status
 @operation()
 def default(direction: str = "incoming", policy: str = "deny") -> Iterator[StringCommand]:
     """
@@ -194,6 +198,7 @@ def default(direction: str = "incoming", policy: str = "deny") -> Iterator[Strin
     yield StringCommand("ufw", "default", QuoteString(policy), QuoteString(direction))
 
 
+@_declares_status
 @operation()
 def rule(
     port: int | str | list[int | str],
@@ -246,6 +251,7 @@ def rule(
         host.noop(f"ufw rule {action} {spec} {'exists' if exists else 'does not exist'}")
 
 
+@_declares_status
 @operation()
 def rules(
     allowed: Iterable[int | str],
@@ -309,6 +315,7 @@ def rules(
         host.noop(f"ufw allows {qualifier} {', '.join(wanted) or 'nothing'} in")
 
 
+@_declares_status
 @operation()
 def enabled(enabled: bool = True) -> Iterator[StringCommand]:
     """

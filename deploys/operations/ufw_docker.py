@@ -42,7 +42,7 @@ from pyinfra import host
 from pyinfra.api import OperationValueError, QuoteString, StringCommand, operation
 from pyinfra.api.command import FileUploadCommand
 
-from deploys.facts.cache import cached_fact
+from deploys.facts.cache import cached_fact, declares
 from deploys.facts.ufw_docker import AFTER_INIT, FAMILIES, BanChains, DockerUserChains, UfwAfterInit, UfwAfterRules
 from templates import render
 
@@ -102,6 +102,7 @@ def _families(ipv6: bool) -> list[str]:
     return [f for f in FAMILIES if f == "ipv4" or ipv6]
 
 
+@declares(lambda a: [(UfwAfterRules, {}), (DockerUserChains, {})])
 @operation()
 def docker_user(allowed_tcp: list[int], ipv6: bool = True):
     """
@@ -178,6 +179,7 @@ def after_init_text(jumps: Iterable[tuple[str, str]], ipv6: bool = True) -> str:
     return render("ufw/after.init.j2", tools=tools, jumps=jumps)
 
 
+@declares(lambda a: [(UfwAfterInit, {}), (BanChains, {}), (DockerUserChains, {})])
 @operation()
 def ban_jumps(jumps: list[tuple[str, str]], ipv6: bool = True):
     """

@@ -11,12 +11,13 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
 
-from deploys.facts.cache import cached_fact
+from deploys.facts.cache import cached_fact, declares
 from deploys.facts.units import UnitStates
 
 __all__ = ["masked"]
 
 
+@declares(lambda a: [(UnitStates, {"units": list(dict.fromkeys(a["units"]))})] if a["units"] else [])
 @operation()
 def masked(units: list[str]):
     """
