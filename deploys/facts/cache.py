@@ -43,6 +43,7 @@ import copy
 import weakref
 from typing import Any, TypeVar
 
+from pyinfra import logger
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS, pop_global_arguments
 from pyinfra.api.state import BaseStateCallback, State
 from pyinfra.context import ContextObject
@@ -257,10 +258,12 @@ def install(host) -> None:
 
     def run_shell_command(*args, **kwargs):
         if not hooks.reading:
+            logger.debug("fact cache of %s dropped: a command runs (%s)", host.name, str(args[0])[:80] if args else "")
             invalidate(host)
         return hooks.run_shell_command(*args, **kwargs)
 
     def put_file(*args, **kwargs):
+        logger.debug("fact cache of %s dropped: an upload", host.name)
         invalidate(host)
         return hooks.put_file(*args, **kwargs)
 
@@ -278,7 +281,11 @@ def _read_through(host, fact_cls, args, kwargs):
         cache.hits += 1
     else:
         cache.misses += 1
-        cache.values[key] = hooks.get_fact(fact_cls, *args, **kwargs)
+        hooks.reading += 1  # (cached_fact comes here directly, not through the hooked get_fact)
+        try:
+            cache.values[key] = hooks.get_fact(fact_cls, *args, **kwargs)
+        finally:
+            hooks.reading -= 1
     return copy.deepcopy(cache.values[key])
 
 
