@@ -12,8 +12,10 @@ from pyinfra.api import Config, FactBase, Inventory, State, StringCommand, opera
 from pyinfra.api.connect import connect_all
 from pyinfra.api.operation import add_op
 from pyinfra.api.operations import run_ops
+from pyinfra.context import ctx_host, ctx_state
+from pyinfra.facts.files import Directory, File, Sha1File
 
-from deploys.facts.cache import cached_fact, invalidate, stats
+from deploys.facts.cache import _HOOKS, cached_fact, declare, install, invalidate, stats
 
 
 def CountingHost(name: str):
@@ -167,3 +169,60 @@ def test_a_failed_command_invalidates_too(tmp_path, mode):
     last = add_op(state, text, path=str(path), content="half")[local]
     run_ops(state)
     assert last.did_not_change()
+
+
+# --- installed on a host: pyinfra's own facts, batches, exact invalidation ----------------------
+
+
+def _local_state(check_for_changes: bool = False):
+    inventory = Inventory((["@local"], {}))
+    state = State(inventory, Config(), check_for_changes=check_for_changes)
+    connect_all(state)
+    (local,) = inventory.get_active_hosts()
+    install(local)
+    return state, local
+
+
+def _without_atime(value):
+    return {k: v for k, v in value.items() if k != "atime"} if isinstance(value, dict) else value
+
+
+def test_declared_facts_are_read_in_one_command_and_equal_direct_reads(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).write_text(name)
+    wanted = [(File, str(tmp_path / "a")), (Sha1File, str(tmp_path / "a")), (File, str(tmp_path / "b")),
+              (Sha1File, str(tmp_path / "missing")), (Directory, str(tmp_path)), (File, str(tmp_path / "missing"))]
+    state, local = _local_state()
+    direct = [_without_atime(_HOOKS[local].get_fact(cls, path=p)) for cls, p in wanted]
+    with ctx_state.use(state), ctx_host.use(local):
+        for cls, p in wanted:
+            declare(local, cls, path=p)
+        got = [_without_atime(local.get_fact(cls, path=p)) for cls, p in wanted]
+    assert got == direct
+    assert _HOOKS[local].batches == 1
+    assert stats(local) == (len(wanted), 0)  # every read served by the one batch
+
+
+def test_undeclared_pyinfra_fact_is_read_once(tmp_path):
+    state, local = _local_state()
+    with ctx_state.use(state), ctx_host.use(local):
+        local.get_fact(Directory, path=str(tmp_path))
+        local.get_fact(Directory, path=str(tmp_path))
+    assert stats(local) == (1, 1)
+
+
+@operation()
+def write_then_read(path: str, record: list):
+    """Reads a cached fact, writes the file, reads it again in the same body (after its yield)."""
+    before = cached_fact(host, FileText, path=path)
+    yield StringCommand(f"printf %s new > {path}")
+    record.append((before, cached_fact(host, FileText, path=path)))
+
+
+@pytest.mark.parametrize("mode", ["-y", "plan"])
+def test_installed_cache_is_fresh_after_a_command_even_inside_one_operation(tmp_path, mode):
+    state, local = _local_state(check_for_changes=(mode != "-y"))
+    path, record = str(tmp_path / "f"), []
+    add_op(state, write_then_read, path=path, record=record)
+    run_ops(state)
+    assert record[-1] == (None, "new")  # (no output: the fact's default)
