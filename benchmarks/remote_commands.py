@@ -1,10 +1,12 @@
 """Remote commands of a pyinfra run, counted from its ``--debug`` output.
 
-    .venv/bin/python benchmarks/remote_commands.py [inventory] [--top N]
+    .venv/bin/python benchmarks/remote_commands.py [inventory] [--top N] [--repeat 5]
 
 runs a no-change converge (``pyinfra -y --debug <inventory> deploys/site.py``, default inventory
 ``inventories/local.py``) and prints the number of remote commands per host and the most
-repeated ones. Every remote command is one SSH exec (with sudo, one sudo round trip), so the count
+repeated ones. ``--repeat N`` also times N no-change converges (without ``--debug``) paired with
+N ``pyinfra -y <inventory> exec -- true`` (the connection + one command baseline), interleaved,
+and prints both medians, their ratio (target <= 3) and the load average. Every remote command is one SSH exec (with sudo, one sudo round trip), so the count
 is the deterministic part of a converge's wall time: ``tests/integration/test_deploy.py`` gates it,
 ``benchmarks/bench_converge.py`` prints it beside the timings.
 
@@ -107,11 +109,29 @@ def converge_debug_output(inventory: str = "inventories/local.py", deploy: str =
     return proc.stdout
 
 
+def paired_timings(inventory: str, repeat: int) -> tuple[list[float], list[float]]:
+    """``(converge seconds, exec -- true seconds)``, ``repeat`` of each, run alternately."""
+    import time
+
+    pyinfra = str(Path(sys.executable).with_name("pyinfra"))
+    runs: dict[str, list[float]] = {"converge": [], "exec": []}
+    argvs = {"converge": [pyinfra, "-y", inventory, "deploys/site.py"], "exec": [pyinfra, "-y", inventory, "exec", "--", "true"]}
+    for _ in range(repeat):
+        for what, argv in argvs.items():
+            t0 = time.monotonic()
+            proc = subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+            runs[what].append(time.monotonic() - t0)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{' '.join(argv[1:])} exited {proc.returncode}: {proc.stderr[-2000:]}")
+    return runs["converge"], runs["exec"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("inventory", nargs="?", default="inventories/local.py")
     parser.add_argument("--top", type=int, default=15, help="how many repeated commands to show per host")
     parser.add_argument("--save", help="also write the debug output to this file")
+    parser.add_argument("--repeat", type=int, default=0, help="also time N converges paired with N `exec -- true`")
     args = parser.parse_args(argv)
     output = converge_debug_output(args.inventory)
     if args.save:
@@ -122,6 +142,14 @@ def main(argv: list[str] | None = None) -> int:
         print("  by first word: " + ", ".join(f"{word} {n}" for word, n in groups(output, host)))
         for command, n in top_commands(output, host, args.top):
             print(f"  {n:3d}  {command}")
+    if args.repeat:
+        import statistics
+
+        converge, baseline = paired_timings(args.inventory, args.repeat)
+        c, b = statistics.median(converge), statistics.median(baseline)
+        print(f"no-change converge: median {c:.2f} s of {[round(x, 2) for x in converge]}")
+        print(f"exec -- true:       median {b:.2f} s of {[round(x, 2) for x in baseline]}")
+        print(f"ratio {c / b:.2f}x (target <= 3); load average {os.getloadavg()}")
     return 0
 
 
