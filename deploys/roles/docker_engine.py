@@ -39,10 +39,10 @@ from pyinfra.api import deploy
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt
 
-from deploys.operations.prefetched import files, systemd
 from deploys.facts.cache import cached_fact
 from deploys.facts.sysctl import ProcSysMode
 from deploys.operations import audit
+from deploys.operations.prefetched import files, systemd
 from inventories.schema import HostSettings
 from templates import TEMPLATE_DIR
 

@@ -41,8 +41,8 @@ from io import StringIO
 from pyinfra.api import deploy
 from pyinfra.operations import apt
 
-from deploys.operations.prefetched import files, systemd
 from deploys.operations import sysctl, units
+from deploys.operations.prefetched import files, systemd
 from inventories.schema import HostSettings
 from templates import TEMPLATE_DIR
 

@@ -34,9 +34,9 @@ from pyinfra.api.exceptions import OperationError
 from pyinfra.facts.server import Command
 from pyinfra.operations import apt, python, server
 
-from deploys.operations.prefetched import files
 from deploys.contract.paths import RunbookLayout
 from deploys.operations import secret_files
+from deploys.operations.prefetched import files
 from deploys.roles.base import SSHD_SETTINGS
 from deploys.roles.controller.inventory_export import app_hosts, controller_host_data, known_hosts_text, render_inventory
 from deploys.roles.controller.keys import authorise_controller, controller_key, generate_when_missing
