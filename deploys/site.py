@@ -29,6 +29,7 @@ monitoring          monitoring               Prometheus, Alertmanager, exporters
 from pyinfra import host
 
 from deploys.contract.paths import UPLOAD_DIR
+from deploys.facts import cache
 from deploys.facts.release import RunningRelease
 from deploys.operations import lock
 from deploys.roles.backups import backups
@@ -49,6 +50,7 @@ try:
 except InventoryError as error:
     raise SystemExit(f"orderops: {error}") from None
 
+cache.install(host)  # one read per fact until the host changes; pyinfra's file facts batched
 lock.release_on_failure()
 lock.acquire(name="Take the host lock", ttl=settings.lock_ttl)
 

@@ -10,6 +10,7 @@ from pyinfra.api import QuoteString, StringCommand, operation
 from pyinfra.api.command import FileUploadCommand
 from pyinfra.facts.files import Sha256File
 
+from deploys.facts.cache import cached_fact
 from deploys.facts.sysctl import ProcSysMode
 
 __all__ = ["rules", "RULES_DIR", "CONTAINER_SKIP"]
@@ -30,7 +31,7 @@ def rules(filename: str, content: str):
 
     Inside a container (read-only ``/proc/sys``) nothing is done; the noop says why.
     """
-    if host.get_fact(ProcSysMode) == "ro":
+    if cached_fact(host, ProcSysMode) == "ro":
         host.noop(f"auditd rules {CONTAINER_SKIP}")
         return
     dest = f"{RULES_DIR}/{filename}"

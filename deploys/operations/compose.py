@@ -22,6 +22,7 @@ from pyinfra import host
 from pyinfra.api import StringCommand, operation
 
 from deploys.contract.compose import Container, compose_command
+from deploys.facts.cache import cached_fact
 from deploys.facts.compose import ComposeProject
 from deploys.facts.images import DockerImageIds
 
@@ -142,7 +143,7 @@ def up(
     """
     images = dict(images or {})
     state = host.get_fact(ComposeProject, project=project, project_dir=project_dir)
-    image_ids = host.get_fact(DockerImageIds, refs=sorted(set(images.values()))) if images else {}
+    image_ids = cached_fact(host, DockerImageIds, refs=sorted(set(images.values()))) if images else {}
 
     reasons = compose_differences(state, images, image_ids)
     waiting = unhealthy_services(state)

@@ -28,6 +28,7 @@ from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 from pyinfra.api.command import FileUploadCommand, FunctionCommand
 
 from deploys.contract.paths import UPLOAD_DIR, local_cache_dir
+from deploys.facts.cache import cached_fact
 from deploys.facts.images import DockerImageIds, DockerRepositoryTags
 
 __all__ = ["present", "prune", "controller_image_ids", "archive_path", "archive_for", "tags_to_prune"]
@@ -139,7 +140,7 @@ def present(
     if transport not in ("registry", "archive"):
         raise OperationError(f"unknown image transport {transport!r} (registry|archive)")
     refs = sorted(set(refs))
-    on_host = host.get_fact(DockerImageIds, refs=refs)
+    on_host = cached_fact(host, DockerImageIds, refs=refs)
 
     if transport == "registry":
         missing = [ref for ref in refs if not on_host.get(ref)]

@@ -28,6 +28,7 @@ from pyinfra.api import StringCommand, operation
 from pyinfra.api.state import BaseStateCallback
 
 from deploys.contract.lock import LOCKED_EXIT, RUN_ID_ENV, acquire_command, force_release_command, holder, release_command
+from deploys.facts.cache import bookkeeping
 from deploys.operations.errors import fail
 
 __all__ = ["RUN_ID", "acquire", "release", "force_release", "release_on_failure"]
@@ -42,7 +43,8 @@ def _planning() -> bool:
 
 
 def _run(command: StringCommand) -> tuple[bool, list[str]]:
-    ok, output = host.run_shell_command(command, _sudo=True)
+    with bookkeeping(host):  # the lock's file is no fact the deploy caches (deploys/facts/cache.py)
+        ok, output = host.run_shell_command(command, _sudo=True)
     return ok, [line for line in output.stdout_lines] + [line for line in output.stderr_lines]
 
 

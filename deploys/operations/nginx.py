@@ -17,6 +17,8 @@ from pyinfra.api import QuoteString, StringCommand, operation
 from pyinfra.api.command import FileUploadCommand
 from pyinfra.facts.files import File, Sha256File
 
+from deploys.facts.cache import declares
+
 __all__ = ["checked_config", "check_command"]
 
 
@@ -43,6 +45,7 @@ def check_command(candidate: str, image: str, config_path: str, mounts: dict[str
     )
 
 
+@declares(lambda a: [(File, {"path": a["dest"]}), (Sha256File, {"path": a["dest"]})])
 @operation()
 def checked_config(dest: str, content: str, image: str, config_path: str, mounts: dict[str, str] | None = None,
                    mode: str = "0644"):

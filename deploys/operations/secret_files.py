@@ -11,9 +11,12 @@ from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 from pyinfra.api.command import FileUploadCommand
 from pyinfra.facts.files import File, Sha256File
 
+from deploys.facts.cache import declares
+
 __all__ = ["present"]
 
 
+@declares(lambda a: [(File, {"path": a["dest"]}), (Sha256File, {"path": a["dest"]})])
 @operation()
 def present(dest: str, content: str | None = None, upload_dir: str = "", user: str = "root", group: str = "root",
             mode: str = "0600", src: str | None = None):

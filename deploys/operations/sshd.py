@@ -12,6 +12,7 @@ from pyinfra.api.command import FileUploadCommand
 from pyinfra.facts.files import Sha256File
 
 from deploys.contract.sshd import mismatches
+from deploys.facts.cache import cached_fact, declares
 from deploys.facts.sshd import SshdEffectiveConfig
 from deploys.operations.errors import fail
 
@@ -24,6 +25,7 @@ DROP_IN_DIR = "/etc/ssh/sshd_config.d"
 APPLY_SCRIPT = "/usr/local/sbin/orderops-sshd-apply"
 
 
+@declares(lambda a: [(Sha256File, {"path": f"{DROP_IN_DIR}/{a['filename']}"})])
 @operation()
 def drop_in(filename: str, content: str, probe_user: str, service: str = "ssh", apply_script: str = APPLY_SCRIPT):
     """
@@ -51,6 +53,7 @@ def drop_in(filename: str, content: str, probe_user: str, service: str = "ssh", 
     yield StringCommand(QuoteString(apply_script), QuoteString(dest), QuoteString(staged), QuoteString(service), QuoteString(probe_user))
 
 
+@declares(lambda a: [(SshdEffectiveConfig, {})])
 @operation()
 def enforced(settings: Mapping[str, str]):
     """
@@ -58,7 +61,7 @@ def enforced(settings: Mapping[str, str]):
 
     + settings: ``{Keyword: value}`` as written in the drop-in
     """
-    effective = host.get_fact(SshdEffectiveConfig)
+    effective = cached_fact(host, SshdEffectiveConfig)
     if not effective:
         host.noop("sshd not installed yet; checked on the next run")
         return

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
 
+from deploys.facts.cache import cached_fact, declares
 from deploys.facts.sysctl import ProcSysMode, SysctlValues
 
 __all__ = ["applied", "namespaced", "NAMESPACED_PREFIXES", "APPLY_SCRIPT"]
@@ -22,6 +23,7 @@ def namespaced(key: str) -> bool:
     return key.startswith(NAMESPACED_PREFIXES)
 
 
+@declares(lambda a: [(SysctlValues, {"keys": sorted(a["values"])}), (ProcSysMode, {})])
 @operation()
 def applied(values: Mapping[str, str], path: str, apply_script: str = APPLY_SCRIPT):
     """
@@ -34,8 +36,8 @@ def applied(values: Mapping[str, str], path: str, apply_script: str = APPLY_SCRI
     With a read-only ``/proc/sys`` (a container) only :func:`namespaced` keys count; the script
     logs every other key as skipped. Keys the kernel lacks are ignored.
     """
-    current = host.get_fact(SysctlValues, keys=sorted(values))
-    container = host.get_fact(ProcSysMode) == "ro"
+    current = cached_fact(host, SysctlValues, keys=sorted(values))
+    container = cached_fact(host, ProcSysMode) == "ro"
     differ = [
         key for key, value in sorted(values.items())
         if (not container or namespaced(key)) and current.get(key) is not None and current.get(key) != " ".join(str(value).split())

@@ -33,7 +33,11 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import OperationValueError, QuoteString, StringCommand, operation
 
+from deploys.facts.cache import cached_fact, declares
 from deploys.facts.ufw import UfwAddedRules, UfwDefaults, UfwStatus, parse_location
+
+# every ufw operation reads the status; the stored rules and defaults while ufw is inactive
+_declares_status = declares(lambda a: [(UfwStatus, {}), (UfwAddedRules, {}), (UfwDefaults, {})])
 
 DIRECTIONS = ("incoming", "outgoing", "routed")
 POLICIES = ("allow", "deny", "reject")
@@ -145,10 +149,10 @@ def _rule_from_added(line: str) -> _Rule:
 
 
 def _current_rules() -> list[_Rule]:
-    status = host.get_fact(UfwStatus)
+    status = cached_fact(host, UfwStatus)
     if status["active"]:
         return [_rule_from_status(row) for row in status["rules"]]
-    return [_rule_from_added(line) for line in host.get_fact(UfwAddedRules)]
+    return [_rule_from_added(line) for line in cached_fact(host, UfwAddedRules)]
 
 
 def _ufw_rule(action: str, spec: str, delete: bool = False) -> StringCommand:
@@ -156,6 +160,7 @@ def _ufw_rule(action: str, spec: str, delete: bool = False) -> StringCommand:
     return StringCommand(*words, QuoteString(action), QuoteString(spec))
 
 
+@_declares_status
 @operation()
 def default(direction: str = "incoming", policy: str = "deny") -> Iterator[StringCommand]:
     """
@@ -180,11 +185,11 @@ def default(direction: str = "incoming", policy: str = "deny") -> Iterator[Strin
     if policy not in POLICIES:
         raise OperationValueError(f"invalid ufw policy {policy!r}: use one of {POLICIES}")
 
-    current = host.get_fact(UfwStatus)[f"default_{direction}"]
+    current = cached_fact(host, UfwStatus)[f"default_{direction}"]
     # Inactive ufw shows no defaults, and shows "disabled" for routed while the kernel does not
     # forward: the configured policy is in /etc/default/ufw then.
     if current is None or current == "disabled":
-        current = host.get_fact(UfwDefaults).get(direction)
+        current = cached_fact(host, UfwDefaults).get(direction)
 
     if current == policy:
         host.noop(f"ufw default {direction} policy is {policy}")
@@ -193,6 +198,7 @@ def default(direction: str = "incoming", policy: str = "deny") -> Iterator[Strin
     yield StringCommand("ufw", "default", QuoteString(policy), QuoteString(direction))
 
 
+@_declares_status
 @operation()
 def rule(
     port: int | str | list[int | str],
@@ -245,6 +251,7 @@ def rule(
         host.noop(f"ufw rule {action} {spec} {'exists' if exists else 'does not exist'}")
 
 
+@_declares_status
 @operation()
 def rules(
     allowed: Iterable[int | str],
@@ -308,6 +315,7 @@ def rules(
         host.noop(f"ufw allows {qualifier} {', '.join(wanted) or 'nothing'} in")
 
 
+@_declares_status
 @operation()
 def enabled(enabled: bool = True) -> Iterator[StringCommand]:
     """
@@ -328,7 +336,7 @@ def enabled(enabled: bool = True) -> Iterator[StringCommand]:
         )
     """
 
-    active = host.get_fact(UfwStatus)["active"]
+    active = cached_fact(host, UfwStatus)["active"]
 
     if enabled and not active:
         yield StringCommand("ufw", "--force", "enable")

@@ -42,6 +42,7 @@ from pyinfra import host
 from pyinfra.api import OperationValueError, QuoteString, StringCommand, operation
 from pyinfra.api.command import FileUploadCommand
 
+from deploys.facts.cache import cached_fact, declares
 from deploys.facts.ufw_docker import AFTER_INIT, FAMILIES, BanChains, DockerUserChains, UfwAfterInit, UfwAfterRules
 from templates import render
 
@@ -101,6 +102,7 @@ def _families(ipv6: bool) -> list[str]:
     return [f for f in FAMILIES if f == "ipv4" or ipv6]
 
 
+@declares(lambda a: [(UfwAfterRules, {}), (DockerUserChains, {})])
 @operation()
 def docker_user(allowed_tcp: list[int], ipv6: bool = True):
     """
@@ -113,8 +115,8 @@ def docker_user(allowed_tcp: list[int], ipv6: bool = True):
     live chain differs (someone flushed it, or the host booted without the section). Runs after
     ufw is installed and enabled (``test -f`` fails the operation when a file is missing).
     """
-    files = host.get_fact(UfwAfterRules)
-    live = host.get_fact(DockerUserChains)
+    files = cached_fact(host, UfwAfterRules)
+    live = cached_fact(host, DockerUserChains)
     section = render_section(allowed_tcp)
     wanted = policy_rules(allowed_tcp)
     families = _families(ipv6)
@@ -177,6 +179,7 @@ def after_init_text(jumps: Iterable[tuple[str, str]], ipv6: bool = True) -> str:
     return render("ufw/after.init.j2", tools=tools, jumps=jumps)
 
 
+@declares(lambda a: [(UfwAfterInit, {}), (BanChains, {}), (DockerUserChains, {})])
 @operation()
 def ban_jumps(jumps: list[tuple[str, str]], ipv6: bool = True):
     """
@@ -192,9 +195,9 @@ def ban_jumps(jumps: list[tuple[str, str]], ipv6: bool = True):
     flush by hand), so the host is repaired now, not at the next ``ufw reload``.
     """
     script = after_init_text(jumps, ipv6)
-    current = host.get_fact(UfwAfterInit)
-    chains = host.get_fact(BanChains)
-    live = host.get_fact(DockerUserChains)
+    current = cached_fact(host, UfwAfterInit)
+    chains = cached_fact(host, BanChains)
+    live = cached_fact(host, DockerUserChains)
 
     write = current != {"executable": True, "text": script}
     missing = [

@@ -11,11 +11,13 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
 
+from deploys.facts.cache import cached_fact, declares
 from deploys.facts.units import UnitStates
 
 __all__ = ["masked"]
 
 
+@declares(lambda a: [(UnitStates, {"units": list(dict.fromkeys(a["units"]))})] if a["units"] else [])
 @operation()
 def masked(units: list[str]):
     """
@@ -29,7 +31,7 @@ def masked(units: list[str]):
     stopped: nothing.
     """
     units = list(dict.fromkeys(units))
-    states = host.get_fact(UnitStates, units=units) if units else {}
+    states = cached_fact(host, UnitStates, units=units) if units else {}
     enable, stop = [], []
     for unit in units:
         state = states.get(unit, {})

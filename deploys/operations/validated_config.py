@@ -18,6 +18,8 @@ from pyinfra.api import QuoteString, StringCommand, operation
 from pyinfra.api.command import FileUploadCommand
 from pyinfra.facts.files import Sha256File
 
+from deploys.facts.cache import declare, declares
+
 __all__ = ["tree", "changed_files"]
 
 
@@ -28,10 +30,14 @@ def changed_files(files: Mapping[str, str], current: Mapping[str, str | None]) -
 
 
 def current_hashes(dest: str, files: Mapping[str, str]) -> dict[str, str | None]:
-    """``{relative path: sha256 of the host's file or None}`` (the :class:`Sha256File` fact per file)."""
+    """``{relative path: sha256 of the host's file or None}`` (the :class:`Sha256File` fact per file,
+    declared first: read in one command where the fact cache is installed)."""
+    for path in files:
+        declare(host, Sha256File, path=posixpath.join(dest, path))
     return {path: host.get_fact(Sha256File, path=posixpath.join(dest, path)) for path in files}
 
 
+@declares(lambda a: [(Sha256File, {"path": posixpath.join(a["dest"], p)}) for p in a["files"]])
 @operation()
 def tree(dest: str, files: Mapping[str, str], checks: Sequence[str] = (), mode: str = "0644"):
     """

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import apt
 
 from deploys.contract.backups import (
     BACKUP_COMMAND, CONFIG_DIR, CONFIG_FILE, CREDENTIALS_FILE, KEY_TABLES, LIB_DIR, NOTIFY_UNIT, SERVICE, TIMER,
@@ -30,6 +30,7 @@ from deploys.contract.backups import (
 from deploys.contract.compose import compose_argv
 from deploys.contract.services import ATTACHMENTS_VOLUME, DB_NAME, DB_USER, volume_name
 from deploys.operations import secret_files
+from deploys.operations.prefetched import files, systemd
 from inventories.schema import HostSettings
 from templates import render
 

@@ -7,11 +7,12 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.server import Command
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, server
 
 from deploys.contract.paths import STATE_DIR, UPLOAD_DIR
 from deploys.contract.sshd import SSHD_ALGORITHMS, SSHD_SETTINGS, policy
 from deploys.operations import sshd
+from deploys.operations.prefetched import files, systemd
 from deploys.roles.hardening import apt_lock_timeout
 from inventories.schema import HostSettings
 from templates import TEMPLATE_DIR, render

@@ -37,10 +37,12 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.server import LinuxDistribution
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import apt
 
+from deploys.facts.cache import cached_fact
 from deploys.facts.sysctl import ProcSysMode
 from deploys.operations import audit
+from deploys.operations.prefetched import files, systemd
 from inventories.schema import HostSettings
 from templates import TEMPLATE_DIR
 
@@ -168,7 +170,7 @@ def docker(settings: HostSettings, upload_dir: str) -> None:
     # A changed daemon.json needs a restart; containers with a restart policy come back by themselves.
     systemd.service(name="Restart dockerd for new daemon.json", service="docker", restarted=True, _if=daemon.did_change)
 
-    if host.get_fact(ProcSysMode) != "ro":
+    if cached_fact(host, ProcSysMode) != "ro":
         apt.packages(name="auditd", packages=["auditd"], no_recommends=True)
     audit.rules(
         name="auditd rules for Docker", filename="orderops-docker.rules",

@@ -24,10 +24,11 @@ from __future__ import annotations
 from io import StringIO
 
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import apt
 
 from deploys.contract.services import API_LOG_TAG
 from deploys.operations import ufw_docker
+from deploys.operations.prefetched import files, systemd
 from inventories.schema import HostSettings
 from templates import render
 

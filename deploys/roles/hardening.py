@@ -39,9 +39,10 @@ from __future__ import annotations
 from io import StringIO
 
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import apt
 
 from deploys.operations import sysctl, units
+from deploys.operations.prefetched import files, systemd
 from inventories.schema import HostSettings
 from templates import TEMPLATE_DIR
 

@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import files, server
+from pyinfra.operations import server
 
 from deploys.contract.compose import compose_command
 from deploys.contract.monitoring import (
@@ -45,6 +45,7 @@ from deploys.contract.services import DB_NAME, DB_PORT, DB_USER, REDIS_PORT
 from deploys.facts.monitoring import GrafanaLogin, PostgresRoleExists
 from deploys.operations import compose, secret_files, validated_config
 from deploys.operations import images as image_ops
+from deploys.operations.prefetched import files
 from deploys.roles.compose_hardening import Hardening, harden
 from deploys.contract.dotenv import dotenv_quote, dotenv_read_command
 from inventories.schema import HostSettings

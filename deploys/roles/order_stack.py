@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 from pyinfra.api import deploy
-from pyinfra.operations import files, server
+from pyinfra.operations import server
 
 from deploys.contract.compose import compose_command
 from deploys.contract.dotenv import dotenv_quote, dotenv_read_command
@@ -32,6 +32,7 @@ from deploys.contract.release import ReleaseRecord, RunningVersion, running_vers
 from deploys.contract.tls import LETSENCRYPT_DIR
 from deploys.contract.services import API_LOG_TAG, ATTACHMENTS_VOLUME, DB_NAME, DB_PORT, DB_PRELOAD_EXTENSIONS, DB_USER, REDIS_PORT, SERVICE_IMAGES
 from deploys.operations import compose, postgres, secret_files, web
+from deploys.operations.prefetched import files
 from deploys.roles.compose_hardening import Hardening, harden
 from deploys.operations import nginx as nginx_ops
 from deploys.operations import images as image_ops

@@ -27,7 +27,7 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, deploy, operation
 from pyinfra.facts.server import Command
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, server
 
 from deploys.contract.compose import compose_command
 from deploys.contract.paths import StackLayout
@@ -35,6 +35,7 @@ from deploys.contract.tls import (
     ACME_CA_BUNDLE_PATH, CERT_NAME, CERTBOT_DROP_IN, CERTBOT_PACKAGE, CERTBOT_TIMER, LETSENCRYPT_DIR, live_file,
 )
 from deploys.operations import certbot
+from deploys.operations.prefetched import files, systemd
 from inventories.schema import HostSettings
 from templates import render
 

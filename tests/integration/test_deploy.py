@@ -76,6 +76,24 @@ def test_second_deploy_reports_zero_changes():
     assert re.search(r"order service \S+ \(from (inventory|release\.json): ", result.output), result.output[-4000:]
 
 
+#: issue 8 §4: remote commands (each one SSH exec with sudo) of a no-change converge, per host
+MAX_REMOTE_COMMANDS = 40
+
+
+def test_no_change_converge_round_trips():
+    """A converged host costs at most MAX_REMOTE_COMMANDS remote commands per host (a count, not a
+    timing: deterministic; deploys/facts/cache.py reads each fact once and file checks in batches)."""
+    from benchmarks.remote_commands import count_remote_commands, top_commands
+
+    result = run_pyinfra("--debug")
+    RUNS["counted"] = result
+    assert result.returncode == 0 and result.totals["success"] == 0, result.output[-4000:]
+    counts = count_remote_commands(result.output)
+    assert counts, "no remote command found in pyinfra --debug output (did its log line change?)"
+    for name, count in counts.items():
+        assert count <= MAX_REMOTE_COMMANDS, f"{name}: {count} remote commands; most repeated: {top_commands(result.output, name, 10)}"
+
+
 def test_no_secret_in_deploy_output():
     assert RUNS, "deploy runs did not happen"
     for run in RUNS.values():

@@ -32,10 +32,11 @@ from pyinfra import host, inventory
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import OperationError
 from pyinfra.facts.server import Command
-from pyinfra.operations import apt, files, python, server
+from pyinfra.operations import apt, python, server
 
 from deploys.contract.paths import RunbookLayout
 from deploys.operations import secret_files
+from deploys.operations.prefetched import files
 from deploys.roles.base import SSHD_SETTINGS
 from deploys.roles.controller.inventory_export import app_hosts, controller_host_data, known_hosts_text, render_inventory
 from deploys.roles.controller.keys import authorise_controller, controller_key, generate_when_missing

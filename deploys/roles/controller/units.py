@@ -8,9 +8,9 @@ import io
 
 from pyinfra import host
 from pyinfra.facts.server import Command
-from pyinfra.operations import files, systemd
 
 from deploys.contract.paths import RUNBOOK_UNIT_PREFIX, RunbookLayout
+from deploys.operations.prefetched import files, systemd
 from inventories.schema import HostSettings
 from templates import render
 
