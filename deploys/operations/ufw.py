@@ -28,6 +28,7 @@ import re
 import shlex
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from ipaddress import ip_network
 from typing import Any
 
 from pyinfra import host
@@ -141,7 +142,32 @@ def _rule_from_added(line: str) -> _Rule:
         rest = rest[: rest.index("comment")]
     direction = "out" if rest[:1] == ["out"] else "in"
     plain = rest[0] if len(rest) == 1 and _PLAIN_SPEC.match(rest[0]) else None
-    return _Rule(action, direction, plain, tuple(rest))
+    sourced = _sourced_args(rest)
+    return _Rule(action, direction, plain, sourced or tuple(rest))
+
+
+def _sourced_args(words: list[str]) -> tuple[str, ...] | None:
+    """``ufw show added``'s ``from ADDR to any port N proto P`` words in the order :func:`_rule_from_status`
+    gives a rule from one source to a port (``in proto P from ADDR to any port N``), else ``None``."""
+    rest = words[1:] if words[:1] == ["in"] else words
+    if len(rest) == 8 and rest[0] == "from" and rest[2:5] == ["to", "any", "port"] and rest[6] == "proto":
+        return source_rule_args(rest[1], rest[5], rest[7])
+    return None
+
+
+def source_rule_args(source: str, port: int | str, proto: str = "tcp") -> tuple[str, ...]:
+    """What follows ``ufw allow`` (and ``ufw delete allow``) for one port from one source address:
+    ``("in", "proto", "tcp", "from", "10.0.0.5", "to", "any", "port", "9100")``. Raises
+    ``OperationValueError`` for a source that is not an IP address or network, or a bad port."""
+    try:
+        address = str(ip_network(source, strict=False))
+    except ValueError:
+        raise OperationValueError(f"invalid ufw source {source!r}: use an IP address or network") from None
+    if address.endswith(("/32", "/128")):
+        address = address.rsplit("/", 1)[0]
+    spec = port_spec(port, proto)
+    number, _, proto = spec.partition("/")
+    return ("in", "proto", proto, "from", address, "to", "any", "port", number)
 
 
 def _current_rules() -> list[_Rule]:
@@ -250,13 +276,17 @@ def rules(
     allowed: Iterable[int | str],
     proto: str | None = "tcp",
     exclusive: bool = True,
+    allowed_from: Iterable[tuple[str, int]] = (),
 ) -> Iterator[StringCommand]:
     """
-    Converge the set of incoming ``allow`` rules: one plain rule per allowed port.
+    Converge the set of incoming ``allow`` rules: one plain rule per allowed port, and one rule
+    per ``(source, port)`` of ``allowed_from``.
 
     + allowed: ports to allow from anywhere: ``22``, ``"6000:6007"``, or ``"53/udp"`` to give a
       port its own protocol
     + proto: protocol of the ports given without one: ``tcp``, ``udp`` or ``None`` for both
+    + allowed_from: ``(source address or network, port)`` pairs allowed from that source only
+      (``ufw allow in proto tcp from 10.0.0.5 to any port 9100``; ``proto`` must be ``tcp`` or ``udp``)
     + exclusive: delete every other incoming ``allow`` rule (other ports, other sources,
       interfaces, applications)
 
@@ -285,19 +315,30 @@ def rules(
         if spec not in wanted:
             wanted.append(spec)
 
+    wanted_from: list[tuple[str, ...]] = []
+    for source, port in allowed_from:
+        args = source_rule_args(source, port, proto or "tcp")
+        if args not in wanted_from:
+            wanted_from.append(args)
+
     allow_in = [r for r in _current_rules() if r.action == "allow" and r.direction == "in"]
     present = {r.plain for r in allow_in if r.plain}
+    present_from = {r.delete_args for r in allow_in if not r.plain}
 
     changed = False
     for spec in wanted:
         if spec not in present:
             changed = True
             yield _ufw_rule("allow", spec)
+    for args in wanted_from:
+        if args not in present_from:
+            changed = True
+            yield StringCommand("ufw", "allow", *(QuoteString(a) for a in args))
 
     if exclusive:
         deleted: set[tuple[str, ...]] = set()
         for r in allow_in:
-            if r.plain in wanted or r.delete_args is None or r.delete_args in deleted:
+            if r.plain in wanted or r.delete_args is None or r.delete_args in deleted or r.delete_args in wanted_from:
                 continue
             deleted.add(r.delete_args)
             changed = True
@@ -305,7 +346,8 @@ def rules(
 
     if not changed:
         qualifier = "exactly" if exclusive else "at least"
-        host.noop(f"ufw allows {qualifier} {', '.join(wanted) or 'nothing'} in")
+        sourced = [f"{a[8]}/{a[2]} from {a[4]}" for a in wanted_from]
+        host.noop(f"ufw allows {qualifier} {', '.join(wanted + sourced) or 'nothing'} in")
 
 
 @operation()
