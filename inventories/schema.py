@@ -849,13 +849,11 @@ def validate_groups(groups: Mapping[str, list[tuple[str, dict[str, Any]]]]) -> d
 def _check_split_monitoring(settings: Mapping[str, HostSettings]) -> None:
     """A monitoring host of its own and its app hosts name each other: the server's
     ``monitoring.app_hosts`` are exactly the inventory's app hosts, each app host's
-    ``monitoring.monitoring_hosts`` exactly the monitoring hosts, with the same addresses."""
+    ``monitoring.monitoring_hosts`` exactly the monitoring hosts, with the same addresses.
+    An inventory of app hosts only (the controller host's export) is checked host by host."""
     servers = {n: s for n, s in settings.items() if s.monitoring_part == "server"}
     if not servers:
-        for name, s in settings.items():
-            if s.monitoring_part == "agent":
-                raise InventoryError(name, "monitoring.monitoring_hosts",
-                                     "names monitoring hosts, but the inventory has no 'monitoring' host of its own")
+        # app hosts alone (e.g. the controller host's exported inventory): each one's data suffices
         return
     apps = {n: s for n, s in settings.items() if "app" in s.groups}
     for name, s in servers.items():

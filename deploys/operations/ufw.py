@@ -142,16 +142,19 @@ def _rule_from_added(line: str) -> _Rule:
         rest = rest[: rest.index("comment")]
     direction = "out" if rest[:1] == ["out"] else "in"
     plain = rest[0] if len(rest) == 1 and _PLAIN_SPEC.match(rest[0]) else None
-    sourced = _sourced_args(rest)
-    return _Rule(action, direction, plain, sourced or tuple(rest))
+    return _Rule(action, direction, plain, tuple(rest))
 
 
-def _sourced_args(words: list[str]) -> tuple[str, ...] | None:
-    """``ufw show added``'s ``from ADDR to any port N proto P`` words in the order :func:`_rule_from_status`
-    gives a rule from one source to a port (``in proto P from ADDR to any port N``), else ``None``."""
+def _sourced_args(args: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """A rule from one source to one port in :func:`source_rule_args`' form, whichever way it was read
+    (``ufw status``: ``in proto P from ADDR to any port N``; ``ufw show added``: ``from ADDR to any
+    port N proto P``), else ``None``."""
+    words = list(args or ())
+    if len(words) == 9 and words[:2] == ["in", "proto"] and words[3] == "from" and words[5:8] == ["to", "any", "port"]:
+        return tuple(words)
     rest = words[1:] if words[:1] == ["in"] else words
     if len(rest) == 8 and rest[0] == "from" and rest[2:5] == ["to", "any", "port"] and rest[6] == "proto":
-        return source_rule_args(rest[1], rest[5], rest[7])
+        return ("in", "proto", rest[7], "from", rest[1], "to", "any", "port", rest[5])
     return None
 
 
@@ -323,7 +326,7 @@ def rules(
 
     allow_in = [r for r in _current_rules() if r.action == "allow" and r.direction == "in"]
     present = {r.plain for r in allow_in if r.plain}
-    present_from = {r.delete_args for r in allow_in if not r.plain}
+    present_from = {_sourced_args(r.delete_args) for r in allow_in if not r.plain}
 
     changed = False
     for spec in wanted:
@@ -338,7 +341,8 @@ def rules(
     if exclusive:
         deleted: set[tuple[str, ...]] = set()
         for r in allow_in:
-            if r.plain in wanted or r.delete_args is None or r.delete_args in deleted or r.delete_args in wanted_from:
+            if (r.plain in wanted or r.delete_args is None or r.delete_args in deleted
+                    or _sourced_args(r.delete_args) in wanted_from):
                 continue
             deleted.add(r.delete_args)
             changed = True
