@@ -22,7 +22,7 @@ __all__ = [
     "MONITORING_DIR", "MONITORING_PROJECT", "MonitoringLayout", "SERVICE_IMAGES", "SERVICES", "SERVICE_PORTS",
     "LOOPBACK_SERVICES", "NO_PROBE_SERVICES", "PG_MONITOR_USER", "STUB_STATUS_PORT", "NODE_EXPORTER_PORT", "NODE_EXPORTER_PACKAGE",
     "NODE_EXPORTER_SERVICE", "NODE_EXPORTER_DEFAULTS", "GRAFANA_PUBLIC_PATH", "PARTS", "PART_SERVICES", "AGENT_PUBLISHED",
-    "METRICS_PORT", "LOKI_PUSH_PORT",
+    "METRICS_PORT", "LOKI_PUSH_PORT", "url_host",
 ]
 
 #: Default project directory (inventory ``monitoring.dir``).
@@ -74,6 +74,13 @@ AGENT_PUBLISHED: tuple[str, ...] = ("node-exporter", "cadvisor", "postgres-expor
 METRICS_PORT = 9180
 #: Loki's push port on a ``server`` host, published on its address for the app hosts' Alloy only.
 LOKI_PUSH_PORT = SERVICE_PORTS["loki"]
+
+
+
+def url_host(address: str) -> str:
+    """``address`` as the host part of a URL, a scrape target or a compose port binding: IPv6 in brackets."""
+    return f"[{address}]" if ":" in address else address
+
 
 #: PostgreSQL login role of postgres-exporter (member of ``pg_monitor``).
 PG_MONITOR_USER = "orderops_monitor"

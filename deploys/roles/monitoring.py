@@ -40,7 +40,7 @@ from pyinfra.operations import files, server
 from deploys.contract.compose import compose_command
 from deploys.contract.monitoring import (
     AGENT_PUBLISHED, GRAFANA_PUBLIC_PATH, LOKI_PUSH_PORT, METRICS_PORT, PART_SERVICES, PG_MONITOR_USER, SERVICE_IMAGES,
-    SERVICE_PORTS, STUB_STATUS_PORT, MonitoringLayout,
+    SERVICE_PORTS, STUB_STATUS_PORT, MonitoringLayout, url_host,
 )
 from deploys.contract.services import DB_NAME, DB_PORT, DB_USER, REDIS_PORT
 from deploys.facts.monitoring import GrafanaLogin, PostgresRoleExists
@@ -94,7 +94,7 @@ def _scrape_jobs(settings: HostSettings) -> list[dict]:
 
 def _host_port(address: str, port: int) -> str:
     """``address:port`` for a URL or a scrape target (IPv6 in brackets)."""
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+    return f"{url_host(address)}:{port}"
 
 
 def _remote(settings: HostSettings, port: int) -> list[dict]:
@@ -106,7 +106,7 @@ def _remote(settings: HostSettings, port: int) -> list[dict]:
 def _probes(settings: HostSettings) -> list[dict]:
     """Blackbox probes of the public readiness endpoint: nginx on the compose network, or each app host's address."""
     if settings.monitoring_part == "server":
-        return [{"url": f"https://{f'[{address}]' if ':' in address else address}/api/health", "host": name}
+        return [{"url": f"https://{url_host(address)}/api/health", "host": name}
                 for name, address in sorted(settings.monitoring.app_hosts.items())]
     return [{"url": "https://nginx/api/health", "host": settings.host}]
 
@@ -276,8 +276,7 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
 
     def at_address(name: str, host_port: int | None = None) -> dict[str, Any]:
         """Published on this host's address for the other side of a split stack (firewalled to its addresses)."""
-        bind = f"[{address}]" if ":" in address else address
-        return {"ports": [f"{bind}:{host_port or port[name]}:{port[name]}"]}
+        return {"ports": [f"{url_host(address)}:{host_port or port[name]}:{port[name]}"]}
 
     def published(name: str) -> dict[str, Any]:
         return at_address(name) if part == "agent" and name in AGENT_PUBLISHED else {}
@@ -386,6 +385,10 @@ def compose_text(settings: HostSettings) -> str:
     """``compose.yaml``: :func:`compose_project` written by ``yaml.safe_dump`` under a header comment."""
     header = ("# Managed by orderops (deploys/roles/monitoring.py). Its own Compose project beside the order stack;\n"
               "# nothing is published except on 127.0.0.1 (SSH tunnel targets). Secrets come from .env (0600).\n")
+    if settings.monitoring_part in ("server", "agent"):
+        header = (f"# Managed by orderops (deploys/roles/monitoring.py). Part '{settings.monitoring_part}' of the monitoring\n"
+                  "# stack split over hosts: published on 127.0.0.1 and on this host's address, which the firewall\n"
+                  "# opens to the other side's addresses only. Secrets come from .env (0600).\n")
     return header + yaml.safe_dump(compose_project(settings), sort_keys=False, default_flow_style=False, width=1000)
 
 

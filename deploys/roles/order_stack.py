@@ -26,7 +26,7 @@ from pyinfra.operations import files, server
 from deploys.contract.compose import compose_command
 from deploys.contract.dotenv import dotenv_quote, dotenv_read_command
 from deploys.contract.images import parse_image_ref
-from deploys.contract.monitoring import GRAFANA_PUBLIC_PATH, METRICS_PORT, SERVICE_PORTS, STUB_STATUS_PORT
+from deploys.contract.monitoring import GRAFANA_PUBLIC_PATH, METRICS_PORT, SERVICE_PORTS, STUB_STATUS_PORT, url_host
 from deploys.contract.paths import NGINX_WEB_ROOT, WEB_CSP_CONF, StackLayout
 from deploys.contract.release import ReleaseRecord, RunningVersion, running_version
 from deploys.contract.tls import LETSENCRYPT_DIR
@@ -114,8 +114,7 @@ def _metrics_ports(settings: HostSettings) -> list[str]:
     scrapes it (``monitoring_part`` ``agent``; the firewall allows it from the monitoring hosts only), else none."""
     if settings.monitoring_part != "agent":
         return []
-    address = settings.monitoring_address
-    return [f"{f'[{address}]' if ':' in address else address}:{METRICS_PORT}:{METRICS_PORT}"]
+    return [f"{url_host(settings.monitoring_address)}:{METRICS_PORT}:{METRICS_PORT}"]
 
 
 def compose_project(settings: HostSettings) -> dict[str, Any]:
