@@ -97,7 +97,8 @@ test-browser: web | $(STAMP)
 notebook-screenshot: | $(STAMP)
 	$(PY) tools/notebook_screenshot.py
 
-# Integration tier: one host in both groups, then a split layout (controller + app host).
+# Integration tier: one host in both groups, then a split layout (controller + app host + the
+# monitoring stack on a host of its own: layout monitoring).
 # The test hosts are removed however it ends (KEEP_HOSTS=1 keeps them for debugging).
 test-integration: images web
 	@trap 'if [ "$(KEEP_HOSTS)" = 1 ]; then echo "KEEP_HOSTS=1: test hosts kept (make hosts-down removes them)"; \
@@ -105,6 +106,6 @@ test-integration: images web
 	$(PY) -m testhosts up -n 1 --layout single; \
 	$(PYTEST) -m integration tests/integration -q; \
 	$(PYTEST) tests/infra -q --inventory inventories/local.py; \
-	$(PY) -m testhosts up -n 2 --layout split; \
-	$(PYTEST) -m integration tests/integration/test_deploy.py tests/integration/test_weekly_reboot.py -q; \
+	$(PY) -m testhosts up -n 3 --layout monitoring; \
+	$(PYTEST) -m integration tests/integration/test_deploy.py tests/integration/test_monitoring_split.py tests/integration/test_weekly_reboot.py -q; \
 	$(PYTEST) tests/infra -q --inventory inventories/local.py

@@ -13,7 +13,7 @@ lock                all                      per-host run lock (deploys/operatio
 base                all                      apt lock wait, packages, time, deploy user, sshd drop-in
 hardening           all                      sysctl baseline, no core dumps, umask
 firewall            all                      ufw + DOCKER-USER: only the allowed ports, v4 and v6
-docker              app                      Docker Engine + Compose v2, log rotation
+docker              app, monitoring          Docker Engine + Compose v2, log rotation
 fail2ban            app                      jails: sshd (INPUT), refused API logins (DOCKER-USER)
 images              app                      stack images by registry or archive
 tls                 app                      nginx's certificate (self-signed, or certbot + placeholder)
@@ -22,7 +22,8 @@ acme certificate    app                      tls_mode acme: certbot certonly --w
 controller access   app                      the controller host's SSH key authorised
 backups             app                      backup program, config, timer (deploys/roles/backups.py)
 controller          controller               runbook tooling, inventory, key, timers
-monitoring          monitoring               Prometheus, Alertmanager, exporters, Loki, Alloy, Grafana
+monitoring          monitoring, app          Prometheus, Alertmanager, exporters, Loki, Alloy, Grafana (on an app
+                                             host monitored from its own monitoring host: exporters + Alloy)
 ==================  =======================  ===========================================
 """
 
@@ -71,7 +72,9 @@ if "app" in settings.groups:
     authorise_controller(settings)
     backups(settings, upload_dir=UPLOAD_DIR)
 
-if "monitoring" in settings.groups:  # validated: a monitoring host is an app host (single layout)
+if settings.monitoring_part == "server":  # a monitoring host of its own: Docker first
+    docker(settings, upload_dir=UPLOAD_DIR)
+if settings.monitoring_part is not None:  # all (single layout), server, or an app host's agent part
     monitoring(settings, upload_dir=UPLOAD_DIR)
 
 if "controller" in settings.groups:

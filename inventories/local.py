@@ -3,8 +3,9 @@
 Reads the harness state that ``make hosts-up`` (``python -m testhosts up``) writes to
 ``.orderops/`` (or ``$ORDEROPS_STATE_DIR``): the hosts and their ports, the locally built image
 references, the SSH key and the generated secrets. Works for 1 or N hosts, in the ``single``
-layout (every host in ``app``, the first also ``controller``) or ``split`` (one controller, the
-rest ``app``).
+layout (every host in ``app``, the first also ``controller``), ``split`` (one controller, the
+rest ``app``) or ``monitoring`` (as split, the last host ``monitoring`` only: the monitoring stack on
+its own host; the app hosts' exporters and Loki are reached over the test network's addresses).
 
     pyinfra inventories/local.py deploys/site.py
 """
@@ -111,9 +112,20 @@ def _host_data(h):
     }
 
 
+_with_monitoring = _os.environ.get("ORDEROPS_MONITORING", "1") != "0" and bool(_MONITORING["images"])
+# layout monitoring: the stack on a host of its own, scraping the app hosts over the test network
+_own = [h for h in _hosts_state["hosts"] if "monitoring" in h["groups"]] if _with_monitoring else []
+if _own:
+    _MONITORING.update(
+        app_hosts={h["name"]: h["ip"] for h in _hosts_state["hosts"] if "app" in h["groups"]},
+        monitoring_hosts={h["name"]: h["ip"] for h in _own},
+        grafana_public=False,  # no nginx on the monitoring host: Grafana through the SSH tunnel only
+    )
+
 app = [(h["name"], _host_data(h)) for h in _hosts_state["hosts"] if "app" in h["groups"]]
 controller = [(h["name"], _host_data(h)) for h in _hosts_state["hosts"] if "controller" in h["groups"]]
-# the monitoring stack shares the (first) app host; ORDEROPS_MONITORING=0 leaves it out
-monitoring = app[:1] if _os.environ.get("ORDEROPS_MONITORING", "1") != "0" and _MONITORING["images"] else []
+# the monitoring stack on its own host (layout monitoring), else it shares the (first) app host;
+# ORDEROPS_MONITORING=0 leaves it out
+monitoring = [(h["name"], _host_data(h)) for h in _own] if _own else app[:1] if _with_monitoring else []
 
 _check_inventory({"app": app, "controller": controller, "monitoring": monitoring})

@@ -7,7 +7,7 @@ Durations are seconds, sizes Prometheus notation (``5GB``). Test-speed values (s
 from __future__ import annotations
 
 import re
-from ipaddress import ip_network
+from ipaddress import ip_address, ip_network
 
 from typing import Literal
 
@@ -160,6 +160,16 @@ class MonitoringSettings(BaseModel):
         False, description="nginx serves Grafana over HTTPS under /grafana/ (Grafana's own login); "
         "false: not at all, only through an SSH tunnel to the loopback port",
     )
+    app_hosts: dict[str, str] = Field(
+        default_factory=dict,
+        description="app host name -> the address a monitoring host on its own host scrapes it on (IPv4/IPv6); "
+        "empty: the monitoring host is the app host (single layout, everything on the compose network)",
+    )
+    monitoring_hosts: dict[str, str] = Field(
+        default_factory=dict,
+        description="monitoring host name -> its address, for app hosts it monitors from its own host: the only "
+        "sources of scrapes on their exporter ports, and where their Alloy pushes to Loki (the first)",
+    )
     loopback_ports: dict[str, int] = Field(
         default_factory=lambda: {name: SERVICE_PORTS[name] for name in LOOPBACK_SERVICES},
         description="127.0.0.1 ports on the monitoring host (SSH tunnel targets); nothing is published on other addresses",
@@ -207,6 +217,16 @@ class MonitoringSettings(BaseModel):
     @classmethod
     def _cidrs(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(str(ip_network(c, strict=False)) for c in v)
+
+    @field_validator("app_hosts", "monitoring_hosts")
+    @classmethod
+    def _addresses(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, address in v.items():
+            try:
+                v[name] = str(ip_address(address))
+            except ValueError:
+                raise ValueError(f"{name}: not an IP address: {address!r}") from None
+        return v
 
     @field_validator("loopback_ports")
     @classmethod

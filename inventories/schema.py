@@ -44,6 +44,7 @@ from pydantic import (
 
 from deploys.contract.compose import COMPOSE_PROJECT
 from deploys.contract.images import check_immutable
+from deploys.contract.monitoring import AGENT_PUBLISHED, LOKI_PUSH_PORT, METRICS_PORT, SERVICE_PORTS
 from deploys.contract.paths import RUNBOOK_DIR, STACK_DIR
 
 __all__ = [
@@ -606,7 +607,7 @@ class HostSettings(BaseModel):
             self.secrets.check_strength()  # ValueError -> reported under 'secrets'
         if self.tls_mode == "acme":
             self._check_acme()
-        if "monitoring" in self.groups:
+        if self.monitoring_part is not None:
             self._check_monitoring()
         if self.backup_enabled and "app" in self.groups and self.environment != "local" and not self.backup_age_recipients:
             raise ValueError("backup_age_recipients: required (an age public key from age-keygen; the private key stays off the servers)")
@@ -631,21 +632,77 @@ class HostSettings(BaseModel):
 
     def _check_monitoring(self) -> None:
         mon = self.monitoring
-        if "app" not in self.groups:
-            raise ValueError("monitoring: a 'monitoring' host must also be an 'app' host (single layout only so far)")
+        part = self.monitoring_part
+        if part == "all" and mon.app_hosts:
+            raise ValueError("monitoring.app_hosts: must be empty on a monitoring host that is also an 'app' host "
+                             "(it monitors itself on the compose network; put the monitoring host on its own host to scrape others)")
+        if part == "server":
+            if not mon.app_hosts:
+                raise ValueError("monitoring.app_hosts: required on a 'monitoring' host that is not an 'app' host "
+                                 "(name -> address of every app host it scrapes)")
+            if self.host not in mon.monitoring_hosts:
+                raise ValueError(f"monitoring.monitoring_hosts: needs this host's address ({self.host!r}), where the "
+                                 "app hosts' Alloy pushes to Loki")
+            if self.host in mon.app_hosts:
+                raise ValueError(f"monitoring.app_hosts: names {self.host!r}, which is not an 'app' host")
+            if mon.grafana_public:
+                raise ValueError("monitoring.grafana_public: nginx serves Grafana only on a monitoring host that is also "
+                                 "an 'app' host; use the SSH tunnel to its loopback port")
+        if part == "agent" and self.host not in mon.app_hosts:
+            raise ValueError(f"monitoring.app_hosts: needs this host's address ({self.host!r}), where the monitoring "
+                             "hosts scrape its exporters")
         if mon.images is None:
-            raise ValueError("monitoring.images: required on hosts of group 'monitoring'")
+            raise ValueError("monitoring.images: required on hosts of group 'monitoring' and the app hosts they monitor")
         if self.environment != "local":
             for role, ref in mon.images.refs().items():
                 if "@sha256:" not in ref:
                     raise ValueError(f"monitoring.images.{role}: production pins tag and digest (name:tag@sha256:...)")
-        if mon.smtp is None and mon.webhook_url is None and self.environment != "local":
+        if part != "agent" and mon.smtp is None and mon.webhook_url is None and self.environment != "local":
             raise ValueError("monitoring.smtp: set smtp and/or webhook_url, or alerts reach nobody")
-        for name in ("grafana_admin_password", "pg_monitor_password"):
+        names = {"all": ("grafana_admin_password", "pg_monitor_password"), "server": ("grafana_admin_password",),
+                 "agent": ("pg_monitor_password",)}[part]
+        for name in names:
             if getattr(self.secrets, name) is None:
-                raise ValueError(f"{name}: missing (required on hosts of group 'monitoring')")
-        if mon.smtp is not None and mon.smtp.username and self.secrets.smtp_password is None:
+                raise ValueError(f"{name}: missing (required on hosts of group 'monitoring' and the app hosts they monitor)")
+        if part != "agent" and mon.smtp is not None and mon.smtp.username and self.secrets.smtp_password is None:
             raise ValueError("smtp_password: missing (monitoring.smtp.username is set)")
+
+    @property
+    def monitoring_part(self) -> str | None:
+        """The part of the monitoring project this host runs (:data:`deploys.contract.monitoring.PARTS`):
+        ``all`` (group ``monitoring`` and ``app``: the single layout), ``server`` (``monitoring``
+        only), ``agent`` (``app`` only, with ``monitoring.monitoring_hosts``), else ``None``."""
+        if "monitoring" in self.groups:
+            return "all" if "app" in self.groups else "server"
+        if "app" in self.groups and self.monitoring.monitoring_hosts:
+            return "agent"
+        return None
+
+    @property
+    def monitoring_address(self) -> str | None:
+        """This host's address the other side of a split monitoring stack reaches (``monitoring.app_hosts`` /
+        ``monitoring_hosts``), ``None`` in the single layout or without monitoring."""
+        part = self.monitoring_part
+        if part == "agent":
+            return self.monitoring.app_hosts[self.host]
+        if part == "server":
+            return self.monitoring.monitoring_hosts.get(self.host)
+        return None
+
+    @property
+    def firewall_allow_from(self) -> tuple[tuple[str, int], ...]:
+        """``(source address, TCP port)`` pairs allowed besides ``firewall_allow_tcp`` (role firewall, ufw
+        and ``DOCKER-USER``): on an ``agent`` host the exporters and ``/metrics`` from each monitoring
+        host, on a ``server`` host Loki's push port from each app host; none otherwise."""
+        part = self.monitoring_part
+        if part == "agent":
+            ports = sorted([SERVICE_PORTS[s] for s in AGENT_PUBLISHED] + [METRICS_PORT])
+            sources = self.monitoring.monitoring_hosts.values()
+        elif part == "server":
+            ports, sources = [LOKI_PUSH_PORT], self.monitoring.app_hosts.values()
+        else:
+            return ()
+        return tuple((src, port) for src in sorted(set(sources)) for port in ports)
 
     @property
     def public_https_url(self) -> str:
@@ -784,7 +841,38 @@ def validate_groups(groups: Mapping[str, list[tuple[str, dict[str, Any]]]]) -> d
             member.setdefault(name, []).append(group)
     if not groups.get("app"):
         raise InventoryError(None, "app", "the inventory has no host in group 'app'")
-    return {name: build_settings(name, data, member[name]) for name, data in merged.items()}
+    settings = {name: build_settings(name, data, member[name]) for name, data in merged.items()}
+    _check_split_monitoring(settings)
+    return settings
+
+
+def _check_split_monitoring(settings: Mapping[str, HostSettings]) -> None:
+    """A monitoring host of its own and its app hosts name each other: the server's
+    ``monitoring.app_hosts`` are exactly the inventory's app hosts, each app host's
+    ``monitoring.monitoring_hosts`` exactly the monitoring hosts, with the same addresses.
+    An inventory of app hosts only (the controller host's export) is checked host by host."""
+    servers = {n: s for n, s in settings.items() if s.monitoring_part == "server"}
+    if not servers:
+        # app hosts alone (e.g. the controller host's exported inventory): each one's data suffices
+        return
+    apps = {n: s for n, s in settings.items() if "app" in s.groups}
+    for name, s in servers.items():
+        if set(s.monitoring.app_hosts) != set(apps):
+            raise InventoryError(name, "monitoring.app_hosts",
+                                 f"must name exactly the app hosts {sorted(apps)}, got {sorted(s.monitoring.app_hosts)}")
+    for name, s in apps.items():
+        if "monitoring" in s.groups:
+            raise InventoryError(name, "groups", f"a monitoring host that is also an app host cannot share the inventory "
+                                 f"with monitoring hosts of their own {sorted(servers)}")
+        if s.monitoring_part != "agent":
+            raise InventoryError(name, "monitoring.monitoring_hosts",
+                                 f"required: the monitoring hosts {sorted(servers)} with their addresses")
+        if set(s.monitoring.monitoring_hosts) != set(servers):
+            raise InventoryError(name, "monitoring.monitoring_hosts",
+                                 f"must name exactly the monitoring hosts {sorted(servers)}, got {sorted(s.monitoring.monitoring_hosts)}")
+        for server, srv in servers.items():
+            if srv.monitoring.app_hosts[name] != s.monitoring.app_hosts.get(name):
+                raise InventoryError(name, "monitoring.app_hosts", f"this host's address differs from monitoring host {server!r}'s")
 
 
 _DEFERRED: contextvars.ContextVar[bool] = contextvars.ContextVar("orderops_inventory_deferred", default=False)

@@ -1,7 +1,7 @@
 """``python -m testhosts``: build the images, start/stop/inspect the local test hosts.
 
     python -m testhosts images [--skip-service] [--json]
-    python -m testhosts up -n 3 [--layout single|split]
+    python -m testhosts up -n 3 [--layout single|split|monitoring]
     python -m testhosts status [--check]
     python -m testhosts down
     python -m testhosts secrets

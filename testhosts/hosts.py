@@ -66,7 +66,7 @@ SSH_BASE = 2200
 HTTP_BASE = 8080
 HTTPS_BASE = 8440
 MAX_HOSTS = 50
-LAYOUTS = ("single", "split")
+LAYOUTS = ("single", "split", "monitoring")
 LABEL = "orderops.testhost"
 READY_TIMEOUT = 180.0
 #: seconds between readiness probes
@@ -82,7 +82,9 @@ class HostsError(RuntimeError):
 
 def layout_groups(n: int, layout: str) -> list[list[str]]:
     """Groups of hosts 1..n. ``single``: all ``app``, host 1 also ``controller``.
-    ``split`` (n >= 2): host 1 only ``controller``, the others ``app``."""
+    ``split`` (n >= 2): host 1 only ``controller``, the others ``app``.
+    ``monitoring`` (n >= 3): as ``split``, but the last host only ``monitoring`` (the monitoring
+    stack on a host of its own, scraping the app hosts over the test network)."""
     if n < 1:
         raise HostsError(f"need at least one host (got {n})")
     if n > MAX_HOSTS:
@@ -93,6 +95,10 @@ def layout_groups(n: int, layout: str) -> list[list[str]]:
         if n < 2:
             raise HostsError("layout 'split' needs at least 2 hosts (one controller, one or more app)")
         return [["controller"] if i == 1 else ["app"] for i in range(1, n + 1)]
+    if layout == "monitoring":
+        if n < 3:
+            raise HostsError("layout 'monitoring' needs at least 3 hosts (one controller, one or more app, one monitoring)")
+        return [["controller"] if i == 1 else ["monitoring"] if i == n else ["app"] for i in range(1, n + 1)]
     raise HostsError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
 
 

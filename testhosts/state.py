@@ -36,7 +36,7 @@ SUITE = "bookworm"
 SSH_USER = "deploy"
 GROUPS = ("app", "controller")
 
-Group = Literal["app", "controller"]
+Group = Literal["app", "controller", "monitoring"]
 
 
 class StateError(RuntimeError):
@@ -143,7 +143,7 @@ class HostEntry(BaseModel):
     ssh_port: int = Field(ge=1, le=65535, description="127.0.0.1 port published to the host's 22")
     http_port: int = Field(ge=1, le=65535, description="127.0.0.1 port published to the host's 80")
     https_port: int = Field(ge=1, le=65535, description="127.0.0.1 port published to the host's 443")
-    groups: list[Group] = Field(min_length=1, description="inventory groups: app and/or controller")
+    groups: list[Group] = Field(min_length=1, description="inventory groups: app and/or controller, or monitoring (layout monitoring)")
 
     @field_validator("groups")
     @classmethod

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 __all__ = [
     "MONITORING_DIR", "MONITORING_PROJECT", "MonitoringLayout", "SERVICE_IMAGES", "SERVICES", "SERVICE_PORTS",
     "LOOPBACK_SERVICES", "NO_PROBE_SERVICES", "PG_MONITOR_USER", "STUB_STATUS_PORT", "NODE_EXPORTER_PORT", "NODE_EXPORTER_PACKAGE",
-    "NODE_EXPORTER_SERVICE", "NODE_EXPORTER_DEFAULTS", "GRAFANA_PUBLIC_PATH",
+    "NODE_EXPORTER_SERVICE", "NODE_EXPORTER_DEFAULTS", "GRAFANA_PUBLIC_PATH", "PARTS", "PART_SERVICES", "AGENT_PUBLISHED",
+    "METRICS_PORT", "LOKI_PUSH_PORT", "url_host",
 ]
 
 #: Default project directory (inventory ``monitoring.dir``).
@@ -53,6 +54,33 @@ SERVICE_PORTS: Mapping[str, int] = {
 NO_PROBE_SERVICES: tuple[str, ...] = ("redis-exporter", "nginx-exporter")
 #: Services published on the monitoring host's 127.0.0.1 (SSH tunnel targets; inventory ``loopback_ports``).
 LOOPBACK_SERVICES: tuple[str, ...] = ("prometheus", "alertmanager", "grafana", "loki")
+
+#: Which part of the project a host runs (``HostSettings.monitoring_part``): ``all`` on a monitoring
+#: host that is also the app host (single layout: every service, the compose network only);
+#: ``server`` on a monitoring host of its own (scrapes the app hosts over their addresses, Loki
+#: takes their logs); ``agent`` on an app host monitored from a monitoring host of its own.
+PARTS: tuple[str, ...] = ("all", "server", "agent")
+#: part -> the compose services it runs.
+PART_SERVICES: Mapping[str, tuple[str, ...]] = {
+    "all": SERVICES,
+    "server": ("prometheus", "alertmanager", "node-exporter", "cadvisor", "blackbox-exporter", "loki", "alloy", "grafana"),
+    "agent": ("node-exporter", "cadvisor", "postgres-exporter", "redis-exporter", "nginx-exporter", "alloy"),
+}
+#: The agent's services published on the app host's own address (``monitoring.app_hosts``) for the
+#: monitoring hosts' Prometheus, reachable only from the monitoring hosts' addresses (role firewall).
+AGENT_PUBLISHED: tuple[str, ...] = ("node-exporter", "cadvisor", "postgres-exporter", "redis-exporter", "nginx-exporter")
+#: nginx's listener for the order service's ``/metrics`` (proxied to the API, nothing else) on an
+#: agent host, published on its address for the monitoring hosts only; absent in the single layout.
+METRICS_PORT = 9180
+#: Loki's push port on a ``server`` host, published on its address for the app hosts' Alloy only.
+LOKI_PUSH_PORT = SERVICE_PORTS["loki"]
+
+
+
+def url_host(address: str) -> str:
+    """``address`` as the host part of a URL, a scrape target or a compose port binding: IPv6 in brackets."""
+    return f"[{address}]" if ":" in address else address
+
 
 #: PostgreSQL login role of postgres-exporter (member of ``pg_monitor``).
 PG_MONITOR_USER = "orderops_monitor"

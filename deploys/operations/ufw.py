@@ -28,6 +28,7 @@ import re
 import shlex
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from ipaddress import ip_network
 from typing import Any
 
 from pyinfra import host
@@ -148,6 +149,34 @@ def _rule_from_added(line: str) -> _Rule:
     return _Rule(action, direction, plain, tuple(rest))
 
 
+def _sourced_args(args: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """A rule from one source to one port in :func:`source_rule_args`' form, whichever way it was read
+    (``ufw status``: ``in proto P from ADDR to any port N``; ``ufw show added``: ``from ADDR to any
+    port N proto P``), else ``None``."""
+    words = list(args or ())
+    if len(words) == 9 and words[:2] == ["in", "proto"] and words[3] == "from" and words[5:8] == ["to", "any", "port"]:
+        return tuple(words)
+    rest = words[1:] if words[:1] == ["in"] else words
+    if len(rest) == 8 and rest[0] == "from" and rest[2:5] == ["to", "any", "port"] and rest[6] == "proto":
+        return ("in", "proto", rest[7], "from", rest[1], "to", "any", "port", rest[5])
+    return None
+
+
+def source_rule_args(source: str, port: int | str, proto: str = "tcp") -> tuple[str, ...]:
+    """What follows ``ufw allow`` (and ``ufw delete allow``) for one port from one source address:
+    ``("in", "proto", "tcp", "from", "10.0.0.5", "to", "any", "port", "9100")``. Raises
+    ``OperationValueError`` for a source that is not an IP address or network, or a bad port."""
+    try:
+        address = str(ip_network(source, strict=False))
+    except ValueError:
+        raise OperationValueError(f"invalid ufw source {source!r}: use an IP address or network") from None
+    if address.endswith(("/32", "/128")):
+        address = address.rsplit("/", 1)[0]
+    spec = port_spec(port, proto)
+    number, _, proto = spec.partition("/")
+    return ("in", "proto", proto, "from", address, "to", "any", "port", number)
+
+
 def _current_rules() -> list[_Rule]:
     status = cached_fact(host, UfwStatus)
     if status["active"]:
@@ -257,13 +286,17 @@ def rules(
     allowed: Iterable[int | str],
     proto: str | None = "tcp",
     exclusive: bool = True,
+    allowed_from: Iterable[tuple[str, int]] = (),
 ) -> Iterator[StringCommand]:
     """
-    Converge the set of incoming ``allow`` rules: one plain rule per allowed port.
+    Converge the set of incoming ``allow`` rules: one plain rule per allowed port, and one rule
+    per ``(source, port)`` of ``allowed_from``.
 
     + allowed: ports to allow from anywhere: ``22``, ``"6000:6007"``, or ``"53/udp"`` to give a
       port its own protocol
     + proto: protocol of the ports given without one: ``tcp``, ``udp`` or ``None`` for both
+    + allowed_from: ``(source address or network, port)`` pairs allowed from that source only
+      (``ufw allow in proto tcp from 10.0.0.5 to any port 9100``; ``proto`` must be ``tcp`` or ``udp``)
     + exclusive: delete every other incoming ``allow`` rule (other ports, other sources,
       interfaces, applications)
 
@@ -292,19 +325,31 @@ def rules(
         if spec not in wanted:
             wanted.append(spec)
 
+    wanted_from: list[tuple[str, ...]] = []
+    for source, port in allowed_from:
+        args = source_rule_args(source, port, proto or "tcp")
+        if args not in wanted_from:
+            wanted_from.append(args)
+
     allow_in = [r for r in _current_rules() if r.action == "allow" and r.direction == "in"]
     present = {r.plain for r in allow_in if r.plain}
+    present_from = {_sourced_args(r.delete_args) for r in allow_in if not r.plain}
 
     changed = False
     for spec in wanted:
         if spec not in present:
             changed = True
             yield _ufw_rule("allow", spec)
+    for args in wanted_from:
+        if args not in present_from:
+            changed = True
+            yield StringCommand("ufw", "allow", *(QuoteString(a) for a in args))
 
     if exclusive:
         deleted: set[tuple[str, ...]] = set()
         for r in allow_in:
-            if r.plain in wanted or r.delete_args is None or r.delete_args in deleted:
+            if (r.plain in wanted or r.delete_args is None or r.delete_args in deleted
+                    or _sourced_args(r.delete_args) in wanted_from):
                 continue
             deleted.add(r.delete_args)
             changed = True
@@ -312,7 +357,8 @@ def rules(
 
     if not changed:
         qualifier = "exactly" if exclusive else "at least"
-        host.noop(f"ufw allows {qualifier} {', '.join(wanted) or 'nothing'} in")
+        sourced = [f"{a[8]}/{a[2]} from {a[4]}" for a in wanted_from]
+        host.noop(f"ufw allows {qualifier} {', '.join(wanted + sourced) or 'nothing'} in")
 
 
 @_declares_status

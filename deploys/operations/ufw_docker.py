@@ -35,6 +35,7 @@ accepts for published containers; ufw's ``routed`` default does not see them eit
 from __future__ import annotations
 
 import re
+from ipaddress import ip_network
 from collections.abc import Iterable
 from io import StringIO
 
@@ -56,10 +57,12 @@ _SECTION = re.compile(rf"^{re.escape(BEGIN)}\n.*?^{re.escape(END)}\n", re.S | re
 STAGED = "/etc/ufw/orderops-docker-user.rules"
 
 
-def policy_rules(allowed_tcp: Iterable[int]) -> list[str]:
-    """The chain in ``iptables -S`` form: ``-N DOCKER-USER`` then the rules (same for v4 and v6).
+def policy_rules(allowed_tcp: Iterable[int], allowed_from: Iterable[tuple[str, int]] = (), family: str = "ipv4") -> list[str]:
+    """The chain of ``family`` in ``iptables -S`` form: ``-N DOCKER-USER`` then the rules.
 
     + allowed_tcp: host TCP ports a published container may be reached on (1..65535)
+    + allowed_from: ``(source, port)`` pairs reachable from that source only; those of ``family``
+      (``ipv4``/``ipv6``) become ``-s <network> ... --ctorigdstport <port> -j RETURN``
 
     Raises ``OperationValueError`` for a port out of range.
     """
@@ -69,17 +72,35 @@ def policy_rules(allowed_tcp: Iterable[int]) -> list[str]:
             raise OperationValueError(f"port out of range: {port}")
     rules = ["-N DOCKER-USER", "-A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"]
     rules += [f"-A DOCKER-USER -p tcp -m conntrack --ctstate DNAT --ctorigdstport {p} -j RETURN" for p in ports]
+    rules += [f"-A DOCKER-USER -s {source} -p tcp -m conntrack --ctstate DNAT --ctorigdstport {p} -j RETURN"
+              for source, p in _sourced(allowed_from, family)]
     rules += ["-A DOCKER-USER -m conntrack --ctstate DNAT -j DROP", "-A DOCKER-USER -j RETURN"]
     return rules
 
 
-def render_section(allowed_tcp: Iterable[int]) -> str:
+def _sourced(allowed_from: Iterable[tuple[str, int]], family: str) -> list[tuple[str, int]]:
+    """``(network as iptables -S prints it, port)`` of the pairs of ``family`` (``ipv4``/``ipv6``), sorted.
+    Raises ``OperationValueError`` for a source that is no IP address or network, or a bad port."""
+    out = set()
+    for source, port in allowed_from:
+        try:
+            network = ip_network(source, strict=False)
+        except ValueError:
+            raise OperationValueError(f"invalid source {source!r}: use an IP address or network") from None
+        if not 1 <= int(port) <= 65535:
+            raise OperationValueError(f"port out of range: {port}")
+        if network.version == (4 if family == "ipv4" else 6):
+            out.add((network, int(port)))
+    return [(str(n), p) for n, p in sorted(out, key=lambda item: (item[0].network_address, item[0].prefixlen, item[1]))]
+
+
+def render_section(allowed_tcp: Iterable[int], allowed_from: Iterable[tuple[str, int]] = (), family: str = "ipv4") -> str:
     """The ``*filter`` section appended to ufw's after(6).rules (``iptables-restore`` syntax).
 
     Declaring ``:DOCKER-USER`` flushes the chain on every load (``iptables-restore -n``
     flushes declared chains), so a reload replaces the rules instead of adding copies.
     """
-    rules = policy_rules(allowed_tcp)
+    rules = policy_rules(allowed_tcp, allowed_from, family)
     body = [":DOCKER-USER - [0:0]"] + rules[1:]
     return "\n".join([BEGIN, "*filter", *body, "COMMIT", END]) + "\n"
 
@@ -104,11 +125,13 @@ def _families(ipv6: bool) -> list[str]:
 
 @declares(lambda a: [(UfwAfterRules, {}), (DockerUserChains, {})])
 @operation()
-def docker_user(allowed_tcp: list[int], ipv6: bool = True):
+def docker_user(allowed_tcp: list[int], ipv6: bool = True, allowed_from: list[tuple[str, int]] = ()):
     """
     Converge the ``DOCKER-USER`` policy: ufw's after.rules files and the live chains.
 
     + allowed_tcp: host TCP ports published containers may be reached on from outside
+    + allowed_from: ``(source address or network, TCP port)`` pairs reachable from that source only
+      (each family's file and chain gets the pairs of its family)
     + ipv6: manage ``after6.rules`` and the IPv6 chain too (ufw's ``IPV6=yes``, the default)
 
     Writes the section into the files that lack it, then ``ufw reload`` when a file changed or a
@@ -117,28 +140,29 @@ def docker_user(allowed_tcp: list[int], ipv6: bool = True):
     """
     files = cached_fact(host, UfwAfterRules)
     live = cached_fact(host, DockerUserChains)
-    section = render_section(allowed_tcp)
-    wanted = policy_rules(allowed_tcp)
+    allowed_from = list(allowed_from)
     families = _families(ipv6)
 
     reload = False
-    staged = False
+    staged: dict[str, str] = {}
     for family in families:
         _, path = FAMILIES[family]
+        section = render_section(allowed_tcp, allowed_from, family)
         text = files.get(family)
         # None: ufw is installed by an earlier operation of this run; the edit works the same
         if text is None or with_section(text, section) != text:
-            if not staged:
-                yield FileUploadCommand(StringIO(section), STAGED)
-                yield StringCommand("chmod 0644", QuoteString(STAGED))
-                staged = True
+            # one staged file per distinct section (the families differ only by their sources)
+            if section not in staged:
+                staged[section] = STAGED if not staged else f"{STAGED}.{family}"
+                yield FileUploadCommand(StringIO(section), staged[section])
+                yield StringCommand("chmod 0644", QuoteString(staged[section]))
             yield StringCommand(
                 "test -f", QuoteString(path), "&&",
                 "sed -i", QuoteString("/^# BEGIN orderops DOCKER-USER/,/^# END orderops DOCKER-USER/d"), QuoteString(path), "&&",
-                "cat", QuoteString(STAGED), ">>", QuoteString(path),
+                "cat", QuoteString(staged[section]), ">>", QuoteString(path),
             )
             reload = True
-        if own_rules(live.get(family)) != wanted:
+        if own_rules(live.get(family)) != policy_rules(allowed_tcp, allowed_from, family):
             reload = True
     if not reload:
         host.noop("DOCKER-USER policy in place (files and live chains)")

@@ -9,6 +9,9 @@ PREROUTING and accepts them in FORWARD):
   reachable only when its host port is allowed (:mod:`deploys.operations.ufw_docker`).
 
 Internal services (PostgreSQL, Redis, the API) publish no host port at all; nginx publishes 80/443.
+A monitoring stack split over hosts (``HostSettings.firewall_allow_from``) adds rules from single
+sources in both places: an app host's exporters and ``/metrics`` from the monitoring hosts'
+addresses, a monitoring host's Loki push port from the app hosts' addresses.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ def firewall(settings: HostSettings) -> None:
     """Converge ufw on one host: default deny in, allow out, exactly the allowed TCP ports."""
     ufw.default(name="ufw: deny incoming by default", direction="incoming", policy="deny")
     ufw.default(name="ufw: allow outgoing by default", direction="outgoing", policy="allow")
-    ufw.rules(name="ufw: allowed TCP ports", allowed=list(settings.firewall_allow_tcp), proto="tcp", exclusive=True)
+    sourced = list(settings.firewall_allow_from)  # split monitoring only: exporters / Loki from the other side
+    ufw.rules(name="ufw: allowed TCP ports" + (" (and monitoring sources)" if sourced else ""),
+              allowed=list(settings.firewall_allow_tcp), proto="tcp", exclusive=True, allowed_from=sourced)
     ufw.enabled(name="ufw enabled", enabled=True)
-    ufw_docker.docker_user(name="DOCKER-USER: published ports only where allowed (IPv4, IPv6)", allowed_tcp=list(settings.firewall_allow_tcp))
+    ufw_docker.docker_user(name="DOCKER-USER: published ports only where allowed (IPv4, IPv6)",
+                           allowed_tcp=list(settings.firewall_allow_tcp), allowed_from=sourced)

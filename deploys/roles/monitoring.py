@@ -39,7 +39,8 @@ from pyinfra.operations import server
 
 from deploys.contract.compose import compose_command
 from deploys.contract.monitoring import (
-    GRAFANA_PUBLIC_PATH, PG_MONITOR_USER, SERVICE_IMAGES, SERVICE_PORTS, STUB_STATUS_PORT, MonitoringLayout,
+    AGENT_PUBLISHED, GRAFANA_PUBLIC_PATH, LOKI_PUSH_PORT, METRICS_PORT, PART_SERVICES, PG_MONITOR_USER, SERVICE_IMAGES,
+    SERVICE_PORTS, STUB_STATUS_PORT, MonitoringLayout, url_host,
 )
 from deploys.contract.services import DB_NAME, DB_PORT, DB_USER, REDIS_PORT
 from deploys.facts.monitoring import GrafanaLogin, PostgresRoleExists
@@ -62,24 +63,66 @@ RELOAD = {"prometheus/": ("prometheus", SERVICE_PORTS["prometheus"]),
 RESTART = {"blackbox.yml": "blackbox-exporter", "loki.yaml": "loki", "config.alloy": "alloy", "grafana/": "grafana"}
 
 
-def _scrape_jobs() -> list[dict]:
-    """Scrape jobs on the project network: ``{"name", "targets": ["service:port"], "path"}``."""
-    def at(service: str) -> list[str]:
-        return [f"{service}:{SERVICE_PORTS[service]}"]
+def _scrape_jobs(settings: HostSettings) -> list[dict]:
+    """Scrape jobs: ``{"name", "groups": [{"targets": ["host:port"], "host": label}], "path"}``.
 
-    return [
-        {"name": "prometheus", "targets": [f"localhost:{SERVICE_PORTS['prometheus']}"], "path": None},
-        {"name": "alertmanager", "targets": at("alertmanager"), "path": None},
-        {"name": "order-service", "targets": ["api:8000"], "path": "/metrics"},
-        {"name": "node", "targets": at("node-exporter"), "path": None},
-        {"name": "cadvisor", "targets": at("cadvisor"), "path": None},
-        {"name": "postgres", "targets": at("postgres-exporter"), "path": None},
-        {"name": "redis", "targets": at("redis-exporter"), "path": None},
-        {"name": "nginx", "targets": at("nginx-exporter"), "path": None},
-        {"name": "loki", "targets": at("loki"), "path": None},
-        {"name": "alloy", "targets": at("alloy"), "path": None},
-        {"name": "grafana", "targets": at("grafana"), "path": None},
+    The project's own services on its network (labelled with this host), and on a ``server``
+    the exporters and nginx's ``/metrics`` listener of every app host at its address
+    (``monitoring.app_hosts``, labelled with the app host's name).
+    """
+    server = settings.monitoring_part == "server"
+    own = _services(settings)
+
+    def here(*targets: str) -> list[dict]:
+        return [{"targets": list(targets), "host": settings.host}]
+
+    def at(service: str) -> list[dict]:
+        groups = _remote(settings, SERVICE_PORTS[service]) if server and service in AGENT_PUBLISHED else []
+        return groups + (here(f"{service}:{SERVICE_PORTS[service]}") if service in own else [])
+
+    jobs = [
+        {"name": "prometheus", "groups": here(f"localhost:{SERVICE_PORTS['prometheus']}"), "path": None},
+        {"name": "alertmanager", "groups": at("alertmanager"), "path": None},
+        {"name": "order-service", "path": "/metrics",
+         "groups": _remote(settings, METRICS_PORT) if server else here("api:8000")},
     ]
+    for name, service in (("node", "node-exporter"), ("cadvisor", "cadvisor"), ("postgres", "postgres-exporter"),
+                          ("redis", "redis-exporter"), ("nginx", "nginx-exporter"), ("loki", "loki"),
+                          ("alloy", "alloy"), ("grafana", "grafana")):
+        jobs.append({"name": name, "groups": at(service), "path": None})
+    return jobs
+
+
+def _host_port(address: str, port: int) -> str:
+    """``address:port`` for a URL or a scrape target (IPv6 in brackets)."""
+    return f"{url_host(address)}:{port}"
+
+
+def _remote(settings: HostSettings, port: int) -> list[dict]:
+    """One scrape group per app host of a ``server``: its address and ``port``, labelled with its name."""
+    return [{"targets": [_host_port(address, port)], "host": name}
+            for name, address in sorted(settings.monitoring.app_hosts.items())]
+
+
+def _probes(settings: HostSettings) -> list[dict]:
+    """Blackbox probes of the public readiness endpoint: nginx on the compose network, or each app host's address."""
+    if settings.monitoring_part == "server":
+        return [{"url": f"https://{url_host(address)}/api/health", "host": name}
+                for name, address in sorted(settings.monitoring.app_hosts.items())]
+    return [{"url": "https://nginx/api/health", "host": settings.host}]
+
+
+def _loki_push_url(settings: HostSettings) -> str:
+    """Where Alloy pushes: Loki on the project network, or on an ``agent`` the first monitoring host's address."""
+    if settings.monitoring_part == "agent":
+        address = next(iter(settings.monitoring.monitoring_hosts.values()))
+        return f"http://{_host_port(address, LOKI_PUSH_PORT)}/loki/api/v1/push"
+    return f"http://loki:{SERVICE_PORTS['loki']}/loki/api/v1/push"
+
+
+#: config file (relative to config/) -> the service that reads it
+_CONFIG_SERVICE = {"prometheus/": "prometheus", "alertmanager/": "alertmanager", "blackbox.yml": "blackbox-exporter",
+                   "loki.yaml": "loki", "config.alloy": "alloy", "grafana/": "grafana"}
 
 
 def config_files(settings: HostSettings) -> dict[str, str]:
@@ -87,19 +130,29 @@ def config_files(settings: HostSettings) -> dict[str, str]:
     m = settings.monitoring
     ctx = {"m": m, "host": settings.host, "environment": settings.environment, "domain": settings.domain}
     out = {
-        "prometheus/prometheus.yml": render("monitoring/prometheus.yml.j2", jobs=_scrape_jobs(),
-                                            probe_url="https://nginx/api/health", **ctx),
+        "prometheus/prometheus.yml": render("monitoring/prometheus.yml.j2", jobs=_scrape_jobs(settings),
+                                            probes=_probes(settings), **ctx),
         "prometheus/rules/orderops.yml": render("monitoring/rules.yml.j2", **ctx),
         "alertmanager/alertmanager.yml": render("monitoring/alertmanager.yml.j2", **ctx),
         "blackbox.yml": render("monitoring/blackbox.yml.j2", **ctx),
         "loki.yaml": render("monitoring/loki.yaml.j2", **ctx),
-        "config.alloy": render("monitoring/config.alloy.j2", **ctx),
+        "config.alloy": render("monitoring/config.alloy.j2", loki_push_url=_loki_push_url(settings), **ctx),
         "grafana/provisioning/datasources/orderops.yaml": render("monitoring/grafana/datasources.yaml.j2"),
         "grafana/provisioning/dashboards/orderops.yaml": render("monitoring/grafana/dashboards.yaml.j2"),
     }
     for uid in DASHBOARDS:
         out[f"grafana/dashboards/{uid}.json"] = dashboard_json(uid)
-    return out
+    return {path: text for path, text in out.items() if _reader(path) in _services(settings)}
+
+
+def _reader(path: str) -> str:
+    """The service that reads config file ``path`` (relative to config/)."""
+    return next(service for prefix, service in _CONFIG_SERVICE.items() if path.startswith(prefix))
+
+
+def _services(settings: HostSettings) -> tuple[str, ...]:
+    """The compose services of this host's part of the project (``all`` when it is no monitoring host)."""
+    return PART_SERVICES[settings.monitoring_part or "all"]
 
 
 def _health(port: int, path: str) -> dict[str, Any]:
@@ -212,12 +265,22 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
     port = SERVICE_PORTS
     always = {"restart": "unless-stopped"}
     backend, frontend = "order_backend", "order_frontend"
+    part = settings.monitoring_part or "all"
+    app = part != "server"  # the order stack's networks exist here
+    address = settings.monitoring_address
 
     def svc(name: str, **spec: Any) -> dict[str, Any]:
         return {"image": refs[SERVICE_IMAGES[name]], **always, **spec}
 
-    def loopback(name: str) -> dict[str, Any]:
-        return {"ports": [f"127.0.0.1:{m.loopback_ports[name]}:{port[name]}"]}
+    def loopback(name: str, *published: str) -> dict[str, Any]:
+        return {"ports": [f"127.0.0.1:{m.loopback_ports[name]}:{port[name]}", *published]}
+
+    def at_address(name: str, host_port: int | None = None) -> dict[str, Any]:
+        """Published on this host's address for the other side of a split stack (firewalled to its addresses)."""
+        return {"ports": [f"{url_host(address)}:{host_port or port[name]}:{port[name]}"]}
+
+    def published(name: str) -> dict[str, Any]:
+        return at_address(name) if part == "agent" and name in AGENT_PUBLISHED else {}
 
     services = {
         "prometheus": svc(
@@ -228,7 +291,7 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
                      "--web.enable-lifecycle", f"--rules.alert.resend-delay={m.resend_delay_s}s"],
             volumes=[f"{cfg}/prometheus:/etc/prometheus:ro", "promdata:/prometheus"],
             **loopback("prometheus"), healthcheck=_health(port["prometheus"], "/-/ready"),
-            networks=["monitoring", backend, frontend]),
+            networks=["monitoring", backend, frontend] if app else ["monitoring"]),
         "alertmanager": svc(
             "alertmanager",
             command=["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager",
@@ -240,36 +303,39 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
             "node-exporter", entrypoint=["/bin/node_exporter"],
             command=["--path.rootfs=/host", f"--collector.textfile.directory=/host{settings.runbook_textfile_dir}"],
             pid="host", volumes=["/:/host:ro"], healthcheck=_health(port["node-exporter"], "/metrics"),
-            networks=["monitoring"]),
+            **published("node-exporter"), networks=["monitoring"]),
         "cadvisor": svc(
             "cadvisor",
             command=["--docker_only=true", "--housekeeping_interval=10s", "--store_container_labels=true"],
             volumes=["/var/run/docker.sock:/var/run/docker.sock:ro", "/sys:/sys:ro", "/var/lib/docker:/var/lib/docker:ro"],
-            healthcheck=_health(port["cadvisor"], "/healthz"), networks=["monitoring"]),
+            healthcheck=_health(port["cadvisor"], "/healthz"), **published("cadvisor"), networks=["monitoring"]),
         "postgres-exporter": svc(
             "postgres-exporter", entrypoint=["/bin/postgres_exporter"],
             environment={"DATA_SOURCE_NAME": (
                 f"postgresql://{PG_MONITOR_USER}:${{PG_MONITOR_PASSWORD:?PG_MONITOR_PASSWORD missing from .env}}"
                 f"@postgres:{DB_PORT}/{DB_NAME}?sslmode=disable")},
-            healthcheck=_health(port["postgres-exporter"], "/metrics"), networks=["monitoring", backend]),
+            healthcheck=_health(port["postgres-exporter"], "/metrics"), **published("postgres-exporter"),
+            networks=["monitoring", backend]),
         "redis-exporter": svc(
             "redis-exporter", entrypoint=["/redis_exporter"],
             environment={"REDIS_ADDR": f"redis://redis:{REDIS_PORT}",
                          "REDIS_PASSWORD": "${REDIS_PASSWORD:?REDIS_PASSWORD missing from .env}"},
-            networks=["monitoring", backend]),  # no healthcheck: NO_PROBE_SERVICES
+            **published("redis-exporter"), networks=["monitoring", backend]),  # no healthcheck: NO_PROBE_SERVICES
         "nginx-exporter": svc(
             "nginx-exporter", entrypoint=["/usr/bin/nginx-prometheus-exporter"],
             command=[f"--nginx.scrape-uri=http://nginx:{STUB_STATUS_PORT}/stub_status"],
-            networks=["monitoring", frontend]),  # no healthcheck: NO_PROBE_SERVICES
+            **published("nginx-exporter"), networks=["monitoring", frontend]),  # no healthcheck: NO_PROBE_SERVICES
         "blackbox-exporter": svc(
             "blackbox-exporter", entrypoint=["/bin/blackbox_exporter"],
             command=["--config.file=/etc/blackbox_exporter/config.yml"],
             volumes=[f"{cfg}/blackbox.yml:/etc/blackbox_exporter/config.yml:ro"],
-            healthcheck=_health(port["blackbox-exporter"], "/-/healthy"), networks=["monitoring", frontend]),
+            healthcheck=_health(port["blackbox-exporter"], "/-/healthy"),
+            networks=["monitoring", frontend] if app else ["monitoring"]),
         "loki": svc(
             "loki", command=["-config.file=/etc/loki/loki.yaml"],
             volumes=[f"{cfg}/loki.yaml:/etc/loki/loki.yaml:ro", "lokidata:/loki"],
-            **loopback("loki"), healthcheck=_health(port["loki"], "/ready"), networks=["monitoring"]),
+            **loopback("loki", *(at_address("loki", LOKI_PUSH_PORT)["ports"] if part == "server" else [])),
+            healthcheck=_health(port["loki"], "/ready"), networks=["monitoring"]),
         "alloy": svc(
             "alloy",
             command=["run", "/etc/alloy/config.alloy", "--storage.path=/var/lib/alloy/data",
@@ -277,7 +343,9 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
             volumes=[f"{cfg}/config.alloy:/etc/alloy/config.alloy:ro", "/var/run/docker.sock:/var/run/docker.sock:ro",
                      "alloydata:/var/lib/alloy/data"],
             healthcheck=_alloy_health(port["alloy"]),
-            depends_on={"loki": {"condition": "service_healthy"}}, networks=["monitoring"]),
+            # on an agent Loki is on the monitoring host: Alloy retries its pushes until it answers
+            **({} if part == "agent" else {"depends_on": {"loki": {"condition": "service_healthy"}}}),
+            networks=["monitoring"]),
         "grafana": svc(
             "grafana",
             environment={
@@ -298,16 +366,19 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
             healthcheck=_health(port["grafana"], (GRAFANA_PUBLIC_PATH.rstrip("/") if m.grafana_public else "") + "/api/health"),
             networks=["monitoring", frontend] if m.grafana_public else ["monitoring"]),
     }
+    services = {name: spec for name, spec in services.items() if name in PART_SERVICES[part]}
+    networks: dict[str, Any] = {"monitoring": {}}
+    if app:
+        networks[backend] = {"external": True, "name": f"{settings.compose_project}_backend"}
+        networks[frontend] = {"external": True, "name": f"{settings.compose_project}_frontend"}
+    volumes = {"promdata": "prometheus", "amdata": "alertmanager", "lokidata": "loki", "alloydata": "alloy",
+               "grafanadata": "grafana"}
     return {
         "name": m.compose_project,
         # the one mechanism both projects share (deploys/roles/compose_hardening.py)
         "services": harden(services, SERVICE_HARDENING, m.service_limits),
-        "networks": {
-            "monitoring": {},
-            backend: {"external": True, "name": f"{settings.compose_project}_backend"},
-            frontend: {"external": True, "name": f"{settings.compose_project}_frontend"},
-        },
-        "volumes": {v: {} for v in ("promdata", "amdata", "lokidata", "alloydata", "grafanadata")},
+        "networks": networks,
+        "volumes": {v: {} for v, service in volumes.items() if service in services},
     }
 
 
@@ -315,22 +386,31 @@ def compose_text(settings: HostSettings) -> str:
     """``compose.yaml``: :func:`compose_project` written by ``yaml.safe_dump`` under a header comment."""
     header = ("# Managed by orderops (deploys/roles/monitoring.py). Its own Compose project beside the order stack;\n"
               "# nothing is published except on 127.0.0.1 (SSH tunnel targets). Secrets come from .env (0600).\n")
+    if settings.monitoring_part in ("server", "agent"):
+        header = (f"# Managed by orderops (deploys/roles/monitoring.py). Part '{settings.monitoring_part}' of the monitoring\n"
+                  "# stack split over hosts: published on 127.0.0.1 and on this host's address, which the firewall\n"
+                  "# opens to the other side's addresses only. Secrets come from .env (0600).\n")
     return header + yaml.safe_dump(compose_project(settings), sort_keys=False, default_flow_style=False, width=1000)
 
 
 def env_text(settings: HostSettings) -> str:
     """The rendered ``.env`` (secrets: never log it)."""
     s = settings.secrets
-    return render("monitoring/env.j2", grafana_admin_password=dotenv_quote(s.grafana_admin_password.get_secret_value()),
-                  pg_monitor_password=dotenv_quote(s.pg_monitor_password.get_secret_value()),
-                  redis_password=dotenv_quote(s.redis_password.get_secret_value()))
+    services = _services(settings)
+    grafana = dotenv_quote(s.grafana_admin_password.get_secret_value()) if "grafana" in services else None
+    postgres = "postgres-exporter" in services
+    return render("monitoring/env.j2", grafana_admin_password=grafana,
+                  pg_monitor_password=dotenv_quote(s.pg_monitor_password.get_secret_value()) if postgres else None,
+                  redis_password=dotenv_quote(s.redis_password.get_secret_value()) if postgres else None)
 
 
 def checks(settings: HostSettings) -> list[str]:
     """Shell commands validating a staging copy of ``<dir>/config`` (``{dir}``) with the pinned images."""
     images = settings.monitoring.images.refs()
     run = "docker run --rm --network none --user 0"
-    return [
+    readers = ("prometheus", "prometheus", "alertmanager", "blackbox-exporter", "loki", "alloy")
+    services = _services(settings)
+    return [check for check, reader in zip([
         f"{run} -v {{dir}}/prometheus:/etc/prometheus:ro --entrypoint /bin/promtool {images['prometheus']} "
         "check config /etc/prometheus/prometheus.yml",
         f"{run} -v {{dir}}/prometheus:/etc/prometheus:ro --entrypoint /bin/promtool {images['prometheus']} "
@@ -341,7 +421,7 @@ def checks(settings: HostSettings) -> list[str]:
         f"{images['blackbox_exporter']} --config.check --config.file=/etc/blackbox_exporter/config.yml",
         f"{run} -v {{dir}}/loki.yaml:/etc/loki/loki.yaml:ro {images['loki']} -config.file=/etc/loki/loki.yaml -verify-config",
         f"{run} -v {{dir}}/config.alloy:/etc/alloy/config.alloy:ro {images['alloy']} validate /etc/alloy/config.alloy",
-    ]
+    ], readers, strict=True) if reader in services]
 
 
 def _changed_prefixes(changed: list[str], table: dict) -> set:
@@ -350,35 +430,28 @@ def _changed_prefixes(changed: list[str], table: dict) -> set:
 
 @deploy("monitoring")
 def monitoring(settings: HostSettings, upload_dir: str) -> None:
-    """Upload, validate and converge the monitoring project; reload or restart what changed."""
+    """Upload, validate and converge this host's part of the monitoring project (``monitoring_part``:
+    every service, the ``server``'s or the ``agent``'s); reload or restart what changed."""
     m = settings.monitoring
     layout = MonitoringLayout(m.dir)
     root = layout.root
     dc = compose_command(m.compose_project, root)
+    services = _services(settings)
+    refs = m.images.refs()
     files.directory(name="Monitoring directory", path=root, mode="755")
     files.directory(name="Monitoring scripts", path=layout.bin_dir, mode="755")
     files.directory(name="Runbook textfile directory", path=settings.runbook_textfile_dir, mode="755")
     env = secret_files.present(name="Monitoring secrets (.env, 0600)", dest=layout.env_file,
                                content=env_text(settings), upload_dir=upload_dir)
 
-    # The pg_monitor role postgres-exporter logs in with; password read from .env on the host.
-    pg_script = files.put(
-        name="pg_monitor role script", src=StringIO(render(
-            "monitoring/apply-pg-monitor.sh.j2",
-            order_compose=compose_command(settings.compose_project, settings.stack_dir), env_file=layout.env_file, user=PG_MONITOR_USER,
-            db_user=DB_USER, db_name=DB_NAME,
-            read_password=dotenv_read_command(layout.env_file, "PG_MONITOR_PASSWORD"))),
-        dest=layout.pg_monitor_script, mode="755")
-    role_exists = host.get_fact(PostgresRoleExists, project=settings.compose_project,
-                                project_dir=settings.stack_dir, role=PG_MONITOR_USER)
-    server.shell(name="pg_monitor role for postgres-exporter", commands=[layout.pg_monitor_script],
-                 _if=lambda: not role_exists or env.did_change() or pg_script.did_change())
+    if "postgres-exporter" in services:
+        _pg_monitor_role(settings, layout, env)
 
     image_ops.present(name=f"Monitoring images ({settings.image_transport})",
-                      refs=sorted(set(m.images.refs().values())), transport=settings.image_transport,
-                      upload_dir=upload_dir)
+                      refs=sorted({refs[SERVICE_IMAGES[service]] for service in services}),
+                      transport=settings.image_transport, upload_dir=upload_dir)
 
-    if m.smtp is not None and m.smtp.username:
+    if "alertmanager" in services and m.smtp is not None and m.smtp.username:
         # read by Alertmanager (user nobody) through smtp_auth_password_file
         files.directory(name="Alertmanager secrets directory", path=posixpath.dirname(layout.smtp_password_file), mode="755")
         secret_files.present(name="SMTP password (0400, nobody)", dest=layout.smtp_password_file,
@@ -395,7 +468,7 @@ def monitoring(settings: HostSettings, upload_dir: str) -> None:
         name="Monitoring compose.yaml (docker compose config)", dest=root, files={"compose.yaml": compose_text(settings)},
         checks=[compose_command(m.compose_project, root, "--env-file", layout.env_file) + " -f {dir}/compose.yaml config -q"])
 
-    images = {service: m.images.refs()[role] for service, role in SERVICE_IMAGES.items()}
+    images = {service: refs[SERVICE_IMAGES[service]] for service in services}
     up = compose.up(name="Monitoring stack converged and healthy", project=m.compose_project, project_dir=root,
                     images=images, wait_timeout=settings.health_timeout)
 
@@ -409,7 +482,28 @@ def monitoring(settings: HostSettings, upload_dir: str) -> None:
                      commands=[f"{dc} restart {service}"],
                      _if=config.did_change)
 
-    # Grafana's admin password: applied even when the volume already holds a database.
+    if "grafana" in services:
+        _grafana_admin_password(settings, layout, env, up, compose_file)
+
+
+def _pg_monitor_role(settings: HostSettings, layout: MonitoringLayout, env) -> None:
+    """The pg_monitor role postgres-exporter logs in with; password read from .env on the host."""
+    pg_script = files.put(
+        name="pg_monitor role script", src=StringIO(render(
+            "monitoring/apply-pg-monitor.sh.j2",
+            order_compose=compose_command(settings.compose_project, settings.stack_dir), env_file=layout.env_file, user=PG_MONITOR_USER,
+            db_user=DB_USER, db_name=DB_NAME,
+            read_password=dotenv_read_command(layout.env_file, "PG_MONITOR_PASSWORD"))),
+        dest=layout.pg_monitor_script, mode="755")
+    role_exists = host.get_fact(PostgresRoleExists, project=settings.compose_project,
+                                project_dir=settings.stack_dir, role=PG_MONITOR_USER)
+    server.shell(name="pg_monitor role for postgres-exporter", commands=[layout.pg_monitor_script],
+                 _if=lambda: not role_exists or env.did_change() or pg_script.did_change())
+
+
+def _grafana_admin_password(settings: HostSettings, layout: MonitoringLayout, env, up, compose_file) -> None:
+    """Grafana's admin password: applied even when the volume already holds a database."""
+    dc = compose_command(settings.monitoring.compose_project, layout.root)
     files.put(name="Grafana admin password script", src=StringIO(render(
         "monitoring/grafana-admin-password.sh.j2", compose=dc, env_file=layout.env_file,
         read_password=dotenv_read_command(layout.env_file, "GRAFANA_ADMIN_PASSWORD"),

@@ -26,7 +26,7 @@ from pyinfra.operations import server
 from deploys.contract.compose import compose_command
 from deploys.contract.dotenv import dotenv_quote, dotenv_read_command
 from deploys.contract.images import parse_image_ref
-from deploys.contract.monitoring import GRAFANA_PUBLIC_PATH, SERVICE_PORTS, STUB_STATUS_PORT
+from deploys.contract.monitoring import GRAFANA_PUBLIC_PATH, METRICS_PORT, SERVICE_PORTS, STUB_STATUS_PORT, url_host
 from deploys.contract.paths import NGINX_WEB_ROOT, WEB_CSP_CONF, StackLayout
 from deploys.contract.release import ReleaseRecord, RunningVersion, running_version
 from deploys.contract.tls import LETSENCRYPT_DIR
@@ -110,6 +110,14 @@ def _healthcheck(test: list[str], start_period: str) -> dict[str, Any]:
     return {"test": test, "interval": "5s", "timeout": "3s", "retries": 30, "start_period": start_period}
 
 
+def _metrics_ports(settings: HostSettings) -> list[str]:
+    """nginx's ``/metrics`` listener published on this host's address when a monitoring host of its own
+    scrapes it (``monitoring_part`` ``agent``; the firewall allows it from the monitoring hosts only), else none."""
+    if settings.monitoring_part != "agent":
+        return []
+    return [f"{url_host(settings.monitoring_address)}:{METRICS_PORT}:{METRICS_PORT}"]
+
+
 def compose_project(settings: HostSettings) -> dict[str, Any]:
     """The Compose project of the order stack as data (compose-spec.io): services, networks, volumes.
 
@@ -174,7 +182,7 @@ def compose_project(settings: HostSettings) -> dict[str, Any]:
             },
             "nginx": {
                 "image": images["nginx"], **always,
-                "ports": ["80:80", "443:443"],
+                "ports": ["80:80", "443:443", *_metrics_ports(settings)],
                 "volumes": [
                     f"{here(layout.nginx_dir)}:{NGINX_CONF_DIR}:ro", f"{here(layout.tls_dir)}:{NGINX_TLS_DIR}:ro",
                     f"{here(layout.acme_dir)}:{NGINX_ACME_DIR}:ro", f"{here(layout.web_dir)}:{NGINX_WEB_ROOT}:ro",
@@ -273,6 +281,7 @@ def nginx_text(settings: HostSettings, certificate: str = NGINX_CERTIFICATE, cer
         certificate=certificate,
         certificate_key=certificate_key,
         stub_status_port=STUB_STATUS_PORT,
+        metrics_port=METRICS_PORT if settings.monitoring_part == "agent" else None,
         acme_root=NGINX_ACME_DIR,
         grafana_upstream=grafana_upstream(settings),
         grafana_path=GRAFANA_PUBLIC_PATH,

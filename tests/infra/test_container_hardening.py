@@ -12,9 +12,13 @@ import json
 import re
 from urllib.parse import urlsplit
 
+import pytest
+
 from infra_checks import compose_containers, container_problems, wait_until
 
-from deploys.contract.monitoring import LOOPBACK_SERVICES, NO_PROBE_SERVICES, SERVICE_PORTS, SERVICES as MONITORING_SERVICES
+from deploys.contract.monitoring import (
+    AGENT_PUBLISHED, LOKI_PUSH_PORT, LOOPBACK_SERVICES, NO_PROBE_SERVICES, PART_SERVICES, SERVICE_PORTS,
+)
 from deploys.roles.monitoring import SERVICE_HARDENING as MONITORING_HARDENING
 from deploys.roles.order_stack import SERVICE_HARDENING
 
@@ -89,25 +93,43 @@ def test_containers_hardened_and_healthy(app_host, settings):
 
 
 def test_monitoring_containers_hardened_and_healthy(monitoring_host, settings):
+    _monitoring_project_checks(monitoring_host, settings)
+
+
+def test_monitoring_agent_on_app_hosts_monitored_from_their_own_host(app_host, settings):
+    """The app host's part when the monitoring stack lives on a host of its own: exporters + Alloy."""
+    if settings.monitoring_part != "agent":
+        pytest.skip("this app host is not monitored from a monitoring host of its own")
+    _monitoring_project_checks(app_host, settings)
+
+
+def _monitoring_project_checks(host, settings) -> None:
+    """This host's part of the monitoring project: exactly its services, healthy, hardened, and
+    published only where the part says (loopback services on 127.0.0.1; a split stack's exporters
+    and Loki push port on the host's own address, which the firewall opens to the other side only)."""
     m = settings.monitoring
-    containers = compose_containers(monitoring_host, m.compose_project)
-    assert {c["Service"] for c in containers} == set(MONITORING_SERVICES)
-    assert container_problems(containers, without_probe=NO_PROBE_SERVICES) == []
-    # the services without a healthcheck are healthy by Prometheus: their scrape target is up
-    prometheus = next(c["Name"] for c in containers if c["Service"] == "prometheus")
+    part = settings.monitoring_part
+    services = PART_SERVICES[part]
+    containers = compose_containers(host, m.compose_project)
+    assert {c["Service"] for c in containers} == set(services)
+    no_probe = tuple(s for s in NO_PROBE_SERVICES if s in services)
+    assert container_problems(containers, without_probe=no_probe) == []
+    if "prometheus" in services:
+        # the services without a healthcheck are healthy by Prometheus: their scrape target is up
+        prometheus = next(c["Name"] for c in containers if c["Service"] == "prometheus")
 
-    def down() -> list[str]:
-        health = _target_health(monitoring_host, prometheus)
-        return [f"{s}: {health.get(s, 'no target')}" for s in NO_PROBE_SERVICES if health.get(s) != "up"]
+        def down() -> list[str]:
+            health = _target_health(host, prometheus)
+            return [f"{s}: {health.get(s, 'no target')}" for s in no_probe if health.get(s) != "up"]
 
-    assert wait_until(lambda: not down(), 60), down()
+        assert wait_until(lambda: not down(), 60), down()
     for c in containers:
         service = c["Service"]
         entry = MONITORING_HARDENING[service]
-        info = _inspect(monitoring_host, c["ID"])
+        info = _inspect(host, c["ID"])
         assert _hardening_problems(info, entry, m.service_limits[service]) == [], service
         # the process itself: the table's uid, only the added capabilities in effect, no_new_privs
-        proc = _process(monitoring_host, info)
+        proc = _process(host, info)
         assert proc["Uid"] == entry.user.split(":")[0], f"{service} runs as uid {proc['Uid']}"
         assert int(proc["CapEff"], 16) == sum(1 << CAPABILITY_BITS[cap] for cap in entry.cap_add), service
         assert proc["NoNewPrivs"] == "1", service
@@ -115,8 +137,18 @@ def test_monitoring_containers_hardened_and_healthy(monitoring_host, settings):
         hc = info["HostConfig"]
         assert (hc["PidMode"] == "host") == (service == "node-exporter"), service
         assert hc["NetworkMode"] != "host" and hc["IpcMode"] != "host", service
-        # published: only the loopback services, on 127.0.0.1 and the inventory's port
         published = {k: v for k, v in (hc["PortBindings"] or {}).items() if v}
-        expected = ({f"{SERVICE_PORTS[service]}/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(m.loopback_ports[service])}]}
-                    if service in LOOPBACK_SERVICES else {})
-        assert published == expected, f"{service} publishes {published}"
+        assert published == _expected_bindings(settings, service), f"{service} publishes {published}"
+
+
+def _expected_bindings(settings, service: str) -> dict[str, list[dict[str, str]]]:
+    """Docker's ``PortBindings`` a monitoring service should have on this host."""
+    m, part = settings.monitoring, settings.monitoring_part
+    port = f"{SERVICE_PORTS[service]}/tcp"
+    bindings = []
+    if service in LOOPBACK_SERVICES and part != "agent":
+        bindings.append({"HostIp": "127.0.0.1", "HostPort": str(m.loopback_ports[service])})
+    if (part == "agent" and service in AGENT_PUBLISHED) or (part == "server" and service == "loki"):
+        host_port = LOKI_PUSH_PORT if service == "loki" else SERVICE_PORTS[service]
+        bindings.append({"HostIp": settings.monitoring_address, "HostPort": str(host_port)})
+    return {port: bindings} if bindings else {}

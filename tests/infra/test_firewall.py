@@ -1,4 +1,5 @@
-"""ufw on every host: active, deny incoming, exactly the inventory's TCP ports allowed in.
+"""ufw on every host: active, deny incoming, exactly the inventory's TCP ports allowed in (and, with the
+monitoring stack on its own host, exactly its single-source rules: ``HostSettings.firewall_allow_from``).
 
 The output is read with the parser of the ``UfwStatus`` fact the deploy itself uses.
 """
@@ -29,11 +30,13 @@ def test_ufw_allows_exactly_the_inventory_ports(any_host, settings):
     wanted = {f"{port}/tcp" for port in settings.firewall_allow_tcp}
 
     opening = [r for r in status["rules"] if r["direction"] == "IN" and r["action"] in OPENING_ACTIONS]
-    not_from_anywhere = [f"{r['to']} from {r['from']}" for r in opening if r["from"] != "Anywhere"]
-    assert not_from_anywhere == [], "rules open ports to specific sources only"
+    # the only rules from single sources: a split monitoring stack's (exporters / Loki), exactly those
+    sourced = {f"{r['to']} from {r['from']}" for r in opening if r["from"] != "Anywhere"}
+    wanted_sourced = {f"{port}/tcp from {source}" for source, port in settings.firewall_allow_from}
+    assert sourced == wanted_sourced, "rules from specific sources differ from the inventory's"
 
-    v4 = {r["to"] for r in opening if not r["v6"]}
-    v6 = {r["to"] for r in opening if r["v6"]}
+    v4 = {r["to"] for r in opening if not r["v6"] and r["from"] == "Anywhere"}
+    v6 = {r["to"] for r in opening if r["v6"] and r["from"] == "Anywhere"}
     assert v4 == wanted, f"IPv4: allowed {sorted(v4)}, inventory wants {sorted(wanted)}"
     # IPv6 rules come with the IPv4 ones (unless IPV6=no in /etc/default/ufw).
     assert v6 in (wanted, set()), f"IPv6: allowed {sorted(v6)}, inventory wants {sorted(wanted)}"

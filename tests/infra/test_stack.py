@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from deploys.contract.compose import compose_command
+from deploys.contract.monitoring import METRICS_PORT
 from deploys.contract.paths import StackLayout
 from deploys.contract.services import DB_PORT, REDIS_PORT
 from infra_checks import (
@@ -149,7 +150,12 @@ def test_only_nginx_ports_are_published(app_host, settings):
     store_ports = set(DATA_STORE_PORTS.values())
     data_store = [p for p in published if p[1] in store_ports or p[2] in store_ports]
     assert data_store == [], f"data store ports published: {data_store}"
-    assert {p[1] for p in published} <= {80, 443}, f"published: {published}"
+    # with the monitoring stack on its own host, nginx's /metrics listener too, on the host's address only
+    metrics = {METRICS_PORT} if settings.monitoring_part == "agent" else set()
+    assert {p[1] for p in published} <= {80, 443} | metrics, f"published: {published}"
+    on = {c["Publishers"][i]["URL"] for c in compose_containers(app_host, settings.compose_project)
+          for i, p in enumerate(c.get("Publishers") or []) if p.get("PublishedPort") in metrics}
+    assert on <= {settings.monitoring_address}, f"/metrics listener published on {on}"
 
 
 @pytest.mark.disruptive

@@ -115,6 +115,8 @@ def mon(inventory):
     if not inventory.get("monitoring"):
         pytest.skip("no host in group 'monitoring' (ORDEROPS_MONITORING=0 or no monitoring images)")
     name, data = inventory["monitoring"][0]
+    if name not in {n for n, _ in inventory["app"]}:
+        pytest.skip("the monitoring host is no app host (layout monitoring): tests/integration/test_monitoring_split.py")
     from inventories.schema import build_settings
 
     return name, data, build_settings(name, data, ("app", "monitoring"))

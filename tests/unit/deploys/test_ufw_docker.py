@@ -45,19 +45,34 @@ def test_section_replaces_itself_and_keeps_ufws_rules():
     assert with_section(changed, render_section([22, 80, 443])) == changed
 
 
+def test_sources_go_to_their_family_only():
+    sources = [("10.0.0.9", 9100), ("fd00::9", 9100), ("10.0.0.8/32", 3100)]
+    v4, v6 = policy_rules([22], sources, "ipv4"), policy_rules([22], sources, "ipv6")
+    assert v4[3:5] == ["-A DOCKER-USER -s 10.0.0.8/32 -p tcp -m conntrack --ctstate DNAT --ctorigdstport 3100 -j RETURN",
+                       "-A DOCKER-USER -s 10.0.0.9/32 -p tcp -m conntrack --ctstate DNAT --ctorigdstport 9100 -j RETURN"]
+    assert v6[3:4] == ["-A DOCKER-USER -s fd00::9/128 -p tcp -m conntrack --ctstate DNAT --ctorigdstport 9100 -j RETURN"]
+    assert v4[-2:] == v6[-2:] == ["-A DOCKER-USER -m conntrack --ctstate DNAT -j DROP", "-A DOCKER-USER -j RETURN"]
+    assert policy_rules([22], (), "ipv6") == policy_rules([22])
+    with pytest.raises(OperationValueError, match="source"):
+        policy_rules([22], [("mon.example.com", 9100)])
+
+
+SOURCES = [("10.0.0.9", 9100), ("fd00::9", 9100)]
+
+
 @pytest.mark.skipif(not shutil.which("unshare") or not shutil.which("iptables-restore"), reason="needs unshare + iptables")
-def test_section_loads_with_iptables_restore_and_reads_back_as_the_policy():
+@pytest.mark.parametrize("sources", [(), SOURCES], ids=["ports", "ports and sources"])
+def test_section_loads_with_iptables_restore_and_reads_back_as_the_policy(sources):
     """iptables-restore -n (as ufw loads after.rules) in a throw-away network namespace."""
-    section = render_section([22, 80, 443])
-    for tool in ("iptables", "ip6tables"):
+    for tool, family in (("iptables", "ipv4"), ("ip6tables", "ipv6")):
         proc = subprocess.run(
             ["unshare", "-n", "sh", "-c", f"{tool}-restore -n && {tool} -w -S DOCKER-USER"],
-            input=section, capture_output=True, text=True, check=False,
+            input=render_section([22, 80, 443], sources, family), capture_output=True, text=True, check=False,
         )
         if "Operation not permitted" in proc.stderr:
             pytest.skip("no permission to create a network namespace")
         assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.splitlines() == policy_rules([22, 80, 443])
+        assert proc.stdout.splitlines() == policy_rules([22, 80, 443], sources, family)
 
 
 def _facts(v4_text, v6_text, v4_live, v6_live):
@@ -111,6 +126,23 @@ CASES = {
             *RELOAD_CHECKS,
         ],
     ),
+    "sources: one staged section per family, reload": dict(
+        facts=_facts(CONVERGED, CONVERGED, policy_rules(PORTS), policy_rules(PORTS)),
+        kwargs=dict(allowed_tcp=PORTS, allowed_from=SOURCES),
+        commands=[
+            f"<upload {STAGED}>", f"chmod 0644 {STAGED}",
+            f"test -f /etc/ufw/after.rules && {SED} /etc/ufw/after.rules && cat {STAGED} >> /etc/ufw/after.rules",
+            f"<upload {STAGED}.ipv6>", f"chmod 0644 {STAGED}.ipv6",
+            f"test -f /etc/ufw/after6.rules && {SED} /etc/ufw/after6.rules && cat {STAGED}.ipv6 >> /etc/ufw/after6.rules",
+            *RELOAD_CHECKS,
+        ],
+    ),
+    "sources converged: noop": dict(
+        facts=_facts(with_section(UFW_AFTER, render_section(PORTS, SOURCES, "ipv4")),
+                     with_section(UFW_AFTER, render_section(PORTS, SOURCES, "ipv6")),
+                     policy_rules(PORTS, SOURCES, "ipv4"), policy_rules(PORTS, SOURCES, "ipv6")),
+        kwargs=dict(allowed_tcp=PORTS, allowed_from=SOURCES), noop="DOCKER-USER policy in place",
+    ),
 }
 
 
@@ -118,7 +150,7 @@ CASES = {
 def test_docker_user_cases(case):
     _, _, uploads = check_case(ufw_docker.docker_user, case)
     if uploads:
-        assert uploads[STAGED] == render_section(case["kwargs"]["allowed_tcp"])
+        assert uploads[STAGED] == render_section(case["kwargs"]["allowed_tcp"], case["kwargs"].get("allowed_from", ()))
 
 
 def test_fact_parsing():

@@ -458,3 +458,40 @@ def test_change_detection_before_ufw_is_installed():
 
     assert commands == ["ufw allow 22/tcp", "ufw allow 80/tcp", "ufw allow 443/tcp"]
     assert state.get_op_meta(metas["enabled"]._hash).names == {"ufw.enabled"}
+
+
+# --- ufw.rules with sources (the monitoring stack on its own host) --------------------------
+
+# as ufw 0.36.2 prints a rule from one address to one port (IPv4 only: no "(v6)" twin)
+SOURCED = ACTIVE_WEB.replace(
+    "22/tcp (v6)", "9100/tcp                   ALLOW IN    10.0.0.9\n22/tcp (v6)", 1)
+
+
+def test_rules_from_sources_added_then_noop():
+    assert run(ufw.rules, status(ACTIVE_WEB), allowed=[22, 80, 443], allowed_from=[("10.0.0.9", 9100)])[0] == [
+        "ufw allow in proto tcp from 10.0.0.9 to any port 9100",
+    ]
+    assert run(ufw.rules, status(SOURCED), allowed=[22, 80, 443], allowed_from=[("10.0.0.9/32", 9100)]) == (
+        [], ["ufw allows exactly 22/tcp, 80/tcp, 443/tcp, 9100/tcp from 10.0.0.9 in"])
+
+
+def test_rules_from_sources_exclusive_deletes_a_source_no_longer_wanted():
+    assert run(ufw.rules, status(SOURCED), allowed=[22, 80, 443], allowed_from=[("10.0.0.8", 9100)])[0] == [
+        "ufw allow in proto tcp from 10.0.0.8 to any port 9100",
+        "ufw delete allow in proto tcp from 10.0.0.9 to any port 9100",
+    ]
+    assert run(ufw.rules, status(SOURCED), allowed=[22, 80, 443])[0] == [
+        "ufw delete allow in proto tcp from 10.0.0.9 to any port 9100"]
+
+
+def test_rules_from_sources_while_inactive_match_the_stored_form():
+    added = SHOW_ADDED.replace("ufw limit 22/tcp comment 'ssh rate limit'\n", "") + \
+        "ufw allow 22/tcp\nufw allow from 10.0.0.9 to any port 9100 proto tcp\n"
+    facts = {UfwStatus: inactive_status(), UfwAddedRules: parse_ufw_show_added(added)}
+    commands = run(ufw.rules, facts, allowed=[22], allowed_from=[("10.0.0.9", 9100)])[0]
+    assert not any("10.0.0.9" in c for c in commands), commands
+
+
+def test_rules_refuse_a_source_that_is_no_address():
+    with pytest.raises(OperationValueError, match="source"):
+        run(ufw.rules, status(ACTIVE_WEB), allowed=[22], allowed_from=[("mon.example.com", 9100)])

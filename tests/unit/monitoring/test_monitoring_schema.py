@@ -63,10 +63,10 @@ def test_smtp_password_required_with_an_smtp_username(tmp_path):
     assert err.value.field == "secrets.smtp_password"
 
 
-def test_monitoring_host_must_be_an_app_host(make_settings):
+def test_monitoring_host_of_its_own_needs_the_app_hosts_addresses(make_settings):
     with pytest.raises(InventoryError) as err:
         make_settings(groups=("controller", "monitoring"), monitoring={"images": IMAGES, "smtp": SMTP})
-    assert err.value.field == "monitoring"
+    assert err.value.field == "monitoring.app_hosts"
 
 
 def test_weak_monitoring_secret_refused(tmp_path):

@@ -13,6 +13,10 @@ def test_single_layout():
 def test_split_layout():
     assert layout_groups(2, "split") == [["controller"], ["app"]]
     assert layout_groups(4, "split") == [["controller"], ["app"], ["app"], ["app"]]
+    assert layout_groups(3, "monitoring") == [["controller"], ["app"], ["monitoring"]]
+    assert layout_groups(4, "monitoring") == [["controller"], ["app"], ["app"], ["monitoring"]]
+    with pytest.raises(HostsError, match="at least 3"):
+        layout_groups(2, "monitoring")
     with pytest.raises(HostsError, match="at least 2"):
         layout_groups(1, "split")
 
