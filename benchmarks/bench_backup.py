@@ -52,7 +52,7 @@ PASSWORD = "bench-backup-password"
 #: the compressions compared: name -> (Config.compression, Config.zstd_level)
 VARIANTS = {"zstd-1": ("zstd", 1), "zstd-3": ("zstd", 3), "gzip": ("gzip", 3)}
 #: the inventory default (inventories/schema.py backup_compression / backup_zstd_level)
-DEFAULT = "zstd-3"
+DEFAULT = "zstd-1"
 
 
 def timed(fn):

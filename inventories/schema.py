@@ -386,7 +386,7 @@ class HostSettings(BaseModel):
     backup_keep_monthly: int = Field(6, ge=0, le=240)
     backup_compression: Literal["zstd", "gzip"] = Field(
         "zstd", description="zstd: pg_dump -Z0 | zstd (chosen by benchmarks/bench_backup.py); gzip: pg_dump -Z1")
-    backup_zstd_level: int = Field(3, ge=1, le=19)
+    backup_zstd_level: int = Field(1, ge=1, le=19, description="zstd level (1: chosen by benchmarks/bench_backup.py, README Backups)")
     backup_s3_bucket: str | None = Field(None, description="offsite copy bucket (none: local backups only)")
     backup_s3_prefix: str | None = Field(None, description="key prefix in the bucket (default '<host>/')")
     backup_s3_endpoint_url: str | None = Field(None, description="S3 endpoint (default: AWS)")

@@ -14,7 +14,7 @@ Written by ``deploys/roles/backups.py`` from the inventory; read by every subcom
       "backup_dir": "/var/backups/orderops",
       "recipients": ["age1..."],                    # age public keys; the private key is never here
       "compression": "zstd" | "gzip",               # zstd: pg_dump -Z0 | zstd; gzip: pg_dump -Z1
-      "zstd_level": 3,
+      "zstd_level": 1,
       "keep": {"daily": 7, "weekly": 4, "monthly": 6},
       "key_tables": ["users", "orders", ...],       # row counts recorded in the manifest
       "textfile_dir": "/var/lib/prometheus/node-exporter",
@@ -73,7 +73,7 @@ class Config:
     attachments_volume: str | None = None
     attachments_dir: str | None = None
     compression: str = "zstd"
-    zstd_level: int = 3
+    zstd_level: int = 1
     keep: dict[str, int] = field(default_factory=lambda: {"daily": 7, "weekly": 4, "monthly": 6})
     key_tables: tuple[str, ...] = ("users", "orders", "order_lines", "order_transitions", "attachments")
     textfile_dir: str | None = None
