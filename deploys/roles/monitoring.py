@@ -477,9 +477,12 @@ def monitoring(settings: HostSettings, upload_dir: str) -> None:
             name=f"Reload {service} (POST /-/reload)",
             commands=[f"{dc} exec -T {service} wget -q -O /dev/null --post-data= http://127.0.0.1:{port}/-/reload"],
             _if=config.did_change)
+    # `restart` returns before the service's healthcheck passes: wait for health as `up` does, so
+    # the deploy ends healthy and an immediate next converge finds nothing to wait for (0 changes)
     for service in sorted(_changed_prefixes(changed, RESTART)):
         server.shell(name=f"Restart {service} for its new configuration",
-                     commands=[f"{dc} restart {service}"],
+                     commands=[f"{dc} restart {service}",
+                               compose.up_command(m.compose_project, root, settings.health_timeout)],
                      _if=config.did_change)
 
     if "grafana" in services:
