@@ -34,23 +34,21 @@ def _bound(op, args, kwargs) -> dict:
     return bound.arguments
 
 
-def _put(*args, **kwargs):
-    a = _bound(_files.put, args, kwargs)
-    dest = a["dest"]
-    declare(host, File, path=dest)
-    declare(host, Sha1File, path=dest)
+def _declare_upload(a: dict) -> None:
+    """The facts ``files.put`` / ``files.template`` read for ``dest`` (and its directory)."""
+    declare(host, File, path=a["dest"])
+    declare(host, Sha1File, path=a["dest"])
     if a.get("create_remote_dir"):
-        declare(host, Directory, path=posixpath.dirname(dest))
+        declare(host, Directory, path=posixpath.dirname(a["dest"]))
+
+
+def _put(*args, **kwargs):
+    _declare_upload(_bound(_files.put, args, kwargs))
     return _files.put(*args, **kwargs)
 
 
 def _template(*args, **kwargs):
-    a = _bound(_files.template, args, kwargs)
-    dest = a["dest"]
-    declare(host, File, path=dest)
-    declare(host, Sha1File, path=dest)
-    if a.get("create_remote_dir"):
-        declare(host, Directory, path=posixpath.dirname(dest))
+    _declare_upload(_bound(_files.template, args, kwargs))
     return _files.template(*args, **kwargs)
 
 

@@ -10,6 +10,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,3 +146,17 @@ def sink(mon):
 
     yield read
     ssh(data, f"sudo docker rm -f {SINK} >/dev/null 2>&1", check=False)
+
+
+def wait_until(what: str, check, timeout: float, interval: float = 3.0):
+    """Call ``check()`` every ``interval`` seconds until it returns something truthy, and return
+    that; ``AssertionError`` naming ``what`` (and ``check``'s docstring, if any) after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            last = f" (last: {check.__doc__})" if check.__doc__ else ""
+            raise AssertionError(f"{what}: not within {timeout:.0f} s{last}")
+        time.sleep(interval)

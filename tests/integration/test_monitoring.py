@@ -33,7 +33,7 @@ import pytest
 from deploys.contract.compose import compose_command
 from deploys.contract.monitoring import MonitoringLayout
 from inventories.schema import load_secrets
-from tests.integration.conftest import run_pyinfra, ssh, ssh_argv
+from tests.integration.conftest import run_pyinfra, ssh, ssh_argv, wait_until as _wait
 
 pytestmark = pytest.mark.integration
 
@@ -56,17 +56,6 @@ def _grafana_get(data: dict, settings, path: str, user: str, password: str) -> t
     out = _ssh_input(data, f"curl -s -K - -w '\\n%{{http_code}}' {shlex.quote(base + path)}", config).stdout.decode()
     body, _, code = out.rpartition("\n")
     return int(code or 0), body
-
-
-def _wait(what: str, check, timeout: float, interval: float = 3.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(interval)
 
 
 def _target_down(items: list[dict], status: str, kind: str) -> list[dict]:

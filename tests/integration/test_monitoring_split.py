@@ -31,7 +31,7 @@ import pytest
 from deploys.contract.paths import local_state_dir
 from deploys.contract.monitoring import AGENT_PUBLISHED, LOKI_PUSH_PORT, METRICS_PORT, SERVICE_PORTS
 from inventories.schema import validate_groups
-from tests.integration.conftest import host_network, ssh
+from tests.integration.conftest import host_network, ssh, wait_until as _wait
 
 pytestmark = pytest.mark.integration
 
@@ -67,17 +67,6 @@ def split(inventory):
     settings = validate_groups(inventory)
     (app_name, app_data), (mon_name, mon_data) = inventory["app"][0], own[0]
     return (app_name, app_data, settings[app_name]), (mon_name, mon_data, settings[mon_name])
-
-
-def _wait(what: str, check, timeout: float, interval: float = 3.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {check.__doc__ or ''})")
-        time.sleep(interval)
 
 
 def _prometheus(mon, path: str) -> dict:
